@@ -1,0 +1,1 @@
+"""spd-pipeline: Stochastic Parameter Decomposition, its toy targets and ground-truth evaluation."""

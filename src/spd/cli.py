@@ -1,0 +1,154 @@
+"""Command line: `spd train-target | decompose | evaluate | run`, each reading an experiment YAML.
+
+Every input is validated before any compute starts; errors are one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import yaml
+
+from spd.config import (
+    ConfigError,
+    ExperimentConfig,
+    config_hash,
+    load_experiment_config,
+    parse_experiment_config,
+)
+from spd.io import CheckpointError, write_parquet, write_text
+
+TARGET_FILE = "target.pt"
+DECOMPOSITION_FILE = "decomposition.pt"
+LOSSES_FILE = "losses.parquet"
+METRICS_FILE = "metrics.parquet"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _device(name: str) -> str:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available")
+    return name
+
+
+def _with_overrides(config: ExperimentConfig, section: str, updates: dict[str, object]) -> ExperimentConfig:
+    """Apply command-line overrides to one section and validate the result like a config file."""
+    updates = {key: value for key, value in updates.items() if value is not None}
+    if not updates:
+        return config
+    raw = config.model_dump(mode="json")
+    raw[section] = raw[section] | updates
+    return parse_experiment_config(raw, source="command line")
+
+
+def _train_target(config: ExperimentConfig, out: Path, device: str) -> Path:
+    from spd.targets.registry import save_target, train_target
+
+    _log(f"[{config.name}] training target")
+    model, info = train_target(config.target, device, _log)
+    path = out / TARGET_FILE
+    save_target(model, config.target, info, path)
+    _log(f"[{config.name}] target saved to {path} (seed used {info['seed_used']})")
+    return path
+
+
+def _decompose(config: ExperimentConfig, target_path: Path, out: Path, device: str) -> Path:
+    from spd.decomp.storage import save_decomposition
+    from spd.decomp.train import decompose
+    from spd.targets.registry import load_target
+
+    target, _, _ = load_target(target_path, device)
+    spd = config.decomposition
+    _log(f"[{config.name}] SPD: C={spd.C} steps={spd.steps} batch={spd.batch_size} seed={spd.seed}")
+    result = decompose(target, spd, _log)
+    path = out / DECOMPOSITION_FILE
+    save_decomposition(result.model, spd, path)
+    history = result.loss_history.assign(experiment=config.name, seed=spd.seed)
+    write_parquet(history, out / LOSSES_FILE)
+    _log(f"[{config.name}] decomposition saved to {path} ({result.seconds:.1f} s)")
+    return path
+
+
+def _evaluate(
+    config: ExperimentConfig, target_path: Path, decomposition_path: Path, out: Path, device: str
+) -> Path:
+    from spd.decomp.storage import load_decomposition
+    from spd.evaluate.report import metric_rows, metrics_table
+    from spd.targets.registry import load_target
+
+    target, target_config, _ = load_target(target_path, device)
+    model, spd_config = load_decomposition(decomposition_path, target)
+    rows = metric_rows(model, target_config, spd_config, config.evaluation)
+    table = metrics_table(rows, config.name, spd_config.seed, config_hash(config))
+    path = out / METRICS_FILE
+    write_parquet(table, path)
+    summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
+    _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
+    _log(f"[{config.name}] metrics saved to {path}")
+    return path
+
+
+def _require_file(path: Path, flag: str) -> Path:
+    if not path.is_file():
+        raise ConfigError(f"{flag} {path}: file not found")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", type=Path, required=True, help="experiment YAML")
+        sub.add_argument("--out", type=Path, required=True, help="output folder")
+        sub.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+        return sub
+
+    train = add("train-target", "Train the experiment's target model; writes target.pt.")
+    train.add_argument("--seed", type=int, help="override target.seed (first seed tried)")
+    decompose = add("decompose", "Decompose a trained target; writes decomposition.pt, losses.parquet.")
+    decompose.add_argument("--target", type=Path, required=True, help="target.pt to decompose")
+    run = add("run", "Train the target, decompose it and evaluate it, all into --out.")
+    for sub in (decompose, run):
+        sub.add_argument("--seed", type=int, help="override decomposition.seed")
+        sub.add_argument("--steps", type=int, help="override decomposition.steps")
+    evaluate = add("evaluate", "Score a decomposition against the ground truth; writes metrics.parquet.")
+    evaluate.add_argument("--target", type=Path, required=True, help="target.pt")
+    evaluate.add_argument("--decomposition", type=Path, required=True, help="decomposition.pt")
+
+    args = parser.parse_args(argv)
+    try:
+        config = load_experiment_config(args.config)
+        if args.command == "train-target":
+            config = _with_overrides(config, "target", {"seed": args.seed})
+        elif args.command in ("decompose", "run"):
+            config = _with_overrides(config, "decomposition", {"seed": args.seed, "steps": args.steps})
+        device = _device(args.device)
+        if args.command == "train-target":
+            _train_target(config, args.out, device)
+        elif args.command == "decompose":
+            _decompose(config, _require_file(args.target, "--target"), args.out, device)
+        elif args.command == "evaluate":
+            _evaluate(
+                config,
+                _require_file(args.target, "--target"),
+                _require_file(args.decomposition, "--decomposition"),
+                args.out,
+                device,
+            )
+        else:
+            target_path = _train_target(config, args.out, device)
+            decomposition_path = _decompose(config, target_path, args.out, device)
+            _evaluate(config, target_path, decomposition_path, args.out, device)
+    except (ConfigError, CheckpointError) as error:
+        print(f"spd: error: {error}", file=sys.stderr)
+        return 2
+    return 0

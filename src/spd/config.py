@@ -1,0 +1,127 @@
+"""The one configuration schema: target models, decomposition and evaluation settings.
+
+Every model forbids unknown keys and is immutable; a bad value fails at load time with a one-line
+message naming the key (see `load_experiment_config`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Probability = Annotated[float, Field(gt=0, le=1)]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the offending key or file."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TMSTargetConfig(StrictModel):
+    """Toy Model of Superposition (spec 5.1) and its training recipe."""
+
+    family: Literal["tms"] = "tms"
+    n_features: PositiveInt = Field(description="Number of sparse input features.")
+    d_hidden: PositiveInt = Field(description="Width of the bottleneck.")
+    identity_layer: bool = Field(False, description="Insert a frozen d_hidden x d_hidden identity.")
+    feature_probability: Probability = Field(0.05, description="P(feature active).")
+    steps: PositiveInt = Field(10_000, description="Target training steps.")
+    batch_size: PositiveInt = Field(1024, description="Target training batch size.")
+    lr: PositiveFloat = Field(5e-3, description="AdamW learning rate (constant).")
+    weight_decay: NonNegativeFloat = Field(0.01, description="AdamW weight decay.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="First training seed tried.")
+    max_seed_tries: PositiveInt = Field(
+        20, description="Seeds tried (seed, seed+1, ...) until every feature is represented."
+    )
+    min_feature_norm: PositiveFloat = Field(
+        0.5, description="A feature counts as represented if its column of W has this norm."
+    )
+
+
+TargetConfig = TMSTargetConfig
+
+
+class SPDConfig(StrictModel):
+    """Stochastic Parameter Decomposition settings, paper mode (spec 1-4, 6)."""
+
+    C: PositiveInt = Field(description="Subcomponents per decomposed matrix.")
+    d_gate: Annotated[int, Field(ge=0)] = Field(16, description="Hidden width of each CI MLP.")
+    faithfulness_coeff: NonNegativeFloat = Field(1.0, description="Weight of L_faith.")
+    stochastic_recon_coeff: NonNegativeFloat = Field(1.0, description="beta1, weight of L_stoch.")
+    layerwise_recon_coeff: NonNegativeFloat = Field(1.0, description="beta2, weight of L_layer.")
+    importance_minimality_coeff: NonNegativeFloat = Field(description="beta3, weight of L_imp.")
+    pnorm: PositiveFloat = Field(description="Exponent p of the importance-minimality loss.")
+    lr: PositiveFloat = Field(1e-3, description="Adam learning rate.")
+    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="Quarter-cosine or flat.")
+    steps: PositiveInt = Field(40_000, description="Optimisation steps.")
+    batch_size: PositiveInt = Field(4096, description="Fresh synthetic examples per step.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed for init, data and masks.")
+    leaky_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.01, description="Sigmoid leak.")
+    fused_gates: bool = Field(True, description="Memory-lean fused CI-MLP kernel (same numbers).")
+    log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
+
+
+class EvalConfig(StrictModel):
+    """Ground-truth evaluation settings (spec 7)."""
+
+    probe_value: PositiveFloat = Field(0.75, description="Value of the one-hot probes.")
+    n_random: PositiveInt = Field(10_000, description="Size of the random evaluation batch.")
+    alive_threshold: Probability = Field(0.1, description="CI above which a subcomponent lives.")
+    l0_thresholds: tuple[Probability, ...] = Field((0.01, 0.1), description="CI-L0 thresholds.")
+    diag_min: Probability = Field(0.9, description="Diagonal CI below this is an error.")
+    offdiag_max: Probability = Field(0.1, description="Off-diagonal CI above this is an error.")
+    seed: Annotated[int, Field(ge=0)] = Field(12345, description="Seed of the random batch.")
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: a target model, its decomposition and its evaluation."""
+
+    name: str = Field(min_length=1, description="Experiment name, e.g. tms_5-2.")
+    target: TargetConfig
+    decomposition: SPDConfig
+    evaluation: EvalConfig = EvalConfig()
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    extra = len(error.errors()) - 1
+    more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
+    return f"{source}: bad config key '{key}': {first['msg']}{more}"
+
+
+def parse_experiment_config(raw: object, source: str = "config") -> ExperimentConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error.__class__.__name__})") from None
+    return parse_experiment_config(raw, source=str(path))
+
+
+def config_hash(model: BaseModel) -> str:
+    """A short stable hash of a config's content (key order independent)."""
+    canonical = json.dumps(model.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

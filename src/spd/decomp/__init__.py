@@ -1,0 +1,1 @@
+"""Stochastic Parameter Decomposition: components, causal importance, masks, losses, training."""

@@ -1,0 +1,124 @@
+"""A frozen target network plus, for each decomposed `nn.Linear`, its subcomponents and CI gates.
+
+Forward hooks on the target's decomposed layers either record the layer's input (clean pass) or
+replace the layer's output by the masked component forward y = U (m * (V x)) + b (spec 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from spd.decomp.causal_importance import CausalImportanceGates
+from spd.decomp.components import LinearComponents
+from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
+from spd.targets.base import Target
+
+
+def _key(module_name: str) -> str:
+    """nn.ModuleDict keys may not contain dots."""
+    return module_name.replace(".", "-")
+
+
+class ComponentModel(nn.Module):
+    def __init__(
+        self, target: Target, C: int, d_gate: int, fused_gates: bool, generator: torch.Generator
+    ) -> None:
+        super().__init__()
+        self._target = target  # plain attribute: the frozen target is not part of our state
+        self.C = C
+        self.module_names = target.decomposed_modules
+        self._linears: dict[str, nn.Linear] = {
+            name: target.model.get_submodule(name) for name in self.module_names
+        }
+        self.components = nn.ModuleDict(
+            {
+                _key(name): LinearComponents.initialised_from(self._linears[name].weight, C, generator)
+                for name in self.module_names
+                if name not in target.tied_modules
+            }
+        )
+        self.gates = nn.ModuleDict(
+            {_key(name): CausalImportanceGates(C, d_gate, fused_gates) for name in self.module_names}
+        )
+        device = next(iter(self._linears.values())).weight.device
+        self.gates.to(device)
+        self._masks: Mapping[str, Tensor] = {}
+        self._recorded_inputs: dict[str, Tensor] | None = None
+        for name in self.module_names:
+            self._linears[name].register_forward_hook(self._make_hook(name))
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    def _make_hook(self, name: str):  # noqa: ANN202 - torch hook signature
+        def hook(module: nn.Linear, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+            if self._recorded_inputs is not None:
+                self._recorded_inputs[name] = args[0]
+            mask = self._masks.get(name)
+            if mask is None:
+                return None
+            return self.masked_linear(name, args[0], mask)
+
+        return hook
+
+    def factors(self, name: str) -> tuple[Tensor, Tensor]:
+        """(U, V) of a decomposed module; a tied module reuses its source's, transposed."""
+        source = self.target.tied_modules.get(name)
+        if source is not None:
+            components = self.components[_key(source)]
+            return components.V.T, components.U.T
+        components = self.components[_key(name)]
+        return components.U, components.V
+
+    def target_weight(self, name: str) -> Tensor:
+        return self._linears[name].weight
+
+    def inner_acts(self, name: str, layer_input: Tensor) -> Tensor:
+        """h = V x for every subcomponent: (..., C)."""
+        _, V = self.factors(name)
+        return layer_input @ V.T
+
+    def masked_linear(self, name: str, layer_input: Tensor, mask: Tensor) -> Tensor:
+        U, _ = self.factors(name)
+        output = (self.inner_acts(name, layer_input) * mask) @ U.T
+        bias = self._linears[name].bias
+        return output if bias is None else output + bias
+
+    @torch.no_grad()
+    def forward_recording_inputs(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Clean target forward; returns its output and each decomposed layer's input."""
+        self._recorded_inputs = {}
+        try:
+            output = self.target.model(x)
+            return output, self._recorded_inputs
+        finally:
+            self._recorded_inputs = None
+
+    @contextmanager
+    def _using_masks(self, masks: Mapping[str, Tensor]) -> Iterator[None]:
+        self._masks = masks
+        try:
+            yield
+        finally:
+            self._masks = {}
+
+    def forward_masked(self, x: Tensor, masks: Mapping[str, Tensor]) -> Tensor:
+        """Layers named in `masks` use their masked components; the others the target weights."""
+        with self._using_masks(masks):
+            return self.target.model(x)
+
+    def causal_importances(
+        self, layer_inputs: Mapping[str, Tensor], alpha: float
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Lower- and upper-leaky causal importances, (batch, C) per decomposed module."""
+        lower, upper = {}, {}
+        for name in self.module_names:
+            z = self.gates[_key(name)](self.inner_acts(name, layer_inputs[name]))
+            lower[name] = lower_leaky_hard_sigmoid(z, alpha)
+            upper[name] = upper_leaky_hard_sigmoid(z, alpha)
+        return lower, upper

@@ -1,0 +1,31 @@
+"""The four SPD losses (spec 4). Each is a pure function of tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def faithfulness_loss(target_weights: Sequence[Tensor], component_weights: Sequence[Tensor]) -> Tensor:
+    """sum_l ||W^l - U^l V^l||_F^2 / N, N the total number of entries of the decomposed matrices."""
+    squared_error = sum(((w - uv) ** 2).sum() for w, uv in zip(target_weights, component_weights, strict=True))
+    n_entries = sum(w.numel() for w in target_weights)
+    return squared_error / n_entries
+
+
+def reconstruction_mse(output: Tensor, target_output: Tensor) -> Tensor:
+    """D for the toy models: mean squared error over batch x outputs."""
+    return ((output - target_output) ** 2).mean()
+
+
+def importance_minimality_loss(upper_causal_importances: Sequence[Tensor], pnorm: float) -> Tensor:
+    """Mean over the batch of sum_l sum_c g_up^p (no division by L or C)."""
+    per_example = sum(g.pow(pnorm).sum(dim=-1) for g in upper_causal_importances)
+    return per_example.mean()
+
+
+def layerwise_reconstruction_loss(per_layer_losses: Sequence[Tensor]) -> Tensor:
+    """(1/L) sum_l D(f(x | only layer l masked), f(x))."""
+    return torch.stack(list(per_layer_losses)).mean()

@@ -1,0 +1,123 @@
+"""The one SPD training loop: any target that declares its decomposed `nn.Linear` layers and a
+batch sampler is decomposed here (spec 3-4)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from spd.config import SPDConfig
+from spd.decomp.component_model import ComponentModel
+from spd.decomp.losses import (
+    faithfulness_loss,
+    importance_minimality_loss,
+    layerwise_reconstruction_loss,
+    reconstruction_mse,
+)
+from spd.decomp.masks import stochastic_mask
+from spd.targets.base import Target
+
+LOSS_NAMES = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality", "total")
+
+
+def learning_rate(config: SPDConfig, step: int) -> float:
+    """Paper mode's quarter-period cosine lr * cos(pi/2 * t / (T - 1)), or a constant."""
+    if config.lr_schedule == "constant" or config.steps == 1:
+        return config.lr
+    return config.lr * math.cos(0.5 * math.pi * step / (config.steps - 1))
+
+
+def spd_losses(
+    model: ComponentModel, x: Tensor, config: SPDConfig, generator: torch.Generator
+) -> dict[str, Tensor]:
+    """All four losses on one batch, and their weighted total."""
+    target_output, layer_inputs = model.forward_recording_inputs(x)
+    ci_lower, ci_upper = model.causal_importances(layer_inputs, config.leaky_alpha)
+    names = model.module_names
+
+    faithfulness = faithfulness_loss(
+        [model.target_weight(name) for name in names],
+        [torch.matmul(*model.factors(name)) for name in names],
+    )
+    all_masks = {name: stochastic_mask(ci_lower[name], generator) for name in names}
+    stochastic = reconstruction_mse(model.forward_masked(x, all_masks), target_output)
+    layerwise = layerwise_reconstruction_loss(
+        [
+            reconstruction_mse(
+                model.forward_masked(x, {name: stochastic_mask(ci_lower[name], generator)}),
+                target_output,
+            )
+            for name in names
+        ]
+    )
+    importance = importance_minimality_loss([ci_upper[name] for name in names], config.pnorm)
+    total = (
+        config.faithfulness_coeff * faithfulness
+        + config.stochastic_recon_coeff * stochastic
+        + config.layerwise_recon_coeff * layerwise
+        + config.importance_minimality_coeff * importance
+    )
+    return {
+        "faithfulness": faithfulness,
+        "stochastic_recon": stochastic,
+        "layerwise_recon": layerwise,
+        "importance_minimality": importance,
+        "total": total,
+    }
+
+
+@dataclass
+class Decomposition:
+    model: ComponentModel
+    loss_history: pd.DataFrame
+    seconds: float
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def _format_losses(losses: dict[str, float]) -> str:
+    short = {"faithfulness": "faith", "stochastic_recon": "stoch", "layerwise_recon": "layer",
+             "importance_minimality": "imp", "total": "total"}
+    return " ".join(f"{short[k]} {v:.3e}" for k, v in losses.items())
+
+
+def decompose(
+    target: Target,
+    config: SPDConfig,
+    log: Callable[[str], None] = print,
+) -> Decomposition:
+    """Run SPD on `target` for config.steps steps; returns the trained components and gates."""
+    device = next(target.model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
+    model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    history: list[dict[str, float]] = []
+    start = last_time = time.perf_counter()
+    last_step = 0
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        losses = spd_losses(model, target.sample_batch(config.batch_size, generator), config, generator)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+        is_last = step == config.steps - 1
+        if step % config.log_every == 0 or is_last:
+            values = {name: loss.item() for name, loss in losses.items()}
+            if not all(math.isfinite(v) for v in values.values()):
+                raise DivergenceError(f"non-finite loss at step {step}: {_format_losses(values)}")
+            history.append({"step": step, "lr": learning_rate(config, step), **values})
+            now = time.perf_counter()
+            rate = (step - last_step) / (now - last_time) if step > last_step else float("nan")
+            log(f"step {step + 1}/{config.steps} {_format_losses(values)} | {rate:.1f} steps/s")
+            last_time, last_step = now, step
+    return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)

@@ -1,0 +1,41 @@
+"""Family-independent metrics on causal importances: alive counts, CI-L0, CI-pattern errors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from spd.decomp.component_model import ComponentModel
+
+
+@torch.no_grad()
+def causal_importances_on(model: ComponentModel, x: Tensor, alpha: float) -> dict[str, Tensor]:
+    """Lower-leaky CI clipped to [0, 1], (batch, C) per decomposed module."""
+    _, layer_inputs = model.forward_recording_inputs(x)
+    lower, _ = model.causal_importances(layer_inputs, alpha)
+    return {name: ci.clamp(0.0, 1.0) for name, ci in lower.items()}
+
+
+def alive_mask(causal_importances: Tensor, threshold: float) -> Tensor:
+    """(C,) bool: CI above `threshold` on at least one input."""
+    return (causal_importances > threshold).any(dim=0)
+
+
+def ci_l0(causal_importances: Tensor, threshold: float) -> float:
+    """Mean over the batch of the number of subcomponents with CI above `threshold`."""
+    return (causal_importances > threshold).sum(dim=-1).float().mean().item()
+
+
+def ci_pattern_errors(probe_ci: Tensor, diag_min: float, offdiag_max: float) -> int:
+    """Errors of a (n_probes, C) CI matrix against a permuted diagonal.
+
+    Each probe is matched to its highest-CI subcomponent. Errors: matched CI below `diag_min`,
+    every other entry above `offdiag_max`, and one more for each extra probe sharing a subcomponent.
+    """
+    matched = probe_ci.argmax(dim=1)
+    rows = torch.arange(probe_ci.shape[0])
+    diagonal = probe_ci[rows, matched]
+    off_diagonal = probe_ci.clone()
+    off_diagonal[rows, matched] = 0.0
+    shared = matched.numel() - matched.unique().numel()
+    return int((diagonal < diag_min).sum()) + int((off_diagonal > offdiag_max).sum()) + shared

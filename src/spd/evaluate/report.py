@@ -1,0 +1,73 @@
+"""One experiment's evaluation: every metric as a tidy row (layer, metric, value, unit)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import pandas as pd
+import torch
+
+from spd.config import EvalConfig, SPDConfig, TargetConfig
+from spd.decomp.component_model import ComponentModel
+from spd.evaluate.causal_importance_metrics import (
+    alive_mask,
+    causal_importances_on,
+    ci_l0,
+    ci_pattern_errors,
+)
+from spd.evaluate.tms import mmcs_ml2r
+from spd.targets import tms
+
+# Layers whose subcomponents should each fire for exactly one one-hot feature probe.
+_FEATURE_ALIGNED_LAYERS = ("linear1", "linear2")
+
+
+def code_version() -> str:
+    try:
+        return version("spd-pipeline")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def metric_rows(
+    model: ComponentModel, target_config: TargetConfig, spd_config: SPDConfig, config: EvalConfig
+) -> list[dict[str, object]]:
+    device = next(model.parameters()).device
+    n_features = target_config.n_features
+    probes = config.probe_value * torch.eye(n_features, device=device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    random_batch = model.target.sample_batch(config.n_random, generator)
+    probe_ci = causal_importances_on(model, probes, spd_config.leaky_alpha)
+    random_ci = causal_importances_on(model, random_batch, spd_config.leaky_alpha)
+
+    rows: list[dict[str, object]] = []
+
+    def add(layer: str, metric: str, value: float, unit: str) -> None:
+        rows.append({"layer": layer, "metric": metric, "value": float(value), "unit": unit})
+
+    for name in model.module_names:
+        alive = alive_mask(torch.cat([probe_ci[name], random_ci[name]]), config.alive_threshold)
+        add(name, "alive_subcomponents", alive.sum().item(), "count")
+        for threshold in config.l0_thresholds:
+            add(name, f"ci_l0@{threshold:g}", ci_l0(random_ci[name], threshold), "subcomponents/example")
+        if name in _FEATURE_ALIGNED_LAYERS:
+            errors = ci_pattern_errors(probe_ci[name], config.diag_min, config.offdiag_max)
+            add(name, "ci_pattern_errors", errors, "count")
+
+    with torch.no_grad():
+        U, V = model.factors("linear1")
+        mmcs, ml2r = mmcs_ml2r(U, V, tms.ground_truth_mechanisms(model.target.model))
+    add("linear1", "mmcs", mmcs, "cosine")
+    add("linear1", "ml2r", ml2r, "ratio")
+    return rows
+
+
+def metrics_table(
+    rows: list[dict[str, object]], experiment: str, seed: int, config_hash: str
+) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "experiment", experiment)
+    frame.insert(1, "seed", seed)
+    frame["config_hash"] = config_hash
+    frame["code_version"] = code_version()
+    return frame

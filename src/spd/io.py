@@ -1,0 +1,69 @@
+"""Atomic file writes and checkpoint loading with clear errors.
+
+Every output is written to a temporary file in the destination folder, fsynced, then renamed, so
+a killed process never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, truncated or of the wrong kind; the message names the file."""
+
+
+@contextmanager
+def atomic_path(destination: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `destination`; rename it into place only on success."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp_name)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, destination)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write(destination: str | Path, write: Callable[[Path], Any]) -> None:
+    with atomic_path(destination) as tmp:
+        write(tmp)
+
+
+def save_checkpoint(payload: dict[str, Any], destination: str | Path) -> None:
+    atomic_write(destination, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
+    """Load a checkpoint written by `save_checkpoint` and check that it is of the expected kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: unreadable checkpoint ({error.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("kind") != kind:
+        raise CheckpointError(f"{path}: not a '{kind}' checkpoint")
+    return payload
+
+
+def write_parquet(frame: pd.DataFrame, destination: str | Path) -> None:
+    atomic_write(destination, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_text(text: str, destination: str | Path) -> None:
+    atomic_write(destination, lambda tmp: tmp.write_text(text))

@@ -1,0 +1,47 @@
+"""What the decomposition needs to know about a target: its frozen model, which `nn.Linear`
+layers to decompose, which of them share (transposed) subcomponents, and how to draw a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+BatchSampler = Callable[[int, torch.Generator], Tensor]
+
+
+@dataclass(frozen=True)
+class Target:
+    model: nn.Module
+    decomposed_modules: tuple[str, ...]
+    sample_batch: BatchSampler
+    tied_modules: Mapping[str, str] = field(default_factory=dict)
+    """module -> source module: its subcomponents are the source's, transposed (U<->V^T)."""
+
+    def __post_init__(self) -> None:
+        names = dict(self.model.named_modules())
+        for name in self.decomposed_modules:
+            if not isinstance(names.get(name), nn.Linear):
+                raise ValueError(f"decomposed module '{name}' is not an nn.Linear of the target")
+        for tied, source in self.tied_modules.items():
+            if tied not in self.decomposed_modules or source not in self.decomposed_modules:
+                raise ValueError(f"tied modules '{tied}' -> '{source}' must both be decomposed")
+            if source in self.tied_modules:
+                raise ValueError(f"tied module '{tied}' points at '{source}', itself tied")
+
+
+def sparse_feature_batch(
+    batch_size: int,
+    n_features: int,
+    feature_probability: float,
+    generator: torch.Generator,
+    low: float,
+    high: float = 1.0,
+) -> Tensor:
+    """Each feature independently active with `feature_probability`, value uniform in [low, high)."""
+    device = generator.device
+    active = torch.rand(batch_size, n_features, generator=generator, device=device) < feature_probability
+    values = torch.rand(batch_size, n_features, generator=generator, device=device) * (high - low) + low
+    return values * active

@@ -1,0 +1,118 @@
+"""Toy Model of Superposition (spec 5.1): model, data, training, and ground truth.
+
+x_hat = ReLU(W^T [I] W x + b), with linear2 tied to linear1 (linear2.weight == linear1.weight^T).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spd.config import TMSTargetConfig
+from spd.targets.base import Target, sparse_feature_batch
+
+
+class TMSModel(nn.Module):
+    def __init__(self, n_features: int, d_hidden: int, identity_layer: bool) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(n_features, d_hidden, bias=False)
+        self.hidden: nn.Linear | None = None
+        if identity_layer:
+            self.hidden = nn.Linear(d_hidden, d_hidden, bias=False)
+            with torch.no_grad():
+                self.hidden.weight.copy_(torch.eye(d_hidden))
+            self.hidden.weight.requires_grad_(False)
+        self.linear2 = nn.Linear(d_hidden, n_features, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.linear1(x)
+        if self.hidden is not None:
+            hidden = self.hidden(hidden)
+        return F.relu(self.linear2(hidden))
+
+    def tied_forward(self, x: Tensor) -> Tensor:
+        """Training-time forward: linear2 uses linear1's weight transposed."""
+        hidden = self.linear1(x)
+        if self.hidden is not None:
+            hidden = self.hidden(hidden)
+        return F.relu(F.linear(hidden, self.linear1.weight.T, self.linear2.bias))
+
+    @torch.no_grad()
+    def tie_weights(self) -> None:
+        self.linear2.weight.copy_(self.linear1.weight.T)
+
+
+def build_model(config: TMSTargetConfig) -> TMSModel:
+    return TMSModel(config.n_features, config.d_hidden, config.identity_layer)
+
+
+def batch_sampler(config: TMSTargetConfig) -> Callable[[int, torch.Generator], Tensor]:
+    def sample(batch_size: int, generator: torch.Generator) -> Tensor:
+        return sparse_feature_batch(
+            batch_size, config.n_features, config.feature_probability, generator, low=0.0
+        )
+
+    return sample
+
+
+def represented_features(model: TMSModel, min_norm: float) -> Tensor:
+    """Boolean mask over features: is column j of W long enough to count as represented?"""
+    return model.linear1.weight.detach().norm(dim=0) >= min_norm
+
+
+def ground_truth_mechanisms(model: TMSModel) -> Tensor:
+    """Columns of W (d_hidden x n_features): feature j's rank-one mechanism in linear1."""
+    return model.linear1.weight.detach()
+
+
+def train_once(config: TMSTargetConfig, seed: int, device: str, log: Callable[[str], None]) -> tuple[TMSModel, float]:
+    torch.manual_seed(seed)
+    model = build_model(config).to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    sample = batch_sampler(config)
+    params = [model.linear1.weight, model.linear2.bias]
+    model.linear2.weight.requires_grad_(False)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    loss = torch.tensor(float("nan"))
+    for step in range(config.steps):
+        x = sample(config.batch_size, generator)
+        loss = F.mse_loss(model.tied_forward(x), x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % max(config.steps // 5, 1) == 0:
+            log(f"  target seed {seed} step {step + 1}/{config.steps} loss {loss.item():.3e}")
+    model.tie_weights()
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model, loss.item()
+
+
+def train(config: TMSTargetConfig, device: str, log: Callable[[str], None]) -> tuple[TMSModel, dict[str, object]]:
+    """Train with seeds config.seed, config.seed+1, ... until every feature is represented."""
+    tried: list[int] = []
+    for seed in range(config.seed, config.seed + config.max_seed_tries):
+        model, final_loss = train_once(config, seed, device, log)
+        tried.append(seed)
+        represented = represented_features(model, config.min_feature_norm)
+        log(f"target seed {seed}: {int(represented.sum())}/{config.n_features} features represented")
+        if bool(represented.all()):
+            return model, {"seed_used": seed, "seeds_tried": tried, "final_loss": final_loss}
+    raise RuntimeError(
+        f"no seed in {tried} represented all {config.n_features} features; "
+        "raise target.max_seed_tries or lower target.min_feature_norm"
+    )
+
+
+def as_target(model: TMSModel, config: TMSTargetConfig) -> Target:
+    modules = ["linear1", "linear2"] + (["hidden"] if model.hidden is not None else [])
+    return Target(
+        model=model,
+        decomposed_modules=tuple(modules),
+        sample_batch=batch_sampler(config),
+        tied_modules={"linear2": "linear1"},
+    )
