@@ -1,0 +1,44 @@
+import pandas as pd
+import pytest
+
+from spd.cli import main
+from spd.decomp.train import learning_rate
+from spd.config import SPDConfig
+
+
+def _run(config, out):
+    assert main(["run", "--config", str(config), "--out", str(out)]) == 0
+    return pd.read_parquet(out / "metrics.parquet")
+
+
+def test_tiny_tms_run_writes_every_output_with_expected_rows(tiny_config_path, tmp_path):
+    metrics = _run(tiny_config_path, tmp_path / "a")
+    for name in ("target.pt", "decomposition.pt", "losses.parquet", "metrics.parquet"):
+        assert (tmp_path / "a" / name).is_file()
+    expected = {"alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors", "mmcs", "ml2r"}
+    assert set(metrics["metric"]) == expected
+    assert set(metrics["layer"]) == {"linear1", "linear2"}
+    assert set(metrics.columns) >= {"experiment", "seed", "layer", "metric", "value", "unit", "config_hash"}
+    losses = pd.read_parquet(tmp_path / "a" / "losses.parquet")
+    assert list(losses["step"]) == [0, 10, 20, 29]
+
+
+def test_same_seed_gives_bit_identical_metrics(tiny_config_path, tmp_path):
+    first = _run(tiny_config_path, tmp_path / "a")
+    second = _run(tiny_config_path, tmp_path / "b")
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_different_seed_gives_different_decomposition(tiny_config_path, tmp_path):
+    first = _run(tiny_config_path, tmp_path / "a")
+    assert main(["run", "--config", str(tiny_config_path), "--out", str(tmp_path / "b"), "--seed", "1"]) == 0
+    second = pd.read_parquet(tmp_path / "b" / "metrics.parquet")
+    assert not first["value"].equals(second["value"])
+
+
+def test_quarter_cosine_schedule():
+    config = SPDConfig(C=2, importance_minimality_coeff=1, pnorm=1, steps=5, lr=1.0)
+    lrs = [learning_rate(config, t) for t in range(5)]
+    assert lrs[0] == pytest.approx(1.0)
+    assert lrs[2] == pytest.approx(2**-0.5)
+    assert lrs[4] == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from spd.io import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+
+
+def test_failed_write_leaves_previous_file_untouched(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+
+    def crash(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, crash)
+    assert path.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+def test_truncated_checkpoint_is_rejected(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint({"kind": "target", "x": torch.arange(1000)}, path)
+    assert load_checkpoint(path, "target")["x"].sum() == 499500
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(path, "target")
+
+
+def test_wrong_kind_is_rejected(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint({"kind": "decomposition"}, path)
+    with pytest.raises(CheckpointError, match="not a 'target' checkpoint"):
+        load_checkpoint(path, "target")

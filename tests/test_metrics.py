@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from spd.evaluate.causal_importance_metrics import alive_mask, ci_l0, ci_pattern_errors
+from spd.evaluate.tms import feature_match, mmcs_ml2r
+
+
+def test_mmcs_and_ml2r_on_exact_components_are_one():
+    W = torch.tensor([[1.0, 0.0, 0.6], [0.0, 2.0, 0.8]])  # d_hidden 2, 3 features
+    U = W.clone()  # subcomponent c writes column c
+    V = torch.eye(3)  # and reads feature c
+    mmcs, ml2r = mmcs_ml2r(U, V, W)
+    assert mmcs == pytest.approx(1.0)
+    assert ml2r == pytest.approx(1.0)
+
+
+def test_ml2r_measures_shrinkage_and_mmcs_direction():
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # feature 0: right direction, half length; feature 1: 45 degrees off, length sqrt(2)
+    U = torch.tensor([[0.5, 1.0], [0.0, 1.0]])
+    V = torch.eye(2)
+    cosines, ratios = feature_match(U, V, W)
+    torch.testing.assert_close(cosines, torch.tensor([1.0, 2**-0.5]))
+    torch.testing.assert_close(ratios, torch.tensor([0.5, 2**0.5]))
+    mmcs, ml2r = mmcs_ml2r(U, V, W)
+    assert mmcs == pytest.approx((1 + 2**-0.5) / 2)
+    assert ml2r == pytest.approx((0.5 + 2**0.5) / 2)
+
+
+def test_best_match_is_chosen_by_cosine_among_many_subcomponents():
+    W = torch.tensor([[1.0], [0.0]])
+    U = torch.tensor([[0.0, 3.0, 2.0], [1.0, 3.0, 0.0]])  # c=2 is aligned (cos 1, length 2)
+    V = torch.ones(3, 1)
+    cosines, ratios = feature_match(U, V, W)
+    assert cosines.item() == pytest.approx(1.0)
+    assert ratios.item() == pytest.approx(2.0)
+
+
+def test_alive_and_l0():
+    ci = torch.tensor([[0.0, 0.05, 0.5], [0.0, 0.02, 0.0]])
+    assert alive_mask(ci, 0.1).tolist() == [False, False, True]
+    assert ci_l0(ci, 0.01) == pytest.approx((2 + 1) / 2)
+    assert ci_l0(ci, 0.1) == pytest.approx(0.5)
+
+
+def test_ci_pattern_errors_zero_for_a_permuted_diagonal():
+    ci = torch.tensor([[0.0, 0.95, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.92, 0.05, 0.0, 0.0]])
+    assert ci_pattern_errors(ci, diag_min=0.9, offdiag_max=0.1) == 0
+
+
+def test_ci_pattern_errors_counts_weak_diagonal_offdiagonal_and_shared():
+    weak = torch.tensor([[0.5, 0.0], [0.0, 1.0]])
+    assert ci_pattern_errors(weak, 0.9, 0.1) == 1
+    leaky = torch.tensor([[1.0, 0.3], [0.0, 1.0]])
+    assert ci_pattern_errors(leaky, 0.9, 0.1) == 1
+    shared = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # both probes use subcomponent 0
+    assert ci_pattern_errors(shared, 0.9, 0.1) == 1
