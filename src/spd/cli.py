@@ -80,6 +80,7 @@ def _evaluate(
     config: ExperimentConfig, target_path: Path, decomposition_path: Path, out: Path, device: str
 ) -> Path:
     from spd.decomp.storage import load_decomposition
+    from spd.evaluate.recovery import tms_recovery_failures
     from spd.evaluate.report import metric_rows, metrics_table
     from spd.targets.registry import load_target
 
@@ -91,6 +92,9 @@ def _evaluate(
     write_parquet(table, path)
     summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
     _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
+    failures = tms_recovery_failures(rows, target_config)
+    verdict = "all section 7 thresholds met" if not failures else "; ".join(failures)
+    _log(f"[{config.name}] ground-truth recovery: {verdict}")
     _log(f"[{config.name}] metrics saved to {path}")
     return path
 

@@ -1,0 +1,123 @@
+"""SPD on the TMS targets: median step time and peak memory, and wall time to quality.
+
+    python benchmarks/tms_spd.py step-time                      # all four paper configs
+    python benchmarks/tms_spd.py time-to-quality configs/tms_5-2.yaml --steps 2000 5000
+
+step-time times paper-mode steps (batch 4096) on an untrained target of the right shape, each
+config in its own process so that peak RSS is per config. time-to-quality trains the target, then
+runs full decompositions of the given lengths and reports the wall time and the section 7 verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from spd.config import load_experiment_config
+from spd.decomp.component_model import ComponentModel
+from spd.decomp.train import decompose, spd_losses
+from spd.evaluate.recovery import tms_recovery_failures
+from spd.evaluate.report import metric_rows
+from spd.targets import tms
+
+PAPER_CONFIGS = [f"configs/tms_{name}.yaml" for name in ("5-2", "5-2-id", "40-10", "40-10-id")]
+
+
+def time_steps(config_path: str, steps: int, warmup: int, device: str) -> dict[str, object]:
+    config = load_experiment_config(config_path)
+    torch.manual_seed(0)
+    model = tms.build_model(config.target).to(device)
+    model.tie_weights()
+    target = tms.as_target(model, config.target)
+    spd = config.decomposition
+    generator = torch.Generator(device=device).manual_seed(0)
+    components = ComponentModel(target, spd.C, spd.d_gate, spd.fused_gates, generator)
+    optimizer = torch.optim.AdamW(components.parameters(), lr=spd.lr, weight_decay=0.0)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        x = target.sample_batch(spd.batch_size, generator)
+        loss = spd_losses(components, x, spd, generator)["total"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    return {
+        "config": config.name,
+        "C": spd.C,
+        "batch": spd.batch_size,
+        "median_step_ms": round(1e3 * statistics.median(times), 2),
+        "peak_mem_mb": round(peak_mb, 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def step_time_all(args: argparse.Namespace) -> None:
+    for config_path in args.configs or PAPER_CONFIGS:
+        result = subprocess.run(
+            [sys.executable, __file__, "_one-step-time", config_path, "--steps", str(args.steps),
+             "--device", args.device],
+            check=True, capture_output=True, text=True,
+        )
+        print(result.stdout.strip(), flush=True)
+
+
+def time_to_quality(args: argparse.Namespace) -> None:
+    config = load_experiment_config(args.config)
+    from spd.targets.registry import train_target
+
+    target_model, _ = train_target(config.target, args.device, lambda _: None)
+    target = tms.as_target(target_model, config.target)
+    for steps in args.steps:
+        spd = config.decomposition.model_copy(update={"steps": steps, "log_every": steps})
+        result = decompose(target, spd, log=lambda _: None)
+        rows = metric_rows(result.model, config.target, spd, config.evaluation)
+        failures = tms_recovery_failures(rows, config.target)
+        summary = {(r["layer"], r["metric"]): r["value"] for r in rows}
+        print(json.dumps({
+            "config": config.name, "steps": steps, "wall_s": round(result.seconds, 1),
+            "mmcs": round(summary[("linear1", "mmcs")], 5), "ml2r": round(summary[("linear1", "ml2r")], 4),
+            "recovered": not failures, "failures": failures,
+        }), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    step = commands.add_parser("step-time")
+    step.add_argument("configs", nargs="*")
+    step.add_argument("--steps", type=int, default=30)
+    step.add_argument("--device", default="cpu")
+    one = commands.add_parser("_one-step-time")
+    one.add_argument("config")
+    one.add_argument("--steps", type=int, default=30)
+    one.add_argument("--device", default="cpu")
+    quality = commands.add_parser("time-to-quality")
+    quality.add_argument("config", type=Path)
+    quality.add_argument("--steps", type=int, nargs="+", required=True)
+    quality.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if args.command == "step-time":
+        step_time_all(args)
+    elif args.command == "_one-step-time":
+        print(json.dumps(time_steps(args.config, args.steps, warmup=5, device=args.device)))
+    else:
+        time_to_quality(args)
+
+
+if __name__ == "__main__":
+    main()
