@@ -68,7 +68,7 @@ class SPDConfig(StrictModel):
     batch_size: PositiveInt = Field(4096, description="Fresh synthetic examples per step.")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed for init, data and masks.")
     leaky_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.01, description="Sigmoid leak.")
-    fused_gates: bool = Field(True, description="Memory-lean fused CI-MLP kernel (same numbers).")
+    fused_gates: bool = Field(True, description="Memory-lean CI-MLP kernels; False: plain reference.")
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
 
 

@@ -3,9 +3,11 @@
     z_c = sum_k W2[c,k] * GELU(W1[c,k] * h_c + b1[c,k]) + b2[c]
 
 The plain version materialises three B x C x d_gate tensors (and autograd keeps them), which makes
-it the memory-traffic hot spot of an SPD step. `fused_gate_mlp` computes the same function batch
-chunk by batch chunk, keeps only h, and recomputes the hidden layer in the backward pass, so every
-B x C x d_gate intermediate lives in cache.
+it the memory-traffic hot spot of an SPD step. Two leaner versions compute the same function and
+keep only h for the backward pass, recomputing the hidden layer there: the C++ kernel of
+`gate_kernel` (CPU float32, built on first use) and, where it cannot be built, `fused_gate_mlp`,
+which works batch chunk by batch chunk so that every B x C x d_gate intermediate lives in cache.
+On CUDA the plain version is used.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from einops import einsum
 from torch import Tensor, nn
+
+from spd.decomp.gate_kernel import compiled_gate_mlp, compiled_kernel_available
 
 # Rows of the batch per chunk: a chunk's C x d_gate hidden layer stays in the L2/L3 cache.
 _TARGET_CHUNK_ELEMENTS = 1 << 18
@@ -68,8 +72,20 @@ def fused_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) ->
     return _FusedGateMLP.apply(h, w1, b1, w2, b2)
 
 
+def fastest_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """The C++ kernel for CPU float32 when it builds, else the chunked eager version; plain on GPU."""
+    if h.device.type != "cpu":
+        return plain_gate_mlp(h, w1, b1, w2, b2)
+    if h.dtype == torch.float32 and compiled_kernel_available():
+        return compiled_gate_mlp(h, w1, b1, w2, b2)
+    return fused_gate_mlp(h, w1, b1, w2, b2)
+
+
 class CausalImportanceGates(nn.Module):
-    """The C independent gate MLPs of one decomposed matrix; returns pre-sigmoid z (batch, C)."""
+    """The C independent gate MLPs of one decomposed matrix; returns pre-sigmoid z (batch, C).
+
+    `fused=False` forces the plain reference implementation (same values, more memory traffic).
+    """
 
     def __init__(self, C: int, d_gate: int, fused: bool = True) -> None:
         super().__init__()
@@ -87,5 +103,5 @@ class CausalImportanceGates(nn.Module):
     def forward(self, inner_acts: Tensor) -> Tensor:
         if self.d_gate == 0:
             return inner_acts * self.w + self.b
-        mlp = fused_gate_mlp if self.fused else plain_gate_mlp
+        mlp = fastest_gate_mlp if self.fused else plain_gate_mlp
         return mlp(inner_acts, self.w1, self.b1, self.w2, self.b2)
