@@ -14,7 +14,6 @@ from torch import Tensor, nn
 
 from spd.decomp.causal_importance import CausalImportanceGates
 from spd.decomp.components import LinearComponents
-from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
 from spd.targets.base import Target
 
 
@@ -48,6 +47,12 @@ class ComponentModel(nn.Module):
         self.gates.to(device)
         self._masks: Mapping[str, Tensor] = {}
         self._recorded_inputs: dict[str, Tensor] | None = None
+        # The last clean pass: its input, each layer's input, and V x computed on those (with the
+        # version of V it used), so that every pass on the same data reuses one V x per layer.
+        self._clean_x: Tensor | None = None
+        self._clean_inputs: dict[str, Tensor] = {}
+        self._clean_inner: dict[str, tuple[int, Tensor]] = {}
+        self._masked_x: Tensor | None = None
         for name in self.module_names:
             self._linears[name].register_forward_hook(self._make_hook(name))
 
@@ -62,7 +67,11 @@ class ComponentModel(nn.Module):
             mask = self._masks.get(name)
             if mask is None:
                 return None
-            return self.masked_linear(name, args[0], mask)
+            layer_input = args[0]
+            if len(self._masks) == 1 and self._masked_x is self._clean_x:
+                # every other layer runs the target's weights: the input is the clean pass's
+                layer_input = self._clean_inputs.get(name, layer_input)
+            return self.masked_linear(name, layer_input, mask)
 
         return hook
 
@@ -79,9 +88,15 @@ class ComponentModel(nn.Module):
         return self._linears[name].weight
 
     def inner_acts(self, name: str, layer_input: Tensor) -> Tensor:
-        """h = V x for every subcomponent: (..., C)."""
+        """h = V x for every subcomponent: (..., C); computed once per clean-pass input."""
         _, V = self.factors(name)
-        return layer_input @ V.T
+        if layer_input is not self._clean_inputs.get(name):
+            return layer_input @ V.T
+        cached = self._clean_inner.get(name)
+        if cached is None or cached[0] != V._version:
+            cached = (V._version, layer_input @ V.T)
+            self._clean_inner[name] = cached
+        return cached[1]
 
     def masked_linear(self, name: str, layer_input: Tensor, mask: Tensor) -> Tensor:
         U, _ = self.factors(name)
@@ -95,6 +110,7 @@ class ComponentModel(nn.Module):
         self._recorded_inputs = {}
         try:
             output = self.target.model(x)
+            self._clean_x, self._clean_inputs, self._clean_inner = x, self._recorded_inputs, {}
             return output, self._recorded_inputs
         finally:
             self._recorded_inputs = None
@@ -106,10 +122,12 @@ class ComponentModel(nn.Module):
             yield
         finally:
             self._masks = {}
+            self._masked_x = None
 
     def forward_masked(self, x: Tensor, masks: Mapping[str, Tensor]) -> Tensor:
         """Layers named in `masks` use their masked components; the others the target weights."""
         with self._using_masks(masks):
+            self._masked_x = x
             return self.target.model(x)
 
     def causal_importances(
@@ -118,7 +136,6 @@ class ComponentModel(nn.Module):
         """Lower- and upper-leaky causal importances, (batch, C) per decomposed module."""
         lower, upper = {}, {}
         for name in self.module_names:
-            z = self.gates[_key(name)](self.inner_acts(name, layer_inputs[name]))
-            lower[name] = lower_leaky_hard_sigmoid(z, alpha)
-            upper[name] = upper_leaky_hard_sigmoid(z, alpha)
+            inner = self.inner_acts(name, layer_inputs[name])
+            lower[name], upper[name] = self.gates[_key(name)].causal_importances(inner, alpha)
         return lower, upper

@@ -14,4 +14,4 @@ def stochastic_mask(causal_importance: Tensor, generator: torch.Generator) -> Te
         device=causal_importance.device,
         dtype=causal_importance.dtype,
     )
-    return causal_importance + (1 - causal_importance) * uniform
+    return torch.addcmul(uniform, causal_importance, 1 - uniform)  # = g + (1 - g) u

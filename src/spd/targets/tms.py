@@ -19,13 +19,15 @@ class TMSModel(nn.Module):
     def __init__(self, n_features: int, d_hidden: int, identity_layer: bool) -> None:
         super().__init__()
         self.linear1 = nn.Linear(n_features, d_hidden, bias=False)
+        self.linear2 = nn.Linear(d_hidden, n_features, bias=True)
+        # Built last so that it draws no random numbers before linear1/linear2 are initialised:
+        # with the identity fixed, a "-id" target then trains exactly like its plain twin.
         self.hidden: nn.Linear | None = None
         if identity_layer:
             self.hidden = nn.Linear(d_hidden, d_hidden, bias=False)
             with torch.no_grad():
                 self.hidden.weight.copy_(torch.eye(d_hidden))
             self.hidden.weight.requires_grad_(False)
-        self.linear2 = nn.Linear(d_hidden, n_features, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
         hidden = self.linear1(x)
