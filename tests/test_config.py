@@ -2,11 +2,10 @@ import copy
 
 import pytest
 import yaml
+from conftest import TINY_TMS
 
 from spd.cli import main
 from spd.config import ConfigError, load_experiment_config, parse_experiment_config
-
-from conftest import TINY_TMS
 
 
 def _with(section: str, key: str, value):

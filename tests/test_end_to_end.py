@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from spd.cli import main
-from spd.decomp.train import learning_rate
 from spd.config import SPDConfig
+from spd.decomp.train import learning_rate
 
 
 def _run(config, out):

@@ -20,7 +20,7 @@ from spd.config import (
     load_experiment_config,
     parse_experiment_config,
 )
-from spd.io import CheckpointError, write_parquet, write_text
+from spd.io import CheckpointError, write_parquet
 
 TARGET_FILE = "target.pt"
 DECOMPOSITION_FILE = "decomposition.pt"

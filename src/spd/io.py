@@ -54,7 +54,7 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
+    except Exception as error:  # noqa: BLE001 - torch raises many types for truncated files
         raise CheckpointError(f"{path}: unreadable checkpoint ({error.__class__.__name__})") from None
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         raise CheckpointError(f"{path}: not a '{kind}' checkpoint")
