@@ -1,4 +1,7 @@
-"""The C++ gate-MLP kernel against the eager reference: values, all five gradients, determinism."""
+"""The C++ gate-MLP kernel against the eager reference: values, all five gradients, determinism.
+
+Both entry points: z alone, and z squashed by both leaky hard sigmoids (lower, upper).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,13 @@ import pytest
 import torch
 from torch import Tensor
 
-from spd.decomp.causal_importance import plain_gate_mlp
-from spd.decomp.gate_kernel import compiled_gate_mlp, compiled_kernel_available
+from spd.decomp.causal_importance import CausalImportanceGates, plain_gate_mlp
+from spd.decomp.gate_kernel import (
+    compiled_causal_importances,
+    compiled_gate_mlp,
+    compiled_kernel_available,
+)
+from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
 
 pytestmark = pytest.mark.skipif(
     not compiled_kernel_available(), reason="C++ gate kernel could not be built (compiler/ninja?)"
@@ -60,3 +68,102 @@ def test_deterministic_and_thread_count_independent() -> None:
         torch.set_num_threads(threads)
     for a, b, c in zip(first, second, serial):
         assert torch.equal(a, b) and torch.equal(a, c)
+
+
+ALPHA = 0.01
+
+
+def _plain_causal_importances(*inputs: Tensor) -> tuple[Tensor, Tensor]:
+    z = plain_gate_mlp(*inputs)
+    return lower_leaky_hard_sigmoid(z, ALPHA), upper_leaky_hard_sigmoid(z, ALPHA)
+
+
+def _compiled_causal_importances(*inputs: Tensor) -> tuple[Tensor, Tensor]:
+    return compiled_causal_importances(*inputs, ALPHA)
+
+
+def _spread_inputs(B: int, C: int, K: int) -> list[Tensor]:
+    """Inputs whose z covers all three sigmoid branches, every subcomponent more than one."""
+    h, w1, b1, w2, b2 = _inputs(B, C, K)
+    b2 = torch.linspace(-3.0, 4.0, C) if C > 1 else torch.tensor([0.5])
+    return [h, w1, b1, w2, b2]
+
+
+def _pair_values_and_grads(
+    fn, inputs: list[Tensor], grad_lower: Tensor | None, grad_upper: Tensor | None
+) -> list[Tensor]:
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    lower, upper = fn(*leaves)
+    outputs = [o for o, g in [(lower, grad_lower), (upper, grad_upper)] if g is not None]
+    grads = [g for g in [grad_lower, grad_upper] if g is not None]
+    torch.autograd.backward(outputs, grads)
+    return [lower.detach(), upper.detach()] + [leaf.grad for leaf in leaves]
+
+
+@pytest.mark.parametrize("B,C,K", [(4096, 200, 16), (1003, 37, 16), (129, 1, 16), (77, 5, 1)])
+@pytest.mark.parametrize("given", ["both", "lower", "upper"])
+def test_causal_importances_match_plain_and_sigmoids(B: int, C: int, K: int, given: str) -> None:
+    inputs = _spread_inputs(B, C, K)
+    z = plain_gate_mlp(*inputs)
+    if C > 1:
+        for branch in [z <= 0, (z > 0) & (z <= 1), z > 1]:
+            assert branch.float().mean() > 0.05
+    gen = torch.Generator().manual_seed(1)
+    grad_lower = torch.randn(B, C, generator=gen) if given in ("both", "lower") else None
+    grad_upper = torch.randn(B, C, generator=gen) if given in ("both", "upper") else None
+    expected = _pair_values_and_grads(_plain_causal_importances, inputs, grad_lower, grad_upper)
+    actual = _pair_values_and_grads(_compiled_causal_importances, inputs, grad_lower, grad_upper)
+    names = ["lower", "upper", "h", "w1", "b1", "w2", "b2"]
+    for name, a, e in zip(names, actual, expected):
+        assert a.shape == e.shape and a.dtype == e.dtype, name
+        scale = e.abs().max().item()
+        torch.testing.assert_close(
+            a, e, rtol=1e-5, atol=1e-5 * scale, msg=lambda m, name=name: f"{name}: {m}"
+        )
+
+
+def test_causal_importances_deterministic_and_thread_count_independent() -> None:
+    inputs = _spread_inputs(1000, 45, 16)
+    gen = torch.Generator().manual_seed(2)
+    grad_lower, grad_upper = (
+        torch.randn(1000, 45, generator=gen),
+        torch.randn(1000, 45, generator=gen),
+    )
+    fn = _compiled_causal_importances
+    threads = torch.get_num_threads()
+    try:
+        first = _pair_values_and_grads(fn, inputs, grad_lower, grad_upper)
+        second = _pair_values_and_grads(fn, inputs, grad_lower, grad_upper)
+        torch.set_num_threads(1)
+        serial = _pair_values_and_grads(fn, inputs, grad_lower, grad_upper)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b, c in zip(first, second, serial):
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_causal_importances_at_the_kinks_match_the_eager_sigmoids() -> None:
+    # w1 = b1 = 0 makes z = b2 exactly, so z sits on 0 and 1 where the one-sided gradients differ
+    C = 6
+    b2 = torch.tensor([-1.0, 0.0, 0.5, 1.0, 2.0, -0.0])
+    inputs = [torch.randn(3, C), torch.zeros(C, 1), torch.zeros(C, 1), torch.ones(C, 1), b2]
+    grad_lower, grad_upper = torch.ones(3, C), 10 * torch.ones(3, C)
+    expected = _pair_values_and_grads(_plain_causal_importances, inputs, grad_lower, grad_upper)
+    actual = _pair_values_and_grads(_compiled_causal_importances, inputs, grad_lower, grad_upper)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("d_gate", [0, 16])
+def test_gates_causal_importances_fused_matches_plain(d_gate: int) -> None:
+    torch.manual_seed(0)
+    fused = CausalImportanceGates(C=30, d_gate=d_gate)
+    plain = CausalImportanceGates(C=30, d_gate=d_gate, fused=False)
+    plain.load_state_dict(fused.state_dict())
+    h = 2 * torch.randn(200, 30)
+    for a, e in zip(fused.causal_importances(h, ALPHA), plain.causal_importances(h, ALPHA)):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+    z = plain(h)
+    torch.testing.assert_close(
+        plain.causal_importances(h, ALPHA)[1], upper_leaky_hard_sigmoid(z, ALPHA)
+    )

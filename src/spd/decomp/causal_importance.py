@@ -7,7 +7,8 @@ it the memory-traffic hot spot of an SPD step. Two leaner versions compute the s
 keep only h for the backward pass, recomputing the hidden layer there: the C++ kernel of
 `gate_kernel` (CPU float32, built on first use) and, where it cannot be built, `fused_gate_mlp`,
 which works batch chunk by batch chunk so that every B x C x d_gate intermediate lives in cache.
-On CUDA the plain version is used.
+On CUDA the plain version is used. `causal_importances` also applies the two leaky hard sigmoids,
+inside the C++ kernel where it is used.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import torch.nn.functional as F
 from einops import einsum
 from torch import Tensor, nn
 
-from spd.decomp.gate_kernel import compiled_gate_mlp, compiled_kernel_available
+from spd.decomp.gate_kernel import (
+    compiled_causal_importances,
+    compiled_gate_mlp,
+    compiled_kernel_available,
+)
+from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
 
 # Rows of the batch per chunk: a chunk's C x d_gate hidden layer stays in the L2/L3 cache.
 _TARGET_CHUNK_ELEMENTS = 1 << 18
@@ -81,6 +87,25 @@ def fastest_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) 
     return fused_gate_mlp(h, w1, b1, w2, b2)
 
 
+def causal_importances(
+    h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float, fused: bool
+) -> tuple[Tensor, Tensor]:
+    """(lower, upper) leaky hard sigmoids of the gate MLP's z, without z in memory where possible.
+
+    `fused` takes the C++ kernel (gate MLP and both sigmoids in one pass) for CPU float32 when it
+    builds, else `fastest_gate_mlp` then the eager sigmoids; `fused=False` takes `plain_gate_mlp`.
+    """
+    if (
+        fused
+        and h.device.type == "cpu"
+        and h.dtype == torch.float32
+        and compiled_kernel_available()
+    ):
+        return compiled_causal_importances(h, w1, b1, w2, b2, alpha)
+    z = (fastest_gate_mlp if fused else plain_gate_mlp)(h, w1, b1, w2, b2)
+    return lower_leaky_hard_sigmoid(z, alpha), upper_leaky_hard_sigmoid(z, alpha)
+
+
 class CausalImportanceGates(nn.Module):
     """The C independent gate MLPs of one decomposed matrix; returns pre-sigmoid z (batch, C).
 
@@ -105,3 +130,10 @@ class CausalImportanceGates(nn.Module):
             return inner_acts * self.w + self.b
         mlp = fastest_gate_mlp if self.fused else plain_gate_mlp
         return mlp(inner_acts, self.w1, self.b1, self.w2, self.b2)
+
+    def causal_importances(self, inner_acts: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+        """Lower- and upper-leaky causal importances (batch, C): the sigmoids of `forward`."""
+        if self.d_gate == 0:
+            z = self(inner_acts)
+            return lower_leaky_hard_sigmoid(z, alpha), upper_leaky_hard_sigmoid(z, alpha)
+        return causal_importances(inner_acts, self.w1, self.b1, self.w2, self.b2, alpha, self.fused)

@@ -1,6 +1,7 @@
 """C++/OpenMP CPU kernel for the causal-importance gate MLP, forward and backward.
 
-Built on first use; same function as `causal_importance.plain_gate_mlp`, CPU float32 only.
+Built on first use; same function as `causal_importance.plain_gate_mlp`, CPU float32 only, either
+alone (z) or followed by both leaky hard sigmoids of `sigmoids` (lower, upper) in one pass.
 """
 
 from __future__ import annotations
@@ -68,3 +69,37 @@ def compiled_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor)
     eager `fused_gate_mlp` otherwise.
     """
     return _CompiledGateMLP.apply(h, w1, b1, w2, b2)
+
+
+class _CompiledCausalImportances(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float
+    ) -> tuple[Tensor, Tensor]:
+        ext = _extension()
+        assert ext is not None, "call compiled_kernel_available() first"
+        lower, upper, z = ext.causal_importances_forward(h, w1, b1, w2, b2, alpha)
+        ctx.save_for_backward(z, h, w1, b1, w2, b2)
+        ctx.alpha = alpha
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
+        return lower, upper
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx, grad_lower: Tensor | None, grad_upper: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        grads = _extension().causal_importances_backward(
+            grad_lower, grad_upper, *ctx.saved_tensors, ctx.alpha
+        )
+        return (*grads, None)
+
+
+def compiled_causal_importances(
+    h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float
+) -> tuple[Tensor, Tensor]:
+    """`compiled_gate_mlp` followed by `lower_leaky_hard_sigmoid` and `upper_leaky_hard_sigmoid`.
+
+    Returns (lower, upper), each (batch, C); z itself is kept only for the backward pass. Same
+    requirements as `compiled_gate_mlp`.
+    """
+    return _CompiledCausalImportances.apply(h, w1, b1, w2, b2, alpha)

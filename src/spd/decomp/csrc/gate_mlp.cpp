@@ -7,6 +7,9 @@
 // The forward pass takes erf from a rational function (Eigen's float erf); the backward pass needs
 // exp(-x^2/2) for GELU' anyway and reuses it in the Abramowitz-Stegun 7.1.26 erf, the form ATen's
 // vectorised GELU uses. Both are within 5e-7 of the exact erf.
+// The causal_importances_* entry points fuse in the two leaky hard sigmoids that always follow:
+// they return lower and upper without writing z out except as the saved input of the backward pass,
+// which forms dLoss/dz from the gradients of lower and upper element by element.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -123,22 +126,39 @@ void check_inputs(const at::Tensor& h, const at::Tensor& w1, const at::Tensor& b
   TORCH_CHECK(b2.dim() == 1 && b2.size(0) == h.size(1), "gate_mlp: bad b2 shape");
 }
 
-}  // namespace
+// lower = alpha*z (z <= 0), z (0 < z <= 1), 1 (z > 1);
+// upper = 0 (z < 0), z (0 <= z <= 1), 1 + alpha*(z - 1) (z > 1).
+// Same values and, at the kinks, the same one-sided gradients as the torch.where/clamp versions
+// in sigmoids.py.
+inline vf lower_sigmoid(vf z, float alpha) {
+  return z <= 0.0f ? alpha * z : (z > 1.0f ? splat(1.0f) : z);
+}
 
-at::Tensor gate_mlp_forward(const at::Tensor& h_in, const at::Tensor& w1_in,
-                            const at::Tensor& b1_in, const at::Tensor& w2_in,
-                            const at::Tensor& b2_in) {
-  check_inputs(h_in, w1_in, b1_in, w2_in, b2_in);
+inline vf upper_sigmoid(vf z, float alpha) {
+  return z > 1.0f ? 1.0f + alpha * (z - 1.0f) : (z < 0.0f ? splat(0.0f) : z);
+}
+
+inline vf lower_sigmoid_grad(vf z, float alpha) {
+  return z <= 0.0f ? splat(alpha) : (z <= 1.0f ? splat(1.0f) : splat(0.0f));
+}
+
+inline vf upper_sigmoid_grad(vf z, float alpha) {
+  return z > 1.0f ? splat(alpha) : (z >= 0.0f ? splat(1.0f) : splat(0.0f));
+}
+
+// Runs the forward pass (inputs checked by the caller) and calls emit(row, c0, n, z) with z of
+// subcomponents c0 .. c0+n-1.
+template <typename Emit>
+void forward_blocks(const at::Tensor& h_in, const at::Tensor& w1_in, const at::Tensor& b1_in,
+                    const at::Tensor& w2_in, const at::Tensor& b2_in, const Emit& emit) {
   const at::Tensor h = h_in.contiguous(), b2 = b2_in.contiguous();
   const at::Tensor w1t = to_lanes(w1_in), b1t = to_lanes(b1_in), w2t = to_lanes(w2_in);
   const int64_t B = h.size(0), C = h.size(1), K = w1t.size(0), Cp = w1t.size(1);
-  at::Tensor z = at::empty_like(h);
   const float* hp = h.data_ptr<float>();
   const float* w1 = w1t.data_ptr<float>();
   const float* b1 = b1t.data_ptr<float>();
   const float* w2 = w2t.data_ptr<float>();
   const float* b2p = b2.data_ptr<float>();
-  float* zp = z.data_ptr<float>();
   at::parallel_for(0, Cp / kLanes, 1, [&](int64_t block0, int64_t block1) {
     for (int64_t blk = block0; blk < block1; ++blk) {
       const int64_t c0 = blk * kLanes, n = std::min(kLanes, C - c0);
@@ -150,28 +170,26 @@ at::Tensor gate_mlp_forward(const at::Tensor& h_in, const at::Tensor& w1_in,
           const vf pre = load(w1 + i) * x + load(b1 + i);
           acc += load(w2 + i) * (pre * (0.5f + 0.5f * erf_scaled(pre)));
         }
-        store_lanes(zp + b * C + c0, acc, n);
+        emit(b, c0, n, acc);
       }
     }
   });
-  return z;
 }
 
+// Runs the backward pass (inputs checked by the caller) with grad_z(row, c0, n) giving dLoss/dz of
+// subcomponents c0 .. c0+n-1.
 // Returns grad_h (B, C), grad_w1, grad_b1, grad_w2 (C, K) and grad_b2 (C).
-std::vector<at::Tensor> gate_mlp_backward(const at::Tensor& grad_out, const at::Tensor& h_in,
-                                          const at::Tensor& w1_in, const at::Tensor& b1_in,
-                                          const at::Tensor& w2_in, const at::Tensor& b2_in) {
-  check_inputs(h_in, w1_in, b1_in, w2_in, b2_in);
-  TORCH_CHECK(grad_out.sizes() == h_in.sizes() && grad_out.scalar_type() == at::kFloat,
-              "gate_mlp: bad grad_out");
-  const at::Tensor h = h_in.contiguous(), g = grad_out.contiguous();
+template <typename GradZ>
+std::vector<at::Tensor> backward_blocks(const at::Tensor& h_in, const at::Tensor& w1_in,
+                                        const at::Tensor& b1_in, const at::Tensor& w2_in,
+                                        const at::Tensor& b2_in, const GradZ& grad_z) {
+  const at::Tensor h = h_in.contiguous();
   const at::Tensor w1t = to_lanes(w1_in), b1t = to_lanes(b1_in), w2t = to_lanes(w2_in);
   const int64_t B = h.size(0), C = h.size(1), K = w1t.size(0), Cp = w1t.size(1);
   at::Tensor dh = at::empty_like(h);
   // Rows: grad_w1, grad_b1, grad_w2 (K each, in lanes layout), then grad_b2.
   at::Tensor grads = at::zeros({3 * K + 1, Cp}, h.options());
   const float* hp = h.data_ptr<float>();
-  const float* gp = g.data_ptr<float>();
   const float* w1 = w1t.data_ptr<float>();
   const float* b1 = b1t.data_ptr<float>();
   const float* w2 = w2t.data_ptr<float>();
@@ -186,7 +204,7 @@ std::vector<at::Tensor> gate_mlp_backward(const at::Tensor& grad_out, const at::
         std::fill(part.begin(), part.end(), vf{});
         for (int64_t b = r0; b < std::min(B, r0 + kRowsPerPartialSum); ++b) {
           const vf x = load_lanes(hp + b * C + c0, n);
-          const vf gz = load_lanes(gp + b * C + c0, n);
+          const vf gz = grad_z(b, c0, n);
           vf dx{};
           for (int64_t k = 0; k < K; ++k) {
             const int64_t i = k * Cp + c0;
@@ -216,7 +234,95 @@ std::vector<at::Tensor> gate_mlp_backward(const at::Tensor& grad_out, const at::
   return {dh, unlanes(0), unlanes(K), unlanes(2 * K), grads[3 * K].narrow(0, 0, C).clone()};
 }
 
+// Contiguous float32 data of an optional (B, C) gradient; nullptr where autograd passed None.
+const float* optional_grad(const c10::optional<at::Tensor>& grad, const at::Tensor& like,
+                           at::Tensor& keep) {
+  if (!grad.has_value() || !grad->defined()) return nullptr;
+  TORCH_CHECK(grad->sizes() == like.sizes() && grad->scalar_type() == at::kFloat,
+              "gate_mlp: bad output gradient");
+  keep = grad->contiguous();
+  return keep.data_ptr<float>();
+}
+
+}  // namespace
+
+at::Tensor gate_mlp_forward(const at::Tensor& h, const at::Tensor& w1, const at::Tensor& b1,
+                            const at::Tensor& w2, const at::Tensor& b2) {
+  check_inputs(h, w1, b1, w2, b2);
+  at::Tensor z = at::empty({h.size(0), h.size(1)}, h.options());
+  float* zp = z.data_ptr<float>();
+  const int64_t C = z.size(1);
+  forward_blocks(h, w1, b1, w2, b2, [&](int64_t b, int64_t c0, int64_t n, vf zv) {
+    store_lanes(zp + b * C + c0, zv, n);
+  });
+  return z;
+}
+
+std::vector<at::Tensor> gate_mlp_backward(const at::Tensor& grad_out, const at::Tensor& h,
+                                          const at::Tensor& w1, const at::Tensor& b1,
+                                          const at::Tensor& w2, const at::Tensor& b2) {
+  check_inputs(h, w1, b1, w2, b2);
+  TORCH_CHECK(grad_out.sizes() == h.sizes() && grad_out.scalar_type() == at::kFloat,
+              "gate_mlp: bad grad_out");
+  const at::Tensor g = grad_out.contiguous();
+  const float* gp = g.data_ptr<float>();
+  const int64_t C = h.size(1);
+  return backward_blocks(h, w1, b1, w2, b2, [&](int64_t b, int64_t c0, int64_t n) {
+    return load_lanes(gp + b * C + c0, n);
+  });
+}
+
+// Returns lower, upper and z (B, C); z is for the backward pass, which needs its branch.
+std::vector<at::Tensor> causal_importances_forward(const at::Tensor& h, const at::Tensor& w1,
+                                                   const at::Tensor& b1, const at::Tensor& w2,
+                                                   const at::Tensor& b2, double alpha_in) {
+  check_inputs(h, w1, b1, w2, b2);
+  const auto opts = h.options();
+  at::Tensor lower = at::empty({h.size(0), h.size(1)}, opts), upper = at::empty_like(lower),
+             z = at::empty_like(lower);
+  float* lp = lower.data_ptr<float>();
+  float* up = upper.data_ptr<float>();
+  float* zp = z.data_ptr<float>();
+  const int64_t C = z.size(1);
+  const float alpha = static_cast<float>(alpha_in);
+  forward_blocks(h, w1, b1, w2, b2, [&](int64_t b, int64_t c0, int64_t n, vf zv) {
+    const int64_t off = b * C + c0;
+    store_lanes(lp + off, lower_sigmoid(zv, alpha), n);
+    store_lanes(up + off, upper_sigmoid(zv, alpha), n);
+    store_lanes(zp + off, zv, n);
+  });
+  return {lower, upper, z};
+}
+
+// Gradients as gate_mlp_backward, given those of lower and upper (either may be None: zero).
+std::vector<at::Tensor> causal_importances_backward(
+    const c10::optional<at::Tensor>& grad_lower, const c10::optional<at::Tensor>& grad_upper,
+    const at::Tensor& z_in, const at::Tensor& h, const at::Tensor& w1, const at::Tensor& b1,
+    const at::Tensor& w2, const at::Tensor& b2, double alpha_in) {
+  check_inputs(h, w1, b1, w2, b2);
+  TORCH_CHECK(z_in.sizes() == h.sizes() && z_in.scalar_type() == at::kFloat, "gate_mlp: bad z");
+  at::Tensor gl_keep, gu_keep;
+  const float* gl = optional_grad(grad_lower, h, gl_keep);
+  const float* gu = optional_grad(grad_upper, h, gu_keep);
+  const at::Tensor z = z_in.contiguous();
+  const float* zp = z.data_ptr<float>();
+  const int64_t C = h.size(1);
+  const float alpha = static_cast<float>(alpha_in);
+  return backward_blocks(h, w1, b1, w2, b2, [&](int64_t b, int64_t c0, int64_t n) {
+    const int64_t off = b * C + c0;
+    const vf zv = load_lanes(zp + off, n);
+    vf gz{};
+    if (gl != nullptr) gz += load_lanes(gl + off, n) * lower_sigmoid_grad(zv, alpha);
+    if (gu != nullptr) gz += load_lanes(gu + off, n) * upper_sigmoid_grad(zv, alpha);
+    return gz;
+  });
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &gate_mlp_forward, "gate MLP forward");
-  m.def("backward", &gate_mlp_backward, "gate MLP backward");
+  m.def("forward", &gate_mlp_forward, "gate MLP forward: z");
+  m.def("backward", &gate_mlp_backward, "gate MLP backward from grad z");
+  m.def("causal_importances_forward", &causal_importances_forward,
+        "gate MLP then both leaky hard sigmoids: lower, upper and z");
+  m.def("causal_importances_backward", &causal_importances_backward,
+        "gate MLP backward from the gradients of lower and upper (None: zero)");
 }
