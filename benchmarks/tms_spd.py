@@ -23,7 +23,7 @@ import torch
 
 from spd.config import load_experiment_config
 from spd.decomp.component_model import ComponentModel
-from spd.decomp.train import decompose, spd_losses
+from spd.decomp.train import decompose, make_optimizer, training_step
 from spd.evaluate.recovery import tms_recovery_failures
 from spd.evaluate.report import metric_rows
 from spd.targets import tms
@@ -40,15 +40,11 @@ def time_steps(config_path: str, steps: int, warmup: int, device: str) -> dict[s
     spd = config.decomposition
     generator = torch.Generator(device=device).manual_seed(0)
     components = ComponentModel(target, spd.C, spd.d_gate, spd.fused_gates, generator)
-    optimizer = torch.optim.AdamW(components.parameters(), lr=spd.lr, weight_decay=0.0)
+    optimizer = make_optimizer(components, spd)
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        x = target.sample_batch(spd.batch_size, generator)
-        loss = spd_losses(components, x, spd, generator)["total"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        training_step(components, optimizer, spd, i, generator)
         if device == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
@@ -100,7 +96,7 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     step = commands.add_parser("step-time")
     step.add_argument("configs", nargs="*")
-    step.add_argument("--steps", type=int, default=30)
+    step.add_argument("--steps", type=int, default=60)
     step.add_argument("--device", default="cpu")
     one = commands.add_parser("_one-step-time")
     one.add_argument("config")

@@ -60,7 +60,7 @@ class ComponentModel(nn.Module):
     def target(self) -> Target:
         return self._target
 
-    def _make_hook(self, name: str):  # noqa: ANN202 - torch hook signature
+    def _make_hook(self, name: str):  # returns a torch forward hook
         def hook(module: nn.Linear, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
             if self._recorded_inputs is not None:
                 self._recorded_inputs[name] = args[0]

@@ -89,6 +89,29 @@ def _format_losses(losses: dict[str, float]) -> str:
     return " ".join(f"{short[k]} {v:.3e}" for k, v in losses.items())
 
 
+def make_optimizer(model: ComponentModel, config: SPDConfig) -> torch.optim.Optimizer:
+    """Adam (AdamW with weight decay 0) over U, V and the gate parameters."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=True)
+
+
+def training_step(
+    model: ComponentModel,
+    optimizer: torch.optim.Optimizer,
+    config: SPDConfig,
+    step: int,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """One optimisation step on a fresh batch; returns the (still attached) losses."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, step)
+    batch = model.target.sample_batch(config.batch_size, generator)
+    losses = spd_losses(model, batch, config, generator)
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    optimizer.step()
+    return losses
+
+
 def decompose(
     target: Target,
     config: SPDConfig,
@@ -99,17 +122,12 @@ def decompose(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
     model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    optimizer = make_optimizer(model, config)
     history: list[dict[str, float]] = []
     start = last_time = time.perf_counter()
     last_step = 0
     for step in range(config.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
-        losses = spd_losses(model, target.sample_batch(config.batch_size, generator), config, generator)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        optimizer.step()
+        losses = training_step(model, optimizer, config, step, generator)
         is_last = step == config.steps - 1
         if step % config.log_every == 0 or is_last:
             values = {name: loss.item() for name, loss in losses.items()}
