@@ -55,9 +55,14 @@ def test_matches_plain_gate_mlp(B: int, C: int, K: int) -> None:
         )
 
 
-def test_deterministic_and_thread_count_independent() -> None:
-    inputs = _inputs(1000, 45, 16)
-    grad_out = torch.randn(1000, 45)
+# several batch chunks (512 rows each), the last one partial; one and several subcomponent blocks
+DETERMINISM_SHAPES = [(1000, 45), (2500, 20), (700, 7)]
+
+
+@pytest.mark.parametrize("B,C", DETERMINISM_SHAPES)
+def test_deterministic_and_thread_count_independent(B: int, C: int) -> None:
+    inputs = _inputs(B, C, 16)
+    grad_out = torch.randn(B, C)
     threads = torch.get_num_threads()
     try:
         first = _value_and_grads(compiled_gate_mlp, inputs, grad_out)
@@ -122,13 +127,11 @@ def test_causal_importances_match_plain_and_sigmoids(B: int, C: int, K: int, giv
         )
 
 
-def test_causal_importances_deterministic_and_thread_count_independent() -> None:
-    inputs = _spread_inputs(1000, 45, 16)
+@pytest.mark.parametrize("B,C", DETERMINISM_SHAPES)
+def test_causal_importances_deterministic_and_thread_count_independent(B: int, C: int) -> None:
+    inputs = _spread_inputs(B, C, 16)
     gen = torch.Generator().manual_seed(2)
-    grad_lower, grad_upper = (
-        torch.randn(1000, 45, generator=gen),
-        torch.randn(1000, 45, generator=gen),
-    )
+    grad_lower, grad_upper = torch.randn(B, C, generator=gen), torch.randn(B, C, generator=gen)
     fn = _compiled_causal_importances
     threads = torch.get_num_threads()
     try:

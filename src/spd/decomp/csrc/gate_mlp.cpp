@@ -1,9 +1,11 @@
 // Causal-importance gate MLP, forward and backward, on CPU float32:
 //   z[b,c] = sum_k w2[c,k] * GELU(w1[c,k] * h[b,c] + b1[c,k]) + b2[c]   (erf GELU)
 // The C axis is cut into blocks of kLanes subcomponents, one subcomponent per SIMD lane (no
-// horizontal reductions), with weights transposed to (K, C_padded). Threads split the blocks, so
-// each gradient accumulator belongs to one thread and sums over the batch in a fixed order: results
-// are bit-identical from call to call and for any thread count.
+// horizontal reductions), with weights transposed to (K, C_padded), and the batch into chunks of
+// kRowsPerChunk rows. Threads split the (chunk, block) pairs, so small C still keeps every thread
+// busy. In the backward pass each pair sums its weight gradients over its own rows into its own
+// buffer, and the chunks' sums are then added in chunk order. The partition depends on B and C
+// only, so results are bit-identical from call to call and for any thread count.
 // The forward pass takes erf from a rational function (Eigen's float erf); the backward pass needs
 // exp(-x^2/2) for GELU' anyway and reuses it in the Abramowitz-Stegun 7.1.26 erf, the form ATen's
 // vectorised GELU uses. Both are within 5e-7 of the exact erf.
@@ -26,6 +28,7 @@ typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
 typedef std::int32_t vi __attribute__((vector_size(kLanes * sizeof(float))));
 
 constexpr int64_t kRowsPerPartialSum = 64;  // batch rows summed before joining the running total
+constexpr int64_t kRowsPerChunk = 512;      // batch rows per work unit; a multiple of the above
 constexpr float kSqrt1_2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 
@@ -107,6 +110,23 @@ inline vf erf_scaled(vf pre) {
 
 int64_t padded(int64_t C) { return (C + kLanes - 1) / kLanes * kLanes; }
 
+int64_t num_chunks(int64_t B) { return (B + kRowsPerChunk - 1) / kRowsPerChunk; }
+
+// Calls f(blk, chunk, begin, end) for every block of kLanes subcomponents and every chunk of batch
+// rows [begin, end), in parallel; the pairs depend on B and Cp only, not on the thread count.
+// Threads take runs of consecutive pairs in chunk-major order, so they mostly write disjoint rows
+// of the (B, C) outputs rather than sharing cache lines within a row.
+template <typename F>
+void for_each_chunk_and_block(int64_t B, int64_t Cp, const F& f) {
+  const int64_t blocks = Cp / kLanes;
+  at::parallel_for(0, num_chunks(B) * blocks, 1, [&](int64_t unit0, int64_t unit1) {
+    for (int64_t unit = unit0; unit < unit1; ++unit) {
+      const int64_t chunk = unit / blocks, r0 = chunk * kRowsPerChunk;
+      f(unit % blocks, chunk, r0, std::min(B, r0 + kRowsPerChunk));
+    }
+  });
+}
+
 // (C, K) -> zero-padded (K, padded(C)).
 at::Tensor to_lanes(const at::Tensor& w) {
   const int64_t C = w.size(0);
@@ -159,19 +179,17 @@ void forward_blocks(const at::Tensor& h_in, const at::Tensor& w1_in, const at::T
   const float* b1 = b1t.data_ptr<float>();
   const float* w2 = w2t.data_ptr<float>();
   const float* b2p = b2.data_ptr<float>();
-  at::parallel_for(0, Cp / kLanes, 1, [&](int64_t block0, int64_t block1) {
-    for (int64_t blk = block0; blk < block1; ++blk) {
-      const int64_t c0 = blk * kLanes, n = std::min(kLanes, C - c0);
-      const vf bias = load_lanes(b2p + c0, n);
-      for (int64_t b = 0; b < B; ++b) {
-        const vf x = load_lanes(hp + b * C + c0, n);
-        vf acc = bias;
-        for (int64_t i = c0; i < K * Cp; i += Cp) {
-          const vf pre = load(w1 + i) * x + load(b1 + i);
-          acc += load(w2 + i) * (pre * (0.5f + 0.5f * erf_scaled(pre)));
-        }
-        emit(b, c0, n, acc);
+  for_each_chunk_and_block(B, Cp, [&](int64_t blk, int64_t, int64_t begin, int64_t end) {
+    const int64_t c0 = blk * kLanes, n = std::min(kLanes, C - c0);
+    const vf bias = load_lanes(b2p + c0, n);
+    for (int64_t b = begin; b < end; ++b) {
+      const vf x = load_lanes(hp + b * C + c0, n);
+      vf acc = bias;
+      for (int64_t i = c0; i < K * Cp; i += Cp) {
+        const vf pre = load(w1 + i) * x + load(b1 + i);
+        acc += load(w2 + i) * (pre * (0.5f + 0.5f * erf_scaled(pre)));
       }
+      emit(b, c0, n, acc);
     }
   });
 }
@@ -187,47 +205,53 @@ std::vector<at::Tensor> backward_blocks(const at::Tensor& h_in, const at::Tensor
   const at::Tensor w1t = to_lanes(w1_in), b1t = to_lanes(b1_in), w2t = to_lanes(w2_in);
   const int64_t B = h.size(0), C = h.size(1), K = w1t.size(0), Cp = w1t.size(1);
   at::Tensor dh = at::empty_like(h);
-  // Rows: grad_w1, grad_b1, grad_w2 (K each, in lanes layout), then grad_b2.
-  at::Tensor grads = at::zeros({3 * K + 1, Cp}, h.options());
+  // Rows: grad_w1, grad_b1, grad_w2 (K each, in lanes layout), then grad_b2; one such matrix of
+  // sums per batch chunk, each entry written by exactly one (chunk, block) pair.
+  const int64_t rows = 3 * K + 1, chunks = num_chunks(B);
+  at::Tensor grads = at::zeros({rows, Cp}, h.options());
+  at::Tensor chunk_grads = at::empty({chunks, rows, Cp}, h.options());
   const float* hp = h.data_ptr<float>();
   const float* w1 = w1t.data_ptr<float>();
   const float* b1 = b1t.data_ptr<float>();
   const float* w2 = w2t.data_ptr<float>();
   float* dhp = dh.data_ptr<float>();
-  float* gradp = grads.data_ptr<float>();
-  at::parallel_for(0, Cp / kLanes, 1, [&](int64_t block0, int64_t block1) {
-    // Sums over kRowsPerPartialSum rows, in the order of the rows of `grads`.
-    std::vector<vf> part(3 * K + 1);
-    for (int64_t blk = block0; blk < block1; ++blk) {
-      const int64_t c0 = blk * kLanes, n = std::min(kLanes, C - c0);
-      for (int64_t r0 = 0; r0 < B; r0 += kRowsPerPartialSum) {
-        std::fill(part.begin(), part.end(), vf{});
-        for (int64_t b = r0; b < std::min(B, r0 + kRowsPerPartialSum); ++b) {
-          const vf x = load_lanes(hp + b * C + c0, n);
-          const vf gz = grad_z(b, c0, n);
-          vf dx{};
-          for (int64_t k = 0; k < K; ++k) {
-            const int64_t i = k * Cp + c0;
-            const vf w1k = load(w1 + i);
-            const vf pre = w1k * x + load(b1 + i);
-            vf gauss;
-            const vf cdf = normal_cdf(pre, gauss);
-            const vf dpre = gz * load(w2 + i) * (cdf + pre * gauss * kInvSqrt2Pi);
-            part[k] += dpre * x;
-            part[K + k] += dpre;
-            part[2 * K + k] += gz * (pre * cdf);
-            dx += dpre * w1k;
-          }
-          part[3 * K] += gz;
-          store_lanes(dhp + b * C + c0, dx, n);
+  float* chunkp = chunk_grads.data_ptr<float>();
+  for_each_chunk_and_block(B, Cp, [&](int64_t blk, int64_t chunk, int64_t begin, int64_t end) {
+    const int64_t c0 = blk * kLanes, n = std::min(kLanes, C - c0);
+    // part: sums over kRowsPerPartialSum rows, added into total; both in the order of `grads`.
+    std::vector<vf> part(rows), total(rows);
+    for (int64_t r0 = begin; r0 < end; r0 += kRowsPerPartialSum) {
+      std::fill(part.begin(), part.end(), vf{});
+      for (int64_t b = r0; b < std::min(end, r0 + kRowsPerPartialSum); ++b) {
+        const vf x = load_lanes(hp + b * C + c0, n);
+        const vf gz = grad_z(b, c0, n);
+        vf dx{};
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t i = k * Cp + c0;
+          const vf w1k = load(w1 + i);
+          const vf pre = w1k * x + load(b1 + i);
+          vf gauss;
+          const vf cdf = normal_cdf(pre, gauss);
+          const vf dpre = gz * load(w2 + i) * (cdf + pre * gauss * kInvSqrt2Pi);
+          part[k] += dpre * x;
+          part[K + k] += dpre;
+          part[2 * K + k] += gz * (pre * cdf);
+          dx += dpre * w1k;
         }
-        for (int64_t j = 0; j <= 3 * K; ++j) {
-          float* total = gradp + j * Cp + c0;
-          store(total, load(total) + part[j]);
-        }
+        part[3 * K] += gz;
+        store_lanes(dhp + b * C + c0, dx, n);
       }
+      for (int64_t j = 0; j < rows; ++j) total[j] += part[j];
     }
+    float* out = chunkp + chunk * rows * Cp + c0;
+    for (int64_t j = 0; j < rows; ++j) store(out + j * Cp, total[j]);
   });
+  // Add up the chunks' sums in chunk order.
+  float* gradp = grads.data_ptr<float>();
+  for (int64_t i = 0; i < chunks * rows * Cp; i += kLanes) {
+    float* g = gradp + i % (rows * Cp);
+    store(g, load(g) + load(chunkp + i));
+  }
   auto unlanes = [&](int64_t row) {
     return grads.narrow(0, row, K).narrow(1, 0, C).t().contiguous();
   };
