@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
 def faithfulness_loss(target_weights: Sequence[Tensor], component_weights: Sequence[Tensor]) -> Tensor:
     """sum_l ||W^l - U^l V^l||_F^2 / N, N the total number of entries of the decomposed matrices."""
-    squared_error = sum(((w - uv) ** 2).sum() for w, uv in zip(target_weights, component_weights, strict=True))
+    squared_error = sum(
+        F.mse_loss(uv, w, reduction="sum") for w, uv in zip(target_weights, component_weights, strict=True)
+    )
     n_entries = sum(w.numel() for w in target_weights)
     return squared_error / n_entries
 
 
 def reconstruction_mse(output: Tensor, target_output: Tensor) -> Tensor:
     """D for the toy models: mean squared error over batch x outputs."""
-    return ((output - target_output) ** 2).mean()
+    return F.mse_loss(output, target_output)
 
 
 def importance_minimality_loss(upper_causal_importances: Sequence[Tensor], pnorm: float) -> Tensor:
