@@ -1,0 +1,41 @@
+from spd.config import TMSTargetConfig
+from spd.evaluate.recovery import tms_recovery_failures
+
+
+def _rows(**overrides):
+    values = {
+        ("linear1", "mmcs"): 1.0,
+        ("linear1", "ml2r"): 1.0,
+        ("linear1", "alive_subcomponents"): 5,
+        ("linear2", "alive_subcomponents"): 5,
+        ("hidden", "alive_subcomponents"): 2,
+        ("linear1", "ci_pattern_errors"): 0,
+        ("linear2", "ci_pattern_errors"): 0,
+    }
+    for key, value in overrides.items():
+        layer, metric = key.split("__")
+        values[(layer, metric)] = value
+    return [{"layer": layer, "metric": metric, "value": value} for (layer, metric), value in values.items()]
+
+
+PLAIN = TMSTargetConfig(n_features=5, d_hidden=2)
+WITH_ID = TMSTargetConfig(n_features=5, d_hidden=2, identity_layer=True)
+
+
+def test_full_recovery_has_no_failures():
+    assert tms_recovery_failures(_rows(), PLAIN) == []
+    assert tms_recovery_failures(_rows(), WITH_ID) == []
+
+
+def test_each_threshold_is_reported():
+    assert tms_recovery_failures(_rows(linear1__mmcs=0.998), PLAIN) == ["MMCS 0.9980 < 0.999"]
+    assert "ML2R" in tms_recovery_failures(_rows(linear1__ml2r=0.97), PLAIN)[0]
+    assert "ML2R" in tms_recovery_failures(_rows(linear1__ml2r=1.05), PLAIN)[0]
+    assert tms_recovery_failures(_rows(linear2__alive_subcomponents=6), PLAIN) == [
+        "linear2: 6 alive subcomponents, expected 5"
+    ]
+    assert tms_recovery_failures(_rows(hidden__alive_subcomponents=3), WITH_ID) == [
+        "hidden: 3 alive subcomponents, expected 2"
+    ]
+    assert tms_recovery_failures(_rows(hidden__alive_subcomponents=3), PLAIN) == []
+    assert tms_recovery_failures(_rows(linear1__ci_pattern_errors=2), PLAIN) == ["linear1: 2 CI-pattern errors"]
