@@ -24,3 +24,18 @@ def tiny_config_path(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_TMS))
     return path
+
+
+def tms_component_model(n_features: int, d_hidden: int, identity: bool, C: int, d_gate: int):
+    """An untrained TMS target (tied weights) wrapped in a ComponentModel; deterministic."""
+    import torch
+
+    from spd.config import TMSTargetConfig
+    from spd.decomp.component_model import ComponentModel
+    from spd.targets import tms
+
+    config = TMSTargetConfig(n_features=n_features, d_hidden=d_hidden, identity_layer=identity)
+    torch.manual_seed(0)
+    target_model = tms.build_model(config)
+    target_model.tie_weights()
+    return ComponentModel(tms.as_target(target_model, config), C, d_gate, True, torch.Generator().manual_seed(0))

@@ -1,16 +1,11 @@
 import torch
+from conftest import tms_component_model
 
-from spd.config import TMSTargetConfig
 from spd.decomp.component_model import ComponentModel
-from spd.targets import tms
 
 
 def _model() -> ComponentModel:
-    config = TMSTargetConfig(n_features=6, d_hidden=3, identity_layer=True)
-    torch.manual_seed(0)
-    target_model = tms.build_model(config)
-    target_model.tie_weights()
-    return ComponentModel(tms.as_target(target_model, config), 5, 3, True, torch.Generator().manual_seed(0))
+    return tms_component_model(6, 3, identity=True, C=5, d_gate=3)
 
 
 def test_reused_clean_pass_activations_give_the_same_outputs_and_gradients():

@@ -14,21 +14,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("z, lower, lower_grad, upper, upper_grad", CASES)
-def test_lower_leaky_value_and_gradient(z, lower, lower_grad, upper, upper_grad):
+@pytest.mark.parametrize("which", ["lower", "upper"])
+def test_value_and_gradient_on_each_branch(which, z, lower, lower_grad, upper, upper_grad):
+    squash = lower_leaky_hard_sigmoid if which == "lower" else upper_leaky_hard_sigmoid
+    value, grad = (lower, lower_grad) if which == "lower" else (upper, upper_grad)
     zt = torch.tensor(z, requires_grad=True)
-    out = lower_leaky_hard_sigmoid(zt, ALPHA)
+    out = squash(zt, ALPHA)
     out.backward()
-    assert out.item() == pytest.approx(lower)
-    assert zt.grad.item() == pytest.approx(lower_grad)
-
-
-@pytest.mark.parametrize("z, lower, lower_grad, upper, upper_grad", CASES)
-def test_upper_leaky_value_and_gradient(z, lower, lower_grad, upper, upper_grad):
-    zt = torch.tensor(z, requires_grad=True)
-    out = upper_leaky_hard_sigmoid(zt, ALPHA)
-    out.backward()
-    assert out.item() == pytest.approx(upper)
-    assert zt.grad.item() == pytest.approx(upper_grad)
+    assert out.item() == pytest.approx(value)
+    assert zt.grad.item() == pytest.approx(grad)
 
 
 def test_sigmoids_agree_on_unit_interval_and_are_continuous():

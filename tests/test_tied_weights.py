@@ -1,16 +1,11 @@
 import torch
+from conftest import tms_component_model
 
-from spd.config import TMSTargetConfig
 from spd.decomp.component_model import ComponentModel
-from spd.targets import tms
 
 
 def _model(identity: bool = False) -> ComponentModel:
-    config = TMSTargetConfig(n_features=5, d_hidden=2, identity_layer=identity)
-    torch.manual_seed(0)
-    target_model = tms.build_model(config)
-    target_model.tie_weights()
-    return ComponentModel(tms.as_target(target_model, config), 4, 3, True, torch.Generator().manual_seed(0))
+    return tms_component_model(5, 2, identity=identity, C=4, d_gate=3)
 
 
 def test_linear2_reuses_linear1_components_transposed():
