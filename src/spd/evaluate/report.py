@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -23,10 +25,20 @@ _FEATURE_ALIGNED_LAYERS = ("linear1", "linear2")
 
 
 def code_version() -> str:
+    """`git describe` of the source tree when it is a checkout, else the package version."""
+    source_dir = Path(__file__).resolve().parent
     try:
-        return version("spd-pipeline")
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=source_dir, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        described = ""
+    try:
+        package = version("spd-pipeline")
     except PackageNotFoundError:
-        return "unknown"
+        package = "unknown"
+    return f"{package}+{described}" if described else package
 
 
 def metric_rows(
