@@ -91,7 +91,7 @@ def _format_losses(losses: dict[str, float]) -> str:
 
 def make_optimizer(model: ComponentModel, config: SPDConfig) -> torch.optim.Optimizer:
     """Adam (AdamW with weight decay 0) over U, V and the gate parameters."""
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=True)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
 
 
 def training_step(
