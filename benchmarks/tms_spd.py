@@ -1,7 +1,7 @@
 """SPD on the TMS targets: median step time and peak memory, and wall time to quality.
 
-    python benchmarks/tms_spd.py step-time                      # all four paper configs
-    python benchmarks/tms_spd.py time-to-quality configs/tms_5-2.yaml --steps 2000 5000
+    python benchmarks/tms_spd.py step-time                      # every experiment of params.yaml
+    python benchmarks/tms_spd.py time-to-quality tms_5-2 --steps 20000 40000
 
 step-time times paper-mode steps (batch 4096) on an untrained target of the right shape, each
 config in its own process so that peak RSS is per config. time-to-quality trains the target, then
@@ -21,18 +21,19 @@ from pathlib import Path
 
 import torch
 
-from spd.config import load_experiment_config
+from spd.config import load_params
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.train import decompose, make_optimizer, training_step
 from spd.evaluate.recovery import tms_recovery_failures
 from spd.evaluate.report import metric_rows
 from spd.targets import tms
+from spd.targets.registry import train_target
 
-PAPER_CONFIGS = [f"configs/tms_{name}.yaml" for name in ("5-2", "5-2-id", "40-10", "40-10-id")]
+PARAMS = Path(__file__).parents[1] / "params.yaml"
 
 
-def time_steps(config_path: str, steps: int, warmup: int, device: str) -> dict[str, object]:
-    config = load_experiment_config(config_path)
+def time_steps(experiment: str, steps: int, warmup: int, device: str) -> dict[str, object]:
+    config = load_params(PARAMS).experiment(experiment)
     torch.manual_seed(0)
     model = tms.build_model(config.target).to(device)
     model.tie_weights()
@@ -63,9 +64,9 @@ def time_steps(config_path: str, steps: int, warmup: int, device: str) -> dict[s
 
 
 def step_time_all(args: argparse.Namespace) -> None:
-    for config_path in args.configs or PAPER_CONFIGS:
+    for experiment in args.experiments or list(load_params(PARAMS).experiments):
         result = subprocess.run(
-            [sys.executable, __file__, "_one-step-time", config_path, "--steps", str(args.steps),
+            [sys.executable, __file__, "_one-step-time", experiment, "--steps", str(args.steps),
              "--device", args.device],
             check=True, capture_output=True, text=True,
         )
@@ -73,8 +74,7 @@ def step_time_all(args: argparse.Namespace) -> None:
 
 
 def time_to_quality(args: argparse.Namespace) -> None:
-    config = load_experiment_config(args.config)
-    from spd.targets.registry import train_target
+    config = load_params(PARAMS).experiment(args.experiment)
 
     target_model, _ = train_target(config.target, args.device, lambda _: None)
     target = tms.as_target(target_model, config.target)
@@ -95,22 +95,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     step = commands.add_parser("step-time")
-    step.add_argument("configs", nargs="*")
+    step.add_argument("experiments", nargs="*")
     step.add_argument("--steps", type=int, default=60)
     step.add_argument("--device", default="cpu")
     one = commands.add_parser("_one-step-time")
-    one.add_argument("config")
+    one.add_argument("experiment")
     one.add_argument("--steps", type=int, default=30)
     one.add_argument("--device", default="cpu")
     quality = commands.add_parser("time-to-quality")
-    quality.add_argument("config", type=Path)
+    quality.add_argument("experiment")
     quality.add_argument("--steps", type=int, nargs="+", required=True)
     quality.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if args.command == "step-time":
         step_time_all(args)
     elif args.command == "_one-step-time":
-        print(json.dumps(time_steps(args.config, args.steps, warmup=5, device=args.device)))
+        print(json.dumps(time_steps(args.experiment, args.steps, warmup=5, device=args.device)))
     else:
         time_to_quality(args)
 

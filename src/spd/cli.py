@@ -1,4 +1,5 @@
-"""Command line: `spd train-target | decompose | evaluate | run`, each reading an experiment YAML.
+"""Command line: `spd train-target | decompose | evaluate | run`, each for one experiment of
+params.yaml (`--experiment NAME`) or of a single-experiment YAML file (`--config FILE`).
 
 Every input is validated before any compute starts; errors are one line on stderr, exit code 2.
 """
@@ -18,6 +19,7 @@ from spd.config import (
     ExperimentConfig,
     config_hash,
     load_experiment_config,
+    load_params,
     parse_experiment_config,
 )
 from spd.io import CheckpointError, write_parquet
@@ -111,7 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--config", type=Path, required=True, help="experiment YAML")
+        source = sub.add_mutually_exclusive_group(required=True)
+        source.add_argument("--experiment", help="experiment name in --params (e.g. tms_5-2)")
+        source.add_argument("--config", type=Path, help="a single-experiment YAML file instead")
+        sub.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
         sub.add_argument("--out", type=Path, required=True, help="output folder")
         sub.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
         return sub
@@ -130,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        config = load_experiment_config(args.config)
+        if args.config is not None:
+            config = load_experiment_config(args.config)
+        else:
+            config = load_params(args.params).experiment(args.experiment)
         if args.command == "train-target":
             config = _with_overrides(config, "target", {"seed": args.seed})
         elif args.command in ("decompose", "run"):

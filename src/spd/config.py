@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +18,9 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(gt=0, le=1)]
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -84,13 +87,31 @@ class EvalConfig(StrictModel):
     seed: Annotated[int, Field(ge=0)] = Field(12345, description="Seed of the random batch.")
 
 
-class ExperimentConfig(StrictModel):
-    """One experiment: a target model, its decomposition and its evaluation."""
+class ExperimentSettings(StrictModel):
+    """What an experiment is: a target model, its decomposition and its evaluation."""
 
-    name: str = Field(min_length=1, description="Experiment name, e.g. tms_5-2.")
     target: TargetConfig
     decomposition: SPDConfig
     evaluation: EvalConfig = EvalConfig()
+
+
+class ExperimentConfig(ExperimentSettings):
+    """One named experiment, as a single YAML file or as an entry of params.yaml."""
+
+    name: str = Field(min_length=1, description="Experiment name, e.g. tms_5-2.")
+
+
+class Params(StrictModel):
+    """params.yaml: every experiment of the project, and the seeds to run each with."""
+
+    seeds: tuple[Annotated[int, Field(ge=0)], ...] = Field((0,), min_length=1, description="Seeds.")
+    experiments: dict[str, ExperimentSettings] = Field(min_length=1, description="By name.")
+
+    def experiment(self, name: str) -> ExperimentConfig:
+        if name not in self.experiments:
+            known = ", ".join(sorted(self.experiments))
+            raise ConfigError(f"unknown experiment '{name}' (params has: {known})")
+        return ExperimentConfig(name=name, **dict(self.experiments[name]))
 
 
 def _format_validation_error(error: ValidationError, source: str) -> str:
@@ -101,24 +122,41 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     return f"{source}: bad config key '{key}': {first['msg']}{more}"
 
 
-def parse_experiment_config(raw: object, source: str = "config") -> ExperimentConfig:
+def _validate(schema: type[ModelT], raw: object, source: str) -> ModelT:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
-        return ExperimentConfig.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_format_validation_error(error, source)) from None
 
 
-def load_experiment_config(path: str | Path) -> ExperimentConfig:
+def _read_yaml(path: str | Path) -> object:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error.__class__.__name__})") from None
-    return parse_experiment_config(raw, source=str(path))
+
+
+def parse_experiment_config(raw: object, source: str = "config") -> ExperimentConfig:
+    return _validate(ExperimentConfig, raw, source)
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    """A single-experiment YAML file (name, target, decomposition, evaluation)."""
+    return parse_experiment_config(_read_yaml(path), source=str(path))
+
+
+def parse_params(raw: object, source: str = "params") -> Params:
+    return _validate(Params, raw, source)
+
+
+def load_params(path: str | Path) -> Params:
+    """params.yaml: seeds and every experiment, validated as a whole."""
+    return parse_params(_read_yaml(path), source=str(path))
 
 
 def config_hash(model: BaseModel) -> str:
