@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
         sub.add_argument("--out", type=Path, required=True, help="output folder")
         sub.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+        sub.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
         return sub
 
     train = add("train-target", "Train the experiment's target model; writes target.pt.")
@@ -144,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in ("decompose", "run"):
             config = _with_overrides(config, "decomposition", {"seed": args.seed, "steps": args.steps})
         device = _device(args.device)
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ConfigError(f"--threads {args.threads}: must be at least 1")
+            torch.set_num_threads(args.threads)
         if args.command == "train-target":
             _train_target(config, args.out, device)
         elif args.command == "decompose":

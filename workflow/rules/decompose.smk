@@ -1,0 +1,19 @@
+rule decompose:
+    input:
+        target="data/targets/{experiment}/target.pt",
+    output:
+        decomposition="results/decompositions/{experiment}/seed{seed}/decomposition.pt",
+        losses="results/decompositions/{experiment}/seed{seed}/losses.parquet",
+    params:
+        params_file=PARAMS_FILE,
+        settings=settings("decomposition"),
+    log:
+        "logs/decompose/{experiment}/seed{seed}.log",
+    benchmark:
+        "benchmarks/runs/decompose/{experiment}/seed{seed}.tsv"
+    threads: 2
+    shell:
+        "python -m spd decompose --params {params.params_file} --experiment {wildcards.experiment}"
+        " --seed {wildcards.seed} --target {input.target}"
+        " --out results/decompositions/{wildcards.experiment}/seed{wildcards.seed}"
+        " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,14 @@
+rule train_target:
+    output:
+        "data/targets/{experiment}/target.pt",
+    params:
+        params_file=PARAMS_FILE,
+        settings=settings("target"),
+    log:
+        "logs/train_target/{experiment}.log",
+    benchmark:
+        "benchmarks/runs/train_target/{experiment}.tsv"
+    threads: 1
+    shell:
+        "python -m spd train-target --params {params.params_file} --experiment {wildcards.experiment}"
+        " --out data/targets/{wildcards.experiment} --threads {threads} > {log} 2>&1"
