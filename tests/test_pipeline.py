@@ -21,13 +21,13 @@ def _body(seed_offset: int = 0) -> dict:
     return body
 
 
+def _run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = ["snakemake", "--cores", "2", "--config", "params=tiny.yaml", *args]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
+
+
 def _snakemake(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["snakemake", "--cores", "2", "--config", "params=tiny.yaml", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
+    result = _run_snakemake(workdir, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -65,12 +65,7 @@ def test_bad_params_fail_before_any_job(workdir: Path):
     params = yaml.safe_load((workdir / "tiny.yaml").read_text())
     params["experiments"]["tiny_a"]["decomposition"]["C"] = 0
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run(
-        ["snakemake", "--cores", "1", "--config", "params=tiny.yaml"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
+    result = _run_snakemake(workdir)
     assert result.returncode != 0
     assert "experiments.tiny_a.decomposition.C" in result.stdout + result.stderr
     assert not (workdir / "data").exists()
