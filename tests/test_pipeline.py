@@ -44,10 +44,11 @@ def workdir(tmp_path: Path) -> Path:
 def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experiment(workdir: Path):
     _snakemake(workdir)
     for experiment in ("tiny_a", "tiny_b"):
-        metrics = pd.read_parquet(workdir / f"results/metrics/{experiment}/seed0/metrics.parquet")
+        metrics = pd.read_parquet(workdir / f"results/runs/{experiment}/seed0/metrics.parquet")
         assert set(metrics["experiment"]) == {experiment}
         assert {"mmcs", "ml2r", "alive_subcomponents"} <= set(metrics["metric"])
         assert (workdir / f"logs/decompose/{experiment}/seed0.log").stat().st_size > 0
+    assert (workdir / "results/figures/tms.pdf").read_bytes().startswith(b"%PDF")
     assert "Nothing to be done" in _snakemake(workdir, "-n")
 
     params = yaml.safe_load((workdir / "tiny.yaml").read_text())
@@ -56,9 +57,9 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
     plan = _snakemake(workdir, "-n", "--quiet", "rules")
     assert "train_target" not in plan
     assert "decompose" in plan and "evaluate" in plan
-    before = (workdir / "results/metrics/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns
+    before = (workdir / "results/runs/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns
     _snakemake(workdir)
-    assert (workdir / "results/metrics/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns == before
+    assert (workdir / "results/runs/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns == before
 
 
 def test_bad_params_fail_before_any_job(workdir: Path):

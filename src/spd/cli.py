@@ -28,6 +28,8 @@ TARGET_FILE = "target.pt"
 DECOMPOSITION_FILE = "decomposition.pt"
 LOSSES_FILE = "losses.parquet"
 METRICS_FILE = "metrics.parquet"
+CI_PROBES_FILE = "ci_probes.parquet"
+WEIGHTS_FILE = "weights.parquet"
 
 
 def _log(message: str) -> None:
@@ -82,6 +84,7 @@ def _evaluate(
     config: ExperimentConfig, target_path: Path, decomposition_path: Path, out: Path, device: str
 ) -> Path:
     from spd.decomp.storage import load_decomposition
+    from spd.evaluate.exports import ci_probe_table, weight_table
     from spd.evaluate.recovery import tms_recovery_failures
     from spd.evaluate.report import metric_rows, metrics_table
     from spd.targets.registry import load_target
@@ -92,6 +95,12 @@ def _evaluate(
     table = metrics_table(rows, config.name, spd_config.seed, config_hash(config))
     path = out / METRICS_FILE
     write_parquet(table, path)
+    provenance = {"experiment": config.name, "seed": spd_config.seed}
+    ci_table = ci_probe_table(
+        model, target_config.n_features, config.evaluation.probe_value, spd_config.leaky_alpha
+    )
+    write_parquet(ci_table.assign(**provenance), out / CI_PROBES_FILE)
+    write_parquet(weight_table(model).assign(**provenance), out / WEIGHTS_FILE)
     summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
     _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
     failures = tms_recovery_failures(rows, target_config)
@@ -99,6 +108,19 @@ def _evaluate(
     _log(f"[{config.name}] ground-truth recovery: {verdict}")
     _log(f"[{config.name}] metrics saved to {path}")
     return path
+
+
+def _figures(run_dirs: list[Path], out: Path) -> int:
+    from spd.figures.tms import read_run, write_tms_figures
+
+    names = (METRICS_FILE, CI_PROBES_FILE, WEIGHTS_FILE, LOSSES_FILE)
+    missing = [run / name for run in run_dirs for name in names if not (run / name).is_file()]
+    if missing:
+        print(f"spd: error: {missing[0]}: file not found", file=sys.stderr)
+        return 2
+    write_tms_figures([read_run(*(run / name for name in names)) for run in run_dirs], out)
+    _log(f"figures saved to {out}")
+    return 0
 
 
 def _require_file(path: Path, flag: str) -> Path:
@@ -134,7 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--target", type=Path, required=True, help="target.pt")
     evaluate.add_argument("--decomposition", type=Path, required=True, help="decomposition.pt")
 
+    figures = commands.add_parser("figures", help="TMS figures PDF from evaluated run folders.")
+    figures.add_argument("runs", type=Path, nargs="+", help="folders with metrics/ci_probes/weights/losses")
+    figures.add_argument("--out", type=Path, required=True, help="PDF to write")
+
     args = parser.parse_args(argv)
+    if args.command == "figures":
+        return _figures(args.runs, args.out)
     try:
         if args.config is not None:
             config = load_experiment_config(args.config)

@@ -2,8 +2,8 @@ rule decompose:
     input:
         target="data/targets/{experiment}/target.pt",
     output:
-        decomposition="results/decompositions/{experiment}/seed{seed}/decomposition.pt",
-        losses="results/decompositions/{experiment}/seed{seed}/losses.parquet",
+        decomposition="results/runs/{experiment}/seed{seed}/decomposition.pt",
+        losses="results/runs/{experiment}/seed{seed}/losses.parquet",
     params:
         params_file=PARAMS_FILE,
         settings=settings("decomposition"),
@@ -15,5 +15,5 @@ rule decompose:
     shell:
         "python -m spd decompose --params {params.params_file} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --target {input.target}"
-        " --out results/decompositions/{wildcards.experiment}/seed{wildcards.seed}"
+        " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
         " --threads {threads} > {log} 2>&1"

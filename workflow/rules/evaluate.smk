@@ -1,9 +1,11 @@
 rule evaluate:
     input:
         target="data/targets/{experiment}/target.pt",
-        decomposition="results/decompositions/{experiment}/seed{seed}/decomposition.pt",
+        decomposition="results/runs/{experiment}/seed{seed}/decomposition.pt",
     output:
-        "results/metrics/{experiment}/seed{seed}/metrics.parquet",
+        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
+        ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
+        weights="results/runs/{experiment}/seed{seed}/weights.parquet",
     params:
         params_file=PARAMS_FILE,
         settings=settings("evaluation"),
@@ -13,5 +15,5 @@ rule evaluate:
     shell:
         "python -m spd evaluate --params {params.params_file} --experiment {wildcards.experiment}"
         " --target {input.target} --decomposition {input.decomposition}"
-        " --out results/metrics/{wildcards.experiment}/seed{wildcards.seed}"
+        " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
         " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,215 @@
+"""TMS figures (paper figures 1-4 style) from the evaluation's Parquet tables, one page per run.
+
+Each page: target columns vs the sum of subcomponents vs the live subcomponents; the identity
+layer's live subcomponents in "-id" variants; CI heatmaps on the one-hot probes; loss curves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
+
+from spd.io import atomic_path
+
+ALIVE_CI = 0.1
+LOSS_COLUMNS = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality")
+
+
+@dataclass(frozen=True)
+class RunTables:
+    """The evaluation outputs of one experiment x seed."""
+
+    metrics: pd.DataFrame
+    ci_probes: pd.DataFrame
+    weights: pd.DataFrame
+    losses: pd.DataFrame
+
+    @property
+    def title(self) -> str:
+        return f"{self.metrics['experiment'].iloc[0]}, seed {self.metrics['seed'].iloc[0]}"
+
+
+def read_run(metrics: Path, ci_probes: Path, weights: Path, losses: Path) -> RunTables:
+    return RunTables(*(pd.read_parquet(path) for path in (metrics, ci_probes, weights, losses)))
+
+
+def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> np.ndarray:
+    rows = weights[
+        (weights.layer == layer) & (weights.kind == kind) & (weights.subcomponent == subcomponent)
+    ]
+    return rows.pivot(index="row", columns="col", values="value").to_numpy()
+
+
+def _alive(ci_probes: pd.DataFrame, layer: str) -> list[int]:
+    """Subcomponents live on the probes, ordered by the probe on which each fires most."""
+    ci = ci_probes[ci_probes.layer == layer].pivot(
+        index="probe", columns="subcomponent", values="ci"
+    )
+    live = [c for c in ci.columns if ci[c].max() > ALIVE_CI]
+    return sorted(live, key=lambda c: (int(ci[c].to_numpy().argmax()), c))
+
+
+def _arrows(ax: Axes, columns: np.ndarray, title: str, colors: list) -> None:
+    """Draw each column of a 2 x n matrix as an arrow from the origin."""
+    for j in range(columns.shape[1]):
+        ax.annotate(
+            "",
+            xy=columns[:, j],
+            xytext=(0, 0),
+            arrowprops={"arrowstyle": "->", "color": colors[j], "lw": 2},
+        )
+    limit = max(1.2 * np.abs(columns).max(), 1e-3)
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="0.85", lw=0.5)
+    ax.axvline(0, color="0.85", lw=0.5)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _heatmap(
+    ax: Axes, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, cmap: str = "RdBu"
+) -> None:
+    bound = max(np.abs(matrix).max(), 1e-6)
+    vmin, vmax = (-bound, bound) if cmap == "RdBu" else (0, 1)
+    image = ax.imshow(
+        matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
+    )
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    if max(matrix.shape) <= 20:
+        ax.set_xticks(range(matrix.shape[1]))
+        ax.set_yticks(range(matrix.shape[0]))
+    plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+
+
+def _weights_row(fig: plt.Figure, grid, run: RunTables) -> None:
+    W = _matrix(run.weights, "linear1", "target", -1)
+    live = _alive(run.ci_probes, "linear1")
+    pieces = [
+        _matrix(run.weights, "linear1", "subcomponent", c)
+        for c in sorted(run.weights.subcomponent.unique())
+        if c >= 0
+    ]
+    total = np.sum(pieces, axis=0)
+    n_features = W.shape[1]
+    colors = [plt.cm.tab10(j % 10) for j in range(n_features)]
+    if W.shape[0] == 2:
+        _arrows(fig.add_subplot(grid[0]), W, "target W (linear1 columns)", colors)
+        _arrows(fig.add_subplot(grid[1]), total, "sum of all subcomponents", colors)
+        ax = fig.add_subplot(grid[2])
+        for c in live:
+            piece = pieces[c]
+            j = int(np.abs(piece).sum(axis=0).argmax())
+            ax.annotate(
+                "",
+                xy=piece[:, j],
+                xytext=(0, 0),
+                arrowprops={"arrowstyle": "->", "color": colors[j], "lw": 2},
+            )
+            ax.text(*(piece[:, j] * 1.1), str(c), fontsize=7, ha="center")
+        _arrows(
+            ax, np.zeros((2, 1)) + 1e-9, f"{len(live)} live subcomponents (feature colour)", colors
+        )
+        limit = 1.2 * np.abs(W).max()
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+    else:
+        _heatmap(fig.add_subplot(grid[0]), W, "target W (linear1)", "feature", "hidden")
+        _heatmap(fig.add_subplot(grid[1]), total, "sum of all subcomponents", "feature", "hidden")
+        live_sum = np.sum([pieces[c] for c in live], axis=0) if live else np.zeros_like(W)
+        _heatmap(
+            fig.add_subplot(grid[2]),
+            live_sum - W,
+            f"{len(live)} live subcomponents' sum - W",
+            "feature",
+            "hidden",
+        )
+
+
+def _identity_row(fig: plt.Figure, grid, run: RunTables) -> None:
+    live = _alive(run.ci_probes, "hidden")
+    panels = [("identity layer (target)", _matrix(run.weights, "hidden", "target", -1))]
+    panels += [
+        (f"hidden subcomponent {c}", _matrix(run.weights, "hidden", "subcomponent", c))
+        for c in live[:2]
+    ]
+    for slot, (title, matrix) in zip(grid, panels, strict=False):
+        _heatmap(fig.add_subplot(slot), matrix, title, "in", "out")
+
+
+def _ci_row(fig: plt.Figure, grid, run: RunTables, layers: list[str]) -> None:
+    for slot, layer in zip(grid, layers, strict=False):
+        live = _alive(run.ci_probes, layer)
+        ci = run.ci_probes[run.ci_probes.layer == layer].pivot(
+            index="probe", columns="subcomponent", values="ci"
+        )
+        matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
+        ax = fig.add_subplot(slot)
+        _heatmap(
+            ax,
+            matrix,
+            f"CI on one-hot probes: {layer}",
+            "live subcomponent",
+            "probe (feature)",
+            cmap="viridis",
+        )
+        if live and len(live) <= 20:
+            ax.set_xticks(range(len(live)), [str(c) for c in live])
+
+
+def _loss_axes(ax: Axes, losses: pd.DataFrame) -> None:
+    for column in LOSS_COLUMNS:
+        ax.plot(losses["step"], losses[column], label=column.replace("_", " "))
+    ax.set_yscale("log")
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_title("losses", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+
+
+def _metrics_text(metrics: pd.DataFrame) -> str:
+    rows = metrics.pivot_table(index="metric", columns="layer", values="value")
+    return rows.round(4).to_string()
+
+
+def run_page(run: RunTables) -> plt.Figure:
+    layers = list(dict.fromkeys(run.ci_probes.layer))
+    has_identity = "hidden" in layers
+    n_rows = 3 + has_identity
+    fig = plt.figure(figsize=(12, 3.4 * n_rows))
+    grid = fig.add_gridspec(n_rows, 3, hspace=0.55, wspace=0.35)
+    _weights_row(fig, [grid[0, i] for i in range(3)], run)
+    next_row = 1
+    if has_identity:
+        _identity_row(fig, [grid[1, i] for i in range(3)], run)
+        next_row = 2
+    _ci_row(fig, [grid[next_row, i] for i in range(3)], run, layers)
+    _loss_axes(fig.add_subplot(grid[next_row + 1, 0:2]), run.losses)
+    text_ax = fig.add_subplot(grid[next_row + 1, 2])
+    text_ax.axis("off")
+    text_ax.text(0, 1, _metrics_text(run.metrics), family="monospace", fontsize=7, va="top")
+    fig.suptitle(f"SPD on {run.title}", fontsize=12)
+    return fig
+
+
+def write_tms_figures(runs: list[RunTables], destination: str | Path) -> None:
+    """All runs' pages into one PDF, written atomically."""
+    with atomic_path(destination) as tmp, PdfPages(tmp) as pdf:
+        for run in runs:
+            fig = run_page(run)
+            pdf.savefig(fig)
+            plt.close(fig)
