@@ -42,3 +42,20 @@ def test_quarter_cosine_schedule():
     assert lrs[0] == pytest.approx(1.0)
     assert lrs[2] == pytest.approx(2**-0.5)
     assert lrs[4] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(tiny_config_path, tmp_path, monkeypatch, capsys):
+    from spd.decomp import train
+
+    real_losses = train.spd_losses
+
+    def poisoned(*args, **kwargs):
+        losses = real_losses(*args, **kwargs)
+        losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(train, "spd_losses", poisoned)
+    assert main(["run", "--config", str(tiny_config_path), "--out", str(tmp_path / "x")]) == 3
+    err = capsys.readouterr().err
+    assert "non-finite loss at step 0" in err and "tms_tiny" in err
+    assert not (tmp_path / "x" / "decomposition.pt").exists()

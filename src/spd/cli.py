@@ -22,6 +22,7 @@ from spd.config import (
     load_params,
     parse_experiment_config,
 )
+from spd.decomp.train import DivergenceError
 from spd.io import CheckpointError, write_parquet
 
 TARGET_FILE = "target.pt"
@@ -196,4 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CheckpointError) as error:
         print(f"spd: error: {error}", file=sys.stderr)
         return 2
+    except DivergenceError as error:
+        print(f"spd: error: [{config.name}] {error}", file=sys.stderr)
+        return 3
     return 0
