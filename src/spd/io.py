@@ -63,7 +63,3 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
 
 def write_parquet(frame: pd.DataFrame, destination: str | Path) -> None:
     atomic_write(destination, lambda tmp: frame.to_parquet(tmp, index=False))
-
-
-def write_text(text: str, destination: str | Path) -> None:
-    atomic_write(destination, lambda tmp: tmp.write_text(text))
