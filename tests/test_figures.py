@@ -15,3 +15,11 @@ def test_live_subcomponents_are_ordered_by_the_probe_they_fire_on():
     ]
     table = pd.DataFrame(rows, columns=["layer", "probe", "subcomponent", "ci"])
     assert _alive(table, "linear1") == [2, 5]
+
+
+def test_figures_command_names_a_missing_table(tmp_path, capsys):
+    from spd.cli import main
+
+    assert main(["figures", str(tmp_path), "--out", str(tmp_path / "f.pdf")]) == 2
+    assert "metrics.parquet: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "f.pdf").exists()

@@ -111,17 +111,13 @@ def _evaluate(
     return path
 
 
-def _figures(run_dirs: list[Path], out: Path) -> int:
+def _figures(run_dirs: list[Path], out: Path) -> None:
     from spd.figures.tms import read_run, write_tms_figures
 
     names = (METRICS_FILE, CI_PROBES_FILE, WEIGHTS_FILE, LOSSES_FILE)
-    missing = [run / name for run in run_dirs for name in names if not (run / name).is_file()]
-    if missing:
-        print(f"spd: error: {missing[0]}: file not found", file=sys.stderr)
-        return 2
-    write_tms_figures([read_run(*(run / name for name in names)) for run in run_dirs], out)
+    tables = [[_require_file(run / name, "run folder:") for name in names] for run in run_dirs]
+    write_tms_figures([read_run(*paths) for paths in tables], out)
     _log(f"figures saved to {out}")
-    return 0
 
 
 def _require_file(path: Path, flag: str) -> Path:
@@ -162,9 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures.add_argument("--out", type=Path, required=True, help="PDF to write")
 
     args = parser.parse_args(argv)
-    if args.command == "figures":
-        return _figures(args.runs, args.out)
     try:
+        if args.command == "figures":
+            _figures(args.runs, args.out)
+            return 0
         if args.config is not None:
             config = load_experiment_config(args.config)
         else:
