@@ -2,8 +2,13 @@
 # and seed of params.yaml. Rules only wire `python -m spd` calls together.
 #
 #   snakemake --cores 2 results/figures/tms.pdf           everything in params.yaml, and the figures
+#   snakemake --cores 2                                     the figures and Table 1
+#   snakemake --report results/report.html                  an HTML report of figures and tables
 #   snakemake --cores 2 results/runs/tms_5-2/seed0/metrics.parquet     one experiment, one seed
 #   snakemake --cores 2 --config params=other.yaml        another parameter file
+
+report: "workflow/report/workflow.rst"
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/targets.smk"
@@ -15,3 +20,4 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         "results/figures/tms.pdf",
+        "results/tables/tms_table1.md",

@@ -1,8 +1,11 @@
 """The Snakemake workflow end to end on a tiny configuration (two experiments, few steps)."""
 
 import copy
+import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +39,7 @@ def _snakemake(workdir: Path, *args: str) -> str:
 def workdir(tmp_path: Path) -> Path:
     shutil.copy(REPO / "Snakefile", tmp_path)
     shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    shutil.copytree(REPO / "profiles", tmp_path / "profiles")
     params = {"seeds": [0], "experiments": {"tiny_a": _body(), "tiny_b": _body()}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
@@ -49,7 +53,15 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
         assert {"mmcs", "ml2r", "alive_subcomponents"} <= set(metrics["metric"])
         assert (workdir / f"logs/decompose/{experiment}/seed0.log").stat().st_size > 0
     assert (workdir / "results/figures/tms.pdf").read_bytes().startswith(b"%PDF")
+    table = pd.read_parquet(workdir / "results/tables/tms_table1.parquet")
+    assert sorted(zip(table.experiment, table.metric, strict=True)) == [
+        ("tiny_a", "ml2r"), ("tiny_a", "mmcs"), ("tiny_b", "ml2r"), ("tiny_b", "mmcs")
+    ]
+    assert set(table.n_seeds) == {1}
+    assert "| tiny_a | 0 |" in (workdir / "results/tables/tms_table1.md").read_text()
     assert "Nothing to be done" in _snakemake(workdir, "-n")
+    _snakemake(workdir, "--report", "report.html")
+    assert "tms_table1.md" in (workdir / "report.html").read_text()
 
     params = yaml.safe_load((workdir / "tiny.yaml").read_text())
     params["experiments"]["tiny_b"]["decomposition"]["importance_minimality_coeff"] = 1e-2
@@ -70,3 +82,34 @@ def test_bad_params_fail_before_any_job(workdir: Path):
     assert result.returncode != 0
     assert "experiments.tiny_a.decomposition.C" in result.stdout + result.stderr
     assert not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize("kill_signal", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path, kill_signal):
+    params = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    params["experiments"]["tiny_a"]["decomposition"]["steps"] = 3000
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(params))
+    command = ["snakemake", "--cores", "2", "--config", "params=tiny.yaml"]
+    run = subprocess.Popen(
+        command, cwd=workdir, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    log = workdir / "logs/decompose/tiny_a/seed0.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "step 1/" in log.read_text()):
+        assert run.poll() is None and time.monotonic() < deadline, "decomposition never started"
+        time.sleep(0.05)
+    os.killpg(run.pid, kill_signal)
+    run.wait(timeout=60)
+    run_dir = workdir / "results/runs/tiny_a/seed0"
+    assert not (run_dir / "decomposition.pt").exists()
+    assert not (run_dir / "metrics.parquet").exists()
+
+    if kill_signal == signal.SIGKILL:  # no chance to clean up: Snakemake's lock stays behind
+        _snakemake(workdir, "--unlock")
+    _snakemake(workdir)
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    assert {"mmcs", "ml2r"} <= set(metrics["metric"])
+    assert pd.read_parquet(run_dir / "losses.parquet")["step"].max() == 2999
+    assert not list(workdir.rglob("*.tmp"))
+    assert "Nothing to be done" in _snakemake(workdir, "-n")

@@ -1,5 +1,6 @@
 """Command line: `spd train-target | decompose | evaluate | run`, each for one experiment of
-params.yaml (`--experiment NAME`) or of a single-experiment YAML file (`--config FILE`).
+params.yaml (`--experiment NAME`) or of a single-experiment YAML file (`--config FILE`);
+`spd figures | table1` over evaluated run folders.
 
 Every input is validated before any compute starts; errors are one line on stderr, exit code 2.
 """
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 
@@ -23,7 +25,7 @@ from spd.config import (
     parse_experiment_config,
 )
 from spd.decomp.train import DivergenceError
-from spd.io import CheckpointError, write_parquet
+from spd.io import CheckpointError, read_parquet, write_parquet
 
 TARGET_FILE = "target.pt"
 DECOMPOSITION_FILE = "decomposition.pt"
@@ -31,6 +33,7 @@ LOSSES_FILE = "losses.parquet"
 METRICS_FILE = "metrics.parquet"
 CI_PROBES_FILE = "ci_probes.parquet"
 WEIGHTS_FILE = "weights.parquet"
+CI_HISTOGRAM_FILE = "ci_histogram.parquet"
 
 
 def _log(message: str) -> None:
@@ -85,23 +88,22 @@ def _evaluate(
     config: ExperimentConfig, target_path: Path, decomposition_path: Path, out: Path, device: str
 ) -> Path:
     from spd.decomp.storage import load_decomposition
-    from spd.evaluate.exports import ci_probe_table, weight_table
+    from spd.evaluate.exports import ci_histogram_table, ci_probe_table, weight_table
     from spd.evaluate.recovery import tms_recovery_failures
-    from spd.evaluate.report import metric_rows, metrics_table
+    from spd.evaluate.report import evaluation_ci, metric_rows, metrics_table
     from spd.targets.registry import load_target
 
     target, target_config, _ = load_target(target_path, device)
     model, spd_config = load_decomposition(decomposition_path, target)
-    rows = metric_rows(model, target_config, spd_config, config.evaluation)
+    ci = evaluation_ci(model, target_config.n_features, spd_config, config.evaluation)
+    rows = metric_rows(model, ci, config.evaluation)
     table = metrics_table(rows, config.name, spd_config.seed, config_hash(config))
+    provenance = {"experiment": config.name, "seed": spd_config.seed}
+    write_parquet(ci_probe_table(ci.probes).assign(**provenance), out / CI_PROBES_FILE)
+    write_parquet(ci_histogram_table(ci.random).assign(**provenance), out / CI_HISTOGRAM_FILE)
+    write_parquet(weight_table(model).assign(**provenance), out / WEIGHTS_FILE)
     path = out / METRICS_FILE
     write_parquet(table, path)
-    provenance = {"experiment": config.name, "seed": spd_config.seed}
-    ci_table = ci_probe_table(
-        model, target_config.n_features, config.evaluation.probe_value, spd_config.leaky_alpha
-    )
-    write_parquet(ci_table.assign(**provenance), out / CI_PROBES_FILE)
-    write_parquet(weight_table(model).assign(**provenance), out / WEIGHTS_FILE)
     summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
     _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
     failures = tms_recovery_failures(rows, target_config)
@@ -111,13 +113,34 @@ def _evaluate(
     return path
 
 
-def _figures(run_dirs: list[Path], out: Path) -> None:
+def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
+    """Every run folder's tables, checked to exist before anything is read."""
+    return [[_require_file(run / name, "run folder:") for name in names] for run in run_dirs]
+
+
+def _figures(run_dirs: list[Path], out: Path, table1_path: Path | None) -> None:
+    from spd.evaluate.table1 import check_single_config
     from spd.figures.tms import read_run, write_tms_figures
 
-    names = (METRICS_FILE, CI_PROBES_FILE, WEIGHTS_FILE, LOSSES_FILE)
-    tables = [[_require_file(run / name, "run folder:") for name in names] for run in run_dirs]
-    write_tms_figures([read_run(*paths) for paths in tables], out)
+    names = (METRICS_FILE, CI_PROBES_FILE, CI_HISTOGRAM_FILE, WEIGHTS_FILE, LOSSES_FILE)
+    runs = [read_run(*paths) for paths in _run_tables(run_dirs, names)]
+    check_single_config(pd.concat([run.metrics for run in runs]))
+    table = None if table1_path is None else read_parquet(table1_path)
+    write_tms_figures(runs, out, table)
     _log(f"figures saved to {out}")
+
+
+def _table1(run_dirs: list[Path], out_stem: Path) -> None:
+    from spd.evaluate.table1 import table1, table1_markdown
+    from spd.io import atomic_write
+
+    metrics = pd.concat(read_parquet(paths[0]) for paths in _run_tables(run_dirs, [METRICS_FILE]))
+    table = table1(metrics)
+    write_parquet(table, out_stem.with_suffix(".parquet"))
+    markdown = table1_markdown(table)
+    atomic_write(out_stem.with_suffix(".md"), lambda tmp: tmp.write_text(markdown))
+    _log(markdown.rstrip())
+    _log(f"Table 1 saved to {out_stem}.md and {out_stem}.parquet")
 
 
 def _require_file(path: Path, flag: str) -> Path:
@@ -156,11 +179,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = commands.add_parser("figures", help="TMS figures PDF from evaluated run folders.")
     figures.add_argument("runs", type=Path, nargs="+", help="folders with metrics/ci_probes/weights/losses")
     figures.add_argument("--out", type=Path, required=True, help="PDF to write")
+    figures.add_argument("--table1", type=Path, help="tms_table1.parquet to show on the first page")
+    table = commands.add_parser("table1", help="Table 1 (MMCS, ML2R over seeds) from run folders.")
+    table.add_argument("runs", type=Path, nargs="+", help="folders with metrics.parquet")
+    table.add_argument("--out", type=Path, required=True, help="path stem: writes STEM.md, STEM.parquet")
 
     args = parser.parse_args(argv)
     try:
         if args.command == "figures":
-            _figures(args.runs, args.out)
+            _figures(args.runs, args.out, args.table1)
+            return 0
+        if args.command == "table1":
+            _table1(args.runs, args.out)
             return 0
         if args.config is not None:
             config = load_experiment_config(args.config)

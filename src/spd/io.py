@@ -18,7 +18,8 @@ import torch
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, truncated or of the wrong kind; the message names the file."""
+    """A checkpoint or table that is missing, truncated or of the wrong kind; the message names
+    the file."""
 
 
 @contextmanager
@@ -63,3 +64,14 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
 
 def write_parquet(frame: pd.DataFrame, destination: str | Path) -> None:
     atomic_write(destination, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a Parquet table; a missing, truncated or corrupt file raises CheckpointError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: table not found")
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for damaged files
+        raise CheckpointError(f"{path}: unreadable Parquet table ({error.__class__.__name__})") from None

@@ -5,6 +5,7 @@ rule evaluate:
     output:
         metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
         ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
+        ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
         weights="results/runs/{experiment}/seed{seed}/weights.parquet",
     params:
         params_file=PARAMS_FILE,

@@ -1,23 +1,17 @@
-"""Tidy tables of what the figures draw: CI on the one-hot probes, and target vs component weights."""
+"""Tidy tables of what the figures draw: CI on the one-hot probes, CI histograms, and target vs\ncomponent weights."""
 
 from __future__ import annotations
 
 import pandas as pd
 import torch
+from torch import Tensor
 
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.components import subcomponent_weights
-from spd.evaluate.causal_importance_metrics import causal_importances_on
 
 
-def ci_probe_table(
-    model: ComponentModel, n_features: int, probe_value: float, alpha: float
-) -> pd.DataFrame:
-    """One row per layer x probe (feature) x subcomponent: the CI on probe_value * e_feature."""
-    device = next(model.parameters()).device
-    probe_ci = causal_importances_on(
-        model, probe_value * torch.eye(n_features, device=device), alpha
-    )
+def ci_probe_table(probe_ci: dict[str, Tensor]) -> pd.DataFrame:
+    """One row per layer x probe (feature) x subcomponent: the CI on that feature's one-hot probe."""
     frames = []
     for layer, ci in probe_ci.items():
         probe, subcomponent = torch.meshgrid(
@@ -30,6 +24,27 @@ def ci_probe_table(
                     "probe": probe.flatten().numpy(),
                     "subcomponent": subcomponent.flatten().numpy(),
                     "ci": ci.flatten().cpu().numpy(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def ci_histogram_table(random_ci: dict[str, Tensor], n_bins: int = 50) -> pd.DataFrame:
+    """Per layer, counts of the CI values (every example x subcomponent of the random batch) in
+    `n_bins` equal bins over [0, 1]; the last bin includes 1."""
+    edges = torch.linspace(0.0, 1.0, n_bins + 1)
+    frames = []
+    for layer, ci in random_ci.items():
+        bins = (ci.flatten().cpu() * n_bins).long().clamp(0, n_bins - 1)
+        counts = torch.bincount(bins, minlength=n_bins)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": layer,
+                    "bin_left": edges[:-1].numpy(),
+                    "bin_right": edges[1:].numpy(),
+                    "count": counts.numpy(),
                 }
             )
         )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import Tensor
 
-from spd.config import EvalConfig, SPDConfig, TargetConfig
+from spd.config import EvalConfig, SPDConfig
 from spd.decomp.component_model import ComponentModel
 from spd.evaluate.causal_importance_metrics import (
     alive_mask,
@@ -41,17 +43,29 @@ def code_version() -> str:
     return f"{package}+{described}" if described else package
 
 
-def metric_rows(
-    model: ComponentModel, target_config: TargetConfig, spd_config: SPDConfig, config: EvalConfig
-) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class EvaluationCI:
+    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7)."""
+
+    probes: dict[str, Tensor]
+    random: dict[str, Tensor]
+
+
+def evaluation_ci(
+    model: ComponentModel, n_features: int, spd_config: SPDConfig, config: EvalConfig
+) -> EvaluationCI:
     device = next(model.parameters()).device
-    n_features = target_config.n_features
     probes = config.probe_value * torch.eye(n_features, device=device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     random_batch = model.target.sample_batch(config.n_random, generator)
-    probe_ci = causal_importances_on(model, probes, spd_config.leaky_alpha)
-    random_ci = causal_importances_on(model, random_batch, spd_config.leaky_alpha)
+    return EvaluationCI(
+        probes=causal_importances_on(model, probes, spd_config.leaky_alpha),
+        random=causal_importances_on(model, random_batch, spd_config.leaky_alpha),
+    )
 
+
+def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[dict[str, object]]:
+    probe_ci, random_ci = ci.probes, ci.random
     rows: list[dict[str, object]] = []
 
     def add(layer: str, metric: str, value: float, unit: str) -> None:

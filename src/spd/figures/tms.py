@@ -1,7 +1,8 @@
 """TMS figures (paper figures 1-4 style) from the evaluation's Parquet tables, one page per run.
 
 Each page: target columns vs the sum of subcomponents vs the live subcomponents; the identity
-layer's live subcomponents in "-id" variants; CI heatmaps on the one-hot probes; loss curves.
+layer's live subcomponents in "-id" variants; CI heatmaps on the one-hot probes; CI histograms
+on a random batch (log y); loss curves.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 
-from spd.io import atomic_path
+from spd.io import atomic_path, read_parquet
 
 ALIVE_CI = 0.1
 LOSS_COLUMNS = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality")
@@ -30,6 +31,7 @@ class RunTables:
 
     metrics: pd.DataFrame
     ci_probes: pd.DataFrame
+    ci_histogram: pd.DataFrame
     weights: pd.DataFrame
     losses: pd.DataFrame
 
@@ -38,8 +40,11 @@ class RunTables:
         return f"{self.metrics['experiment'].iloc[0]}, seed {self.metrics['seed'].iloc[0]}"
 
 
-def read_run(metrics: Path, ci_probes: Path, weights: Path, losses: Path) -> RunTables:
-    return RunTables(*(pd.read_parquet(path) for path in (metrics, ci_probes, weights, losses)))
+def read_run(
+    metrics: Path, ci_probes: Path, ci_histogram: Path, weights: Path, losses: Path
+) -> RunTables:
+    paths = (metrics, ci_probes, ci_histogram, weights, losses)
+    return RunTables(*(read_parquet(path) for path in paths))
 
 
 def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> np.ndarray:
@@ -171,6 +176,18 @@ def _ci_row(fig: plt.Figure, grid, run: RunTables, layers: list[str]) -> None:
             ax.set_xticks(range(len(live)), [str(c) for c in live])
 
 
+def _histogram_row(fig: plt.Figure, grid, run: RunTables, layers: list[str]) -> None:
+    for slot, layer in zip(grid, layers, strict=False):
+        bins = run.ci_histogram[run.ci_histogram.layer == layer]
+        ax = fig.add_subplot(slot)
+        ax.stairs(bins["count"], np.append(bins["bin_left"], bins["bin_right"].iloc[-1]), fill=True)
+        ax.set_yscale("log")
+        ax.set_title(f"CI histogram on the random batch: {layer}", fontsize=9)
+        ax.set_xlabel("causal importance", fontsize=8)
+        ax.set_ylabel("example x subcomponent count", fontsize=8)
+        ax.tick_params(labelsize=7)
+
+
 def _loss_axes(ax: Axes, losses: pd.DataFrame) -> None:
     for column in LOSS_COLUMNS:
         ax.plot(losses["step"], losses[column], label=column.replace("_", " "))
@@ -189,7 +206,7 @@ def _metrics_text(metrics: pd.DataFrame) -> str:
 def run_page(run: RunTables) -> plt.Figure:
     layers = list(dict.fromkeys(run.ci_probes.layer))
     has_identity = "hidden" in layers
-    n_rows = 3 + has_identity
+    n_rows = 4 + has_identity
     fig = plt.figure(figsize=(12, 3.4 * n_rows))
     grid = fig.add_gridspec(n_rows, 3, hspace=0.55, wspace=0.35)
     _weights_row(fig, [grid[0, i] for i in range(3)], run)
@@ -198,17 +215,46 @@ def run_page(run: RunTables) -> plt.Figure:
         _identity_row(fig, [grid[1, i] for i in range(3)], run)
         next_row = 2
     _ci_row(fig, [grid[next_row, i] for i in range(3)], run, layers)
-    _loss_axes(fig.add_subplot(grid[next_row + 1, 0:2]), run.losses)
-    text_ax = fig.add_subplot(grid[next_row + 1, 2])
+    _histogram_row(fig, [grid[next_row + 1, i] for i in range(3)], run, layers)
+    _loss_axes(fig.add_subplot(grid[next_row + 2, 0:2]), run.losses)
+    text_ax = fig.add_subplot(grid[next_row + 2, 2])
     text_ax.axis("off")
     text_ax.text(0, 1, _metrics_text(run.metrics), family="monospace", fontsize=7, va="top")
     fig.suptitle(f"SPD on {run.title}", fontsize=12)
     return fig
 
 
-def write_tms_figures(runs: list[RunTables], destination: str | Path) -> None:
-    """All runs' pages into one PDF, written atomically."""
+def table1_page(table: pd.DataFrame) -> plt.Figure:
+    """Table 1 (mean +- std over seeds, beside the paper's values) as a page of its own."""
+    header = ["experiment", "seeds", "MMCS", "paper", "ML2R", "paper"]
+    cells = []
+    for name, rows in table.groupby("experiment", sort=False):
+        by_metric = rows.set_index("metric")
+        row = [name, by_metric["seeds"].iloc[0]]
+        for metric in ("mmcs", "ml2r"):
+            values = by_metric.loc[metric]
+            paper = "-" if pd.isna(values["paper"]) else f"{values['paper']:.3f}"
+            row += [f"{values['mean']:.4f} ± {values['std']:.4f}", paper]
+        cells.append(row)
+    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.4 * len(cells)))
+    ax.axis("off")
+    ax.table(cellText=cells, colLabels=header, loc="center").scale(1, 1.5)
+    ax.set_title(
+        "Table 1: SPD on TMS, linear1 (mean ± sample std over the seeds listed; paper: published SPD)",
+        fontsize=10,
+    )
+    return fig
+
+
+def write_tms_figures(
+    runs: list[RunTables], destination: str | Path, table: pd.DataFrame | None = None
+) -> None:
+    """Table 1 (when given) and every run's page into one PDF, written atomically."""
     with atomic_path(destination) as tmp, PdfPages(tmp) as pdf:
+        if table is not None:
+            fig = table1_page(table)
+            pdf.savefig(fig)
+            plt.close(fig)
         for run in runs:
             fig = run_page(run)
             pdf.savefig(fig)

@@ -1,0 +1,64 @@
+import pandas as pd
+import pytest
+import torch
+
+from spd.config import ConfigError
+from spd.evaluate.exports import ci_histogram_table
+from spd.evaluate.table1 import table1, table1_markdown
+from spd.io import CheckpointError, read_parquet, write_parquet
+
+
+def _metrics(rows):
+    frame = pd.DataFrame(rows, columns=["experiment", "seed", "layer", "metric", "value"])
+    frame["config_hash"] = "abc"
+    return frame
+
+
+def test_table1_mean_and_sample_std_over_seeds_beside_the_paper():
+    metrics = _metrics([
+        ("tms_5-2", 0, "linear1", "mmcs", 1.0),
+        ("tms_5-2", 1, "linear1", "mmcs", 0.998),
+        ("tms_5-2", 0, "linear1", "ml2r", 0.99),
+        ("tms_5-2", 1, "linear1", "ml2r", 1.01),
+        ("tms_5-2", 0, "linear2", "ml2r", 5.0),  # other layers are not in the table
+        ("tms_5-2", 0, "linear1", "alive_subcomponents", 5),
+    ])
+    table = table1(metrics).set_index("metric")
+    assert table.loc["mmcs", "mean"] == pytest.approx(0.999)
+    assert table.loc["mmcs", "std"] == pytest.approx(0.002 / 2**0.5)
+    assert table.loc["ml2r", "mean"] == pytest.approx(1.0)
+    assert table.loc["ml2r", "std"] == pytest.approx(0.02 / 2**0.5)
+    assert table.loc["ml2r", "seeds"] == "0,1"
+    assert table.loc["ml2r", "paper"] == pytest.approx(0.993)
+    assert "| tms_5-2 | 0,1 | 0.9990 +- 0.0014 | 1.000 | 1.0000 +- 0.0141 | 0.993 |" in (
+        table1_markdown(table.reset_index())
+    )
+
+
+def test_table1_one_seed_has_zero_std_and_unknown_experiments_no_paper_value():
+    table = table1(_metrics([("toy", 3, "linear1", "mmcs", 0.5), ("toy", 3, "linear1", "ml2r", 2.0)]))
+    assert list(table["std"]) == [0.0, 0.0]
+    assert table["paper"].isna().all()
+    assert "| toy | 3 | 0.5000 +- 0.0000 | - |" in table1_markdown(table)
+
+
+def test_table1_refuses_rows_from_different_configs():
+    metrics = _metrics([("toy", 0, "linear1", "mmcs", 1.0), ("toy", 1, "linear1", "mmcs", 1.0)])
+    metrics.loc[1, "config_hash"] = "def"
+    with pytest.raises(ConfigError, match="experiment 'toy'.*different configs"):
+        table1(metrics)
+
+
+def test_ci_histogram_counts_every_value_once_in_equal_bins():
+    ci = {"linear1": torch.tensor([[0.0, 0.05, 0.5], [0.99, 1.0, 0.26]])}
+    table = ci_histogram_table(ci, n_bins=4)
+    assert list(table["count"]) == [2, 1, 1, 2]  # [0, .25) [.25, .5) [.5, .75) [.75, 1]
+    assert list(table["bin_left"]) == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_truncated_parquet_is_rejected_with_its_name(tmp_path):
+    path = tmp_path / "metrics.parquet"
+    write_parquet(pd.DataFrame({"a": range(100)}), path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(CheckpointError, match="metrics.parquet: unreadable Parquet table"):
+        read_parquet(path)
