@@ -59,3 +59,30 @@ def test_non_finite_loss_stops_the_run_naming_the_step(tiny_config_path, tmp_pat
     err = capsys.readouterr().err
     assert "non-finite loss at step 0" in err and "tms_tiny" in err
     assert not (tmp_path / "x" / "decomposition.pt").exists()
+
+
+def test_non_finite_parameter_stops_the_run_and_keeps_the_last_good_state(
+    tiny_config_path, tmp_path, monkeypatch, capsys
+):
+    import torch
+
+    from spd.decomp import train
+
+    real_step = train.training_step
+
+    def corrupting(model, optimizer, config, step, generator):
+        losses = real_step(model, optimizer, config, step, generator)
+        if step == 19:  # after its losses were checked, just before the save due after step 19
+            with torch.no_grad():
+                next(model.parameters())[0] = float("inf")
+        return losses
+
+    monkeypatch.setattr(train, "training_step", corrupting)
+    out = tmp_path / "x"
+    assert main(["run", "--config", str(tiny_config_path), "--out", str(out), "--checkpoint-every", "10"]) == 3
+    err = capsys.readouterr().err
+    assert "non-finite parameter" in err and "after step 19" in err and "tms_tiny, config" in err
+    state = torch.load(out / "decomposition.state.pt", weights_only=True)
+    assert state["next_step"] == 10
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not (out / "decomposition.pt").exists()

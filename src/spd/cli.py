@@ -34,6 +34,7 @@ METRICS_FILE = "metrics.parquet"
 CI_PROBES_FILE = "ci_probes.parquet"
 WEIGHTS_FILE = "weights.parquet"
 CI_HISTOGRAM_FILE = "ci_histogram.parquet"
+TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
 
 
 def _log(message: str) -> None:
@@ -67,19 +68,23 @@ def _train_target(config: ExperimentConfig, out: Path, device: str) -> Path:
     return path
 
 
-def _decompose(config: ExperimentConfig, target_path: Path, out: Path, device: str) -> Path:
+def _decompose(
+    config: ExperimentConfig, target_path: Path, out: Path, device: str, checkpoint_every: int
+) -> Path:
     from spd.decomp.storage import save_decomposition
-    from spd.decomp.train import decompose
+    from spd.decomp.train import Checkpointing, decompose
     from spd.targets.registry import load_target
 
     target, _, _ = load_target(target_path, device)
     spd = config.decomposition
     _log(f"[{config.name}] SPD: C={spd.C} steps={spd.steps} batch={spd.batch_size} seed={spd.seed}")
-    result = decompose(target, spd, _log)
+    state_path = out / TRAINING_STATE_FILE
+    result = decompose(target, spd, _log, Checkpointing(state_path, checkpoint_every))
     path = out / DECOMPOSITION_FILE
     save_decomposition(result.model, spd, path)
     history = result.loss_history.assign(experiment=config.name, seed=spd.seed)
     write_parquet(history, out / LOSSES_FILE)
+    state_path.unlink(missing_ok=True)
     _log(f"[{config.name}] decomposition saved to {path} ({result.seconds:.1f} s)")
     return path
 
@@ -172,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sub in (decompose, run):
         sub.add_argument("--seed", type=int, help="override decomposition.seed")
         sub.add_argument("--steps", type=int, help="override decomposition.steps")
+        sub.add_argument(
+            "--checkpoint-every", type=int, default=1000,
+            help=f"steps between saves of {TRAINING_STATE_FILE}, from which a rerun resumes "
+            "(default 1000)",
+        )
     evaluate = add("evaluate", "Score a decomposition against the ground truth; writes metrics.parquet.")
     evaluate.add_argument("--target", type=Path, required=True, help="target.pt")
     evaluate.add_argument("--decomposition", type=Path, required=True, help="decomposition.pt")
@@ -201,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in ("decompose", "run"):
             config = _with_overrides(config, "decomposition", {"seed": args.seed, "steps": args.steps})
         device = _device(args.device)
+        if getattr(args, "checkpoint_every", 1) < 1:
+            raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1")
         if args.threads is not None:
             if args.threads < 1:
                 raise ConfigError(f"--threads {args.threads}: must be at least 1")
@@ -208,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train-target":
             _train_target(config, args.out, device)
         elif args.command == "decompose":
-            _decompose(config, _require_file(args.target, "--target"), args.out, device)
+            target_path = _require_file(args.target, "--target")
+            _decompose(config, target_path, args.out, device, args.checkpoint_every)
         elif args.command == "evaluate":
             _evaluate(
                 config,
@@ -219,12 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             target_path = _train_target(config, args.out, device)
-            decomposition_path = _decompose(config, target_path, args.out, device)
+            decomposition_path = _decompose(config, target_path, args.out, device, args.checkpoint_every)
             _evaluate(config, target_path, decomposition_path, args.out, device)
     except (ConfigError, CheckpointError) as error:
         print(f"spd: error: {error}", file=sys.stderr)
         return 2
     except DivergenceError as error:
-        print(f"spd: error: [{config.name}] {error}", file=sys.stderr)
+        print(f"spd: error: [{config.name}, config {config_hash(config)}] {error}", file=sys.stderr)
         return 3
     return 0

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -21,6 +22,8 @@ from spd.decomp.losses import (
     reconstruction_mse,
 )
 from spd.decomp.masks import stochastic_mask
+from spd.decomp.storage import TrainingState, load_training_state, save_training_state
+from spd.io import CheckpointError
 from spd.targets.base import Target
 
 LOSS_NAMES = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality", "total")
@@ -112,30 +115,92 @@ def training_step(
     return losses
 
 
+@dataclass(frozen=True)
+class Checkpointing:
+    """Save the training state to `path` every `every` steps; resume from it when it exists."""
+
+    path: Path
+    every: int
+
+
+def _check_parameters_finite(model: ComponentModel, step: int) -> None:
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise DivergenceError(f"non-finite parameter {name} after step {step}")
+
+
+def _resume(
+    checkpointing: Checkpointing | None,
+    target: Target,
+    config: SPDConfig,
+    model: ComponentModel,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    log: Callable[[str], None],
+) -> tuple[int, list[dict[str, float]]]:
+    """Restore a saved training state into model, optimiser and RNGs; (first step, loss history)."""
+    if checkpointing is None or not checkpointing.path.is_file():
+        return 0, []
+    try:
+        state = load_training_state(checkpointing.path, config, target)
+    except CheckpointError as error:
+        log(f"ignoring {error}; starting from step 0")
+        return 0, []
+    if state is None:
+        log(f"ignoring {checkpointing.path}: made with another config or target; starting from step 0")
+        return 0, []
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    generator.set_state(state.generator)
+    torch.set_rng_state(state.global_rng)
+    log(f"resuming from {checkpointing.path} at step {state.next_step}")
+    return state.next_step, state.history
+
+
 def decompose(
     target: Target,
     config: SPDConfig,
     log: Callable[[str], None] = print,
+    checkpointing: Checkpointing | None = None,
 ) -> Decomposition:
-    """Run SPD on `target` for config.steps steps; returns the trained components and gates."""
+    """Run SPD on `target` for config.steps steps; returns the trained components and gates.
+
+    With `checkpointing`, the full training state (components, gates, optimiser, RNG states, loss
+    history) is saved atomically every `checkpointing.every` steps, and a rerun resumes from it:
+    the result is bit-identical (CPU) to an uninterrupted run. A non-finite loss stops the run at
+    that step, a non-finite parameter at the next save; the last good state is kept.
+    """
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
     model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
     optimizer = make_optimizer(model, config)
-    history: list[dict[str, float]] = []
+    first_step, history = _resume(checkpointing, target, config, model, optimizer, generator, log)
     start = last_time = time.perf_counter()
-    last_step = 0
-    for step in range(config.steps):
+    last_step = first_step
+    for step in range(first_step, config.steps):
         losses = training_step(model, optimizer, config, step, generator)
         is_last = step == config.steps - 1
+        if not math.isfinite(losses["total"].item()):
+            values = {name: loss.item() for name, loss in losses.items()}
+            raise DivergenceError(f"non-finite loss at step {step}: {_format_losses(values)}")
         if step % config.log_every == 0 or is_last:
             values = {name: loss.item() for name, loss in losses.items()}
-            if not all(math.isfinite(v) for v in values.values()):
-                raise DivergenceError(f"non-finite loss at step {step}: {_format_losses(values)}")
             history.append({"step": step, "lr": learning_rate(config, step), **values})
             now = time.perf_counter()
             rate = (step - last_step) / (now - last_time) if step > last_step else float("nan")
             log(f"step {step + 1}/{config.steps} {_format_losses(values)} | {rate:.1f} steps/s")
             last_time, last_step = now, step
+        if checkpointing is not None and (step + 1) % checkpointing.every == 0 and not is_last:
+            _check_parameters_finite(model, step)
+            state = TrainingState(
+                next_step=step + 1,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                generator=generator.get_state(),
+                global_rng=torch.get_rng_state(),
+                history=history,
+            )
+            save_training_state(state, config, target, checkpointing.path)
+    _check_parameters_finite(model, config.steps - 1)
     return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)

@@ -1,0 +1,93 @@
+"""Kill a decomposition with SIGKILL at random steps, rerun it: it resumes from its last saved
+state and ends bit-identical to an uninterrupted run."""
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import TINY_TMS
+
+from spd.cli import main
+
+STEPS = 3000
+EVERY = 100
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path]:
+    config = {**TINY_TMS, "decomposition": {**TINY_TMS["decomposition"], "steps": STEPS, "log_every": 50}}
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    assert main(["train-target", "--config", str(config_path), "--out", str(tmp_path / "t")]) == 0
+    return config_path, tmp_path / "t" / "target.pt"
+
+
+def _command(config: Path, target: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "spd", "decompose", "--config", str(config), "--target", str(target),
+        "--out", str(out), "--checkpoint-every", str(EVERY), "--threads", "1",
+    ]
+
+
+def _kill_after_step(command: list[str], log: Path, step: int) -> None:
+    """Start the run and SIGKILL it once its progress log has passed `step`."""
+    with log.open("w") as handle:
+        run = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        lines = [line for line in log.read_text().splitlines() if line.startswith("step ")]
+        if lines and int(lines[-1].split()[1].split("/")[0]) > step:
+            break
+        assert run.poll() is None, f"run ended before step {step}:\n{log.read_text()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+
+
+def test_sigkilled_decomposition_resumes_bit_identically(setup, tmp_path):
+    config, target = setup
+    reference = tmp_path / "reference"
+    subprocess.run(_command(config, target, reference), check=True, capture_output=True)
+
+    out = tmp_path / "killed"
+    rng = random.Random(0)
+    kill_steps = sorted(rng.sample(range(150, STEPS - 300), 3))
+    logs = []
+    for attempt, step in enumerate(kill_steps):
+        logs.append(tmp_path / f"attempt{attempt}.log")
+        _kill_after_step(_command(config, target, out), logs[-1], step)
+        assert not (out / "decomposition.pt").exists()
+        assert (out / "decomposition.state.pt").exists()
+    final = subprocess.run(_command(config, target, out), check=True, capture_output=True, text=True)
+    assert "resuming from" in final.stderr
+    assert any("resuming from" in log.read_text() for log in logs[1:])
+    assert not (out / "decomposition.state.pt").exists()
+
+    expected = torch.load(reference / "decomposition.pt", weights_only=True)["state_dict"]
+    resumed = torch.load(out / "decomposition.pt", weights_only=True)["state_dict"]
+    assert expected.keys() == resumed.keys()
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(reference / "losses.parquet"), pd.read_parquet(out / "losses.parquet"),
+        check_exact=True,
+    )
+
+
+def test_state_from_another_config_is_ignored(setup, tmp_path):
+    config, target = setup
+    out = tmp_path / "run"
+    _kill_after_step(_command(config, target, out), tmp_path / "first.log", 300)
+    other = yaml.safe_load(config.read_text())
+    other["decomposition"]["importance_minimality_coeff"] = 1e-2
+    config.write_text(yaml.safe_dump(other))
+    result = subprocess.run(_command(config, target, out), check=True, capture_output=True, text=True)
+    assert "made with another config or target; starting from step 0" in result.stderr
