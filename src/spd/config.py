@@ -73,6 +73,9 @@ class SPDConfig(StrictModel):
     leaky_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.01, description="Sigmoid leak.")
     fused_gates: bool = Field(True, description="Memory-lean CI-MLP kernels; False: plain reference.")
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
+    modules: tuple[str, ...] | None = Field(
+        None, min_length=1, description="Target layers to decompose; default: all the family's."
+    )
 
 
 class EvalConfig(StrictModel):

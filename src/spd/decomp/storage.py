@@ -32,6 +32,7 @@ def save_decomposition(model: ComponentModel, config: SPDConfig, path: str | Pat
 def load_decomposition(path: str | Path, target: Target) -> tuple[ComponentModel, SPDConfig]:
     payload = load_checkpoint(path, DECOMPOSITION_KIND)
     config = SPDConfig.model_validate(payload["config"])
+    target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device)
     model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)

@@ -170,6 +170,7 @@ def decompose(
     the result is bit-identical (CPU) to an uninterrupted run. A non-finite loss stops the run at
     that step, a non-finite parameter at the next save; the last good state is kept.
     """
+    target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator

@@ -80,11 +80,12 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             errors = ci_pattern_errors(probe_ci[name], config.diag_min, config.offdiag_max)
             add(name, "ci_pattern_errors", errors, "count")
 
-    with torch.no_grad():
-        U, V = model.factors("linear1")
-        mmcs, ml2r = mmcs_ml2r(U, V, tms.ground_truth_mechanisms(model.target.model))
-    add("linear1", "mmcs", mmcs, "cosine")
-    add("linear1", "ml2r", ml2r, "ratio")
+    if "linear1" in model.module_names:  # the TMS ground truth: columns of linear1's W
+        with torch.no_grad():
+            U, V = model.factors("linear1")
+            mmcs, ml2r = mmcs_ml2r(U, V, tms.ground_truth_mechanisms(model.target.model))
+        add("linear1", "mmcs", mmcs, "cosine")
+        add("linear1", "ml2r", ml2r, "ratio")
     return rows
 
 

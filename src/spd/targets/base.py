@@ -3,11 +3,13 @@ layers to decompose, which of them share (transposed) subcomponents, and how to 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
+
+from spd.config import ConfigError
 
 BatchSampler = Callable[[int, torch.Generator], Tensor]
 
@@ -30,6 +32,22 @@ class Target:
                 raise ValueError(f"tied modules '{tied}' -> '{source}' must both be decomposed")
             if source in self.tied_modules:
                 raise ValueError(f"tied module '{tied}' points at '{source}', itself tied")
+
+    def restricted_to(self, modules: Sequence[str] | None) -> Target:
+        """The same target decomposing only `modules` (all when None); a tie is kept when both of
+        its modules are decomposed, else the tied module gets its own subcomponents."""
+        if modules is None:
+            return self
+        unknown = [name for name in modules if name not in self.decomposed_modules]
+        if unknown:
+            known = ", ".join(self.decomposed_modules)
+            raise ConfigError(
+                f"bad config key 'decomposition.modules': the target has no decomposable layer "
+                f"'{unknown[0]}' (it has: {known})"
+            )
+        kept = tuple(name for name in self.decomposed_modules if name in modules)
+        ties = {t: s for t, s in self.tied_modules.items() if t in kept and s in kept}
+        return replace(self, decomposed_modules=kept, tied_modules=ties)
 
 
 def sparse_feature_batch(

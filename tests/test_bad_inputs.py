@@ -1,0 +1,185 @@
+"""Bad inputs through the command line: each gives a one-line error naming the bad key or file, a
+non-zero exit code, and leaves the outputs already in --out untouched."""
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import TINY_TMS
+
+from spd.cli import main
+
+REPO = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished tiny run: target.pt, decomposition.pt and every table."""
+    root = tmp_path_factory.mktemp("finished")
+    (root / "tiny.yaml").write_text(yaml.safe_dump(TINY_TMS))
+    assert main(["run", "--config", str(root / "tiny.yaml"), "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
+def _config_case(section: str, key: str, value, bad_key: str):
+    def make(tmp: Path, finished: Path) -> list[str]:
+        raw = copy.deepcopy(TINY_TMS)
+        raw[section][key] = value
+        (tmp / "bad.yaml").write_text(yaml.safe_dump(raw))
+        return ["run", "--config", str(tmp / "bad.yaml")]
+
+    return pytest.param(make, f"'{bad_key}'", id=f"{bad_key}={value}")
+
+
+def _params_case(mutate: Callable[[dict], None], message: str, case_id: str):
+    def make(tmp: Path, finished: Path) -> list[str]:
+        body = {k: copy.deepcopy(v) for k, v in TINY_TMS.items() if k != "name"}
+        raw = {"seeds": [0], "experiments": {"tiny": body}}
+        mutate(raw)
+        (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+        return ["run", "--params", str(tmp / "params.yaml"), "--experiment", "tiny"]
+
+    return pytest.param(make, message, id=case_id)
+
+
+def _file_case(make: Callable[[Path, Path], list[str]], message: str, case_id: str):
+    return pytest.param(make, message, id=case_id)
+
+
+def _config(tmp: Path, finished: Path) -> str:
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(TINY_TMS))
+    return str(tmp / "tiny.yaml")
+
+
+def _damaged_copy(source: Path, tmp: Path, damage: Callable[[bytes], bytes]) -> str:
+    path = tmp / f"damaged_{source.name}"
+    path.write_bytes(damage(source.read_bytes()))
+    return str(path)
+
+
+def _truncate(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _target_with_wrong_shapes(tmp: Path, finished: Path) -> str:
+    payload = torch.load(finished / "target.pt", weights_only=True)
+    payload["state_dict"] = {k: torch.zeros(3, 3) for k in payload["state_dict"]}
+    torch.save(payload, tmp / "wrong_shapes.pt")
+    return str(tmp / "wrong_shapes.pt")
+
+
+def _decomposition_of_another_target(tmp: Path, finished: Path) -> str:
+    payload = torch.load(finished / "decomposition.pt", weights_only=True)
+    payload["config"]["C"] = 3  # its U, V no longer fit: as if made for another C or target
+    torch.save(payload, tmp / "other.pt")
+    return str(tmp / "other.pt")
+
+
+BAD_INPUTS = [
+    _config_case("decomposition", "Cx", 3, "decomposition.Cx"),
+    _config_case("decomposition", "C", 0, "decomposition.C"),
+    _config_case("decomposition", "C", -4, "decomposition.C"),
+    _config_case("decomposition", "C", "many", "decomposition.C"),
+    _config_case("decomposition", "importance_minimality_coeff", -1e-3, "decomposition.importance_minimality_coeff"),
+    _config_case("decomposition", "stochastic_recon_coeff", -1, "decomposition.stochastic_recon_coeff"),
+    _config_case("decomposition", "pnorm", 0, "decomposition.pnorm"),
+    _config_case("decomposition", "pnorm", -2, "decomposition.pnorm"),
+    _config_case("decomposition", "lr_schedule", "linear", "decomposition.lr_schedule"),
+    _config_case("decomposition", "batch_size", 2.5, "decomposition.batch_size"),
+    _config_case("decomposition", "leaky_alpha", 1.5, "decomposition.leaky_alpha"),
+    _config_case("target", "feature_probability", 0, "target.feature_probability"),
+    _config_case("target", "feature_probability", 1.5, "target.feature_probability"),
+    _config_case("target", "n_features", 2.5, "target.n_features"),
+    _config_case("target", "family", "gpt2", "target.family"),
+    _config_case("evaluation", "alive_threshold", 0, "evaluation.alive_threshold"),
+    _config_case("evaluation", "l0_thresholds", [0.0], "evaluation.l0_thresholds.0"),
+    _params_case(lambda raw: raw.update(seeds=[-1]), "'seeds.0'", "negative seed"),
+    _params_case(lambda raw: raw.update(experiments={}), "'experiments'", "no experiments"),
+    _params_case(lambda raw: raw.update(colour="red"), "'colour'", "unknown top-level key"),
+    _params_case(
+        lambda raw: raw["experiments"]["tiny"]["decomposition"].update(C=0),
+        "'experiments.tiny.decomposition.C'", "params C=0",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--params", str(tmp / "missing.yaml"), "--experiment", "tiny"],
+        "missing.yaml: config file not found", "params file missing",
+    ),
+    _file_case(
+        lambda tmp, fin: (tmp / "p.yaml").write_text("seeds: [0") and
+        ["run", "--params", str(tmp / "p.yaml"), "--experiment", "tiny"],
+        "p.yaml: not valid YAML", "params not YAML",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--params", str(REPO / "params.yaml"), "--experiment", "tms_9-9"],
+        "unknown experiment 'tms_9-9'", "unknown experiment",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(tmp / "nope.pt")],
+        "--target", "target checkpoint missing",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
+                          "--target", _damaged_copy(fin / "target.pt", tmp, _truncate)],
+        "damaged_target.pt: unreadable checkpoint", "target checkpoint truncated",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
+                          "--target", _target_with_wrong_shapes(tmp, fin)],
+        "wrong_shapes.pt: does not fit its config", "target checkpoint wrong shapes",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
+                          "--target", str(fin / "decomposition.pt")],
+        "decomposition.pt: not a 'target' checkpoint", "decomposition given as target",
+    ),
+    _file_case(
+        lambda tmp, fin: (
+            (tmp / "m.yaml").write_text(yaml.safe_dump(
+                {**TINY_TMS, "decomposition": {**TINY_TMS["decomposition"], "modules": ["linear9"]}}))
+            and ["decompose", "--config", str(tmp / "m.yaml"), "--target", str(fin / "target.pt")]
+        ),
+        "'decomposition.modules': the target has no decomposable layer 'linear9'", "unknown module",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
+                          "--decomposition", _damaged_copy(fin / "decomposition.pt", tmp, _truncate)],
+        "damaged_decomposition.pt: unreadable checkpoint", "decomposition truncated",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
+                          "--decomposition", _decomposition_of_another_target(tmp, fin)],
+        "other.pt: does not fit the target", "decomposition of another target",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--threads", "0"],
+        "--threads 0", "zero threads",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--checkpoint-every", "0"],
+        "--checkpoint-every 0", "zero checkpoint interval",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--steps", "-5"],
+        "'decomposition.steps'", "negative steps override",
+    ),
+]
+
+
+@pytest.mark.parametrize("make_args, message", BAD_INPUTS)
+def test_bad_input_fails_in_one_line_and_touches_nothing(make_args, message, finished, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    existing = {}
+    for name in ("target.pt", "decomposition.pt", "metrics.parquet", "losses.parquet"):
+        (out / name).write_bytes((finished / name).read_bytes())
+        existing[name] = (out / name).read_bytes()
+    capsys.readouterr()
+    code = main([*make_args(tmp_path, finished), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert err and err[-1].startswith("spd: error:") and message in err[-1], err
+    assert sorted(p.name for p in out.iterdir()) == sorted(existing)
+    assert all((out / name).read_bytes() == data for name, data in existing.items())
