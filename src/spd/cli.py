@@ -1,6 +1,6 @@
 """Command line: `spd train-target | decompose | evaluate | run`, each for one experiment of
 params.yaml (`--experiment NAME`) or of a single-experiment YAML file (`--config FILE`);
-`spd figures | table1` over evaluated run folders.
+`spd figures | table1 | summary` over evaluated run folders.
 
 Every input is validated before any compute starts; errors are one line on stderr, exit code 2.
 """
@@ -8,6 +8,7 @@ Every input is validated before any compute starts; errors are one line on stder
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,6 +119,26 @@ def _evaluate(
     return path
 
 
+def _selected_runs(listed: list[Path], params_path: Path | None, root: Path) -> list[Path]:
+    if (params_path is None) == (not listed):
+        raise ConfigError("give either run folders or --all-runs PARAMS, not both or neither")
+    if params_path is None:
+        return listed
+    params = load_params(params_path)
+    return [root / name / f"seed{seed}" for name in params.experiments for seed in params.seeds]
+
+
+def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
+    from spd.evaluate.summary import loss_curve, metric_summary
+    from spd.io import atomic_write
+
+    metrics, losses = (read_parquet(path) for path in _run_tables([run_dir], [METRICS_FILE, LOSSES_FILE])[0])
+    text = json.dumps(metric_summary(metrics, losses), indent=2, sort_keys=True) + "\n"
+    atomic_write(metrics_json, lambda tmp: tmp.write_text(text))
+    atomic_write(losses_csv, lambda tmp: loss_curve(losses).to_csv(tmp, index=False))
+    _log(f"summary saved to {metrics_json} and {losses_csv}")
+
+
 def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
     """Every run folder's tables, checked to exist before anything is read."""
     return [[_require_file(run / name, "run folder:") for name in names] for run in run_dirs]
@@ -186,21 +207,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--target", type=Path, required=True, help="target.pt")
     evaluate.add_argument("--decomposition", type=Path, required=True, help="decomposition.pt")
 
-    figures = commands.add_parser("figures", help="TMS figures PDF from evaluated run folders.")
-    figures.add_argument("runs", type=Path, nargs="+", help="folders with metrics/ci_probes/weights/losses")
-    figures.add_argument("--out", type=Path, required=True, help="PDF to write")
+    def add_over_runs(name: str, help_text: str, out_help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("runs", type=Path, nargs="*", help="evaluated run folders")
+        sub.add_argument(
+            "--all-runs", type=Path, metavar="PARAMS",
+            help="instead of listing folders: every experiment x seed of PARAMS, as "
+            "RUNS_ROOT/<experiment>/seed<seed>",
+        )
+        sub.add_argument("--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs")
+        sub.add_argument("--out", type=Path, required=True, help=out_help)
+        return sub
+
+    figures = add_over_runs("figures", "TMS figures PDF from evaluated run folders.", "PDF to write")
     figures.add_argument("--table1", type=Path, help="tms_table1.parquet to show on the first page")
-    table = commands.add_parser("table1", help="Table 1 (MMCS, ML2R over seeds) from run folders.")
-    table.add_argument("runs", type=Path, nargs="+", help="folders with metrics.parquet")
-    table.add_argument("--out", type=Path, required=True, help="path stem: writes STEM.md, STEM.parquet")
+    add_over_runs(
+        "table1", "Table 1 (MMCS, ML2R over seeds) from run folders.",
+        "path stem: writes STEM.md, STEM.parquet",
+    )
+    summary = commands.add_parser(
+        "summary", help="Small metric JSON and loss CSV of one run, for `dvc metrics` / `dvc plots`."
+    )
+    summary.add_argument("run", type=Path, help="an evaluated run folder")
+    summary.add_argument("--metrics", type=Path, required=True, help="JSON to write")
+    summary.add_argument("--losses", type=Path, required=True, help="CSV to write")
 
     args = parser.parse_args(argv)
     try:
-        if args.command == "figures":
-            _figures(args.runs, args.out, args.table1)
+        if args.command == "summary":
+            _summary(args.run, args.metrics, args.losses)
             return 0
-        if args.command == "table1":
-            _table1(args.runs, args.out)
+        if args.command in ("figures", "table1"):
+            runs = _selected_runs(args.runs, args.all_runs, args.runs_root)
+            if args.command == "figures":
+                _figures(runs, args.out, args.table1)
+            else:
+                _table1(runs, args.out)
             return 0
         if args.config is not None:
             config = load_experiment_config(args.config)
