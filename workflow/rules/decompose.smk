@@ -12,8 +12,12 @@ rule decompose:
     benchmark:
         "benchmarks/runs/decompose/{experiment}/seed{seed}.tsv"
     threads: 2
+    resources:
+        mem_mb=decompose_mem_mb,
+        runtime=decompose_runtime_min,
+        device="cpu",  # a profile may set cuda (and a GPU request) for this rule
     shell:
         "python -m spd decompose --params {params.params_file} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --target {input.target}"
         " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} --device {resources.device} > {log} 2>&1"

@@ -13,6 +13,9 @@ rule evaluate:
     log:
         "logs/evaluate/{experiment}/seed{seed}.log",
     threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=15,
     shell:
         "python -m spd evaluate --params {params.params_file} --experiment {wildcards.experiment}"
         " --target {input.target} --decomposition {input.decomposition}"

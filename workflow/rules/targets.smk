@@ -9,6 +9,9 @@ rule train_target:
     benchmark:
         "benchmarks/runs/train_target/{experiment}.tsv"
     threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     shell:
         "python -m spd train-target --params {params.params_file} --experiment {wildcards.experiment}"
         " --out data/targets/{wildcards.experiment} --threads {threads} > {log} 2>&1"
