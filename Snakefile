@@ -2,7 +2,7 @@
 # and seed of params.yaml. Rules only wire `python -m spd` calls together.
 #
 #   snakemake --cores 2 results/figures/tms.pdf           everything in params.yaml, and the figures
-#   snakemake --cores 2                                     the figures and Table 1
+#   snakemake --cores 2                                     the figures, Table 1, metric summaries
 #   snakemake --report results/report.html                  an HTML report of figures and tables
 #   snakemake --cores 2 results/runs/tms_5-2/seed0/metrics.parquet     one experiment, one seed
 #   snakemake --cores 2 --config params=other.yaml        another parameter file
@@ -21,3 +21,4 @@ rule all:
     input:
         "results/figures/tms.pdf",
         "results/tables/tms_table1.md",
+        expand("results/metrics/{experiment}/seed{seed}.json", experiment=EXPERIMENTS, seed=SEEDS),

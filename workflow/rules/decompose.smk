@@ -11,7 +11,7 @@ rule decompose:
         "logs/decompose/{experiment}/seed{seed}.log",
     benchmark:
         "benchmarks/runs/decompose/{experiment}/seed{seed}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=decompose_mem_mb,
         runtime=decompose_runtime_min,

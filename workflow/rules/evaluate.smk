@@ -21,3 +21,18 @@ rule evaluate:
         " --target {input.target} --decomposition {input.decomposition}"
         " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
         " --threads {threads} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
+        losses="results/runs/{experiment}/seed{seed}/losses.parquet",
+    output:
+        metrics="results/metrics/{experiment}/seed{seed}.json",
+        losses="results/plots/{experiment}/seed{seed}_losses.csv",
+    log:
+        "logs/summary/{experiment}/seed{seed}.log",
+    threads: 1
+    shell:
+        "python -m spd summary results/runs/{wildcards.experiment}/seed{wildcards.seed}"
+        " --metrics {output.metrics} --losses {output.losses} > {log} 2>&1"
