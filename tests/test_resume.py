@@ -91,3 +91,36 @@ def test_state_from_another_config_is_ignored(setup, tmp_path):
     config.write_text(yaml.safe_dump(other))
     result = subprocess.run(_command(config, target, out), check=True, capture_output=True, text=True)
     assert "made with another config or target; starting from step 0" in result.stderr
+
+
+def test_sigkilled_target_training_resumes_bit_identically(tmp_path):
+    config = {**TINY_TMS, "target": {**TINY_TMS["target"], "steps": 8000}}
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "spd", "train-target", "--config", str(config_path),
+                "--out", str(out), "--checkpoint-every", "200", "--threads", "1"]
+
+    subprocess.run(command(tmp_path / "reference"), check=True, capture_output=True)
+    out = tmp_path / "killed"
+    for attempt in range(3):  # each attempt is killed after its first progress line
+        log = tmp_path / f"attempt{attempt}.log"
+        with log.open("w") as handle:
+            run = subprocess.Popen(command(out), stdout=handle, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while "  target seed 0 step" not in log.read_text():
+            assert run.poll() is None, log.read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        assert not (out / "target.pt").exists() and (out / "target.state.pt").exists()
+    final = subprocess.run(command(out), check=True, capture_output=True, text=True)
+    assert "resuming from" in final.stderr
+    assert not (out / "target.state.pt").exists()
+    expected = torch.load(tmp_path / "reference" / "target.pt", weights_only=True)
+    resumed = torch.load(out / "target.pt", weights_only=True)
+    assert expected["info"] == resumed["info"]
+    for key, value in expected["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key

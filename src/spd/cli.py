@@ -36,6 +36,7 @@ CI_PROBES_FILE = "ci_probes.parquet"
 WEIGHTS_FILE = "weights.parquet"
 CI_HISTOGRAM_FILE = "ci_histogram.parquet"
 TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
+TARGET_STATE_FILE = "target.state.pt"  # likewise for target training
 
 
 def _log(message: str) -> None:
@@ -58,13 +59,15 @@ def _with_overrides(config: ExperimentConfig, section: str, updates: dict[str, o
     return parse_experiment_config(raw, source="command line")
 
 
-def _train_target(config: ExperimentConfig, out: Path, device: str) -> Path:
+def _train_target(config: ExperimentConfig, out: Path, device: str, checkpoint_every: int) -> Path:
     from spd.targets.registry import save_target, train_target
 
     _log(f"[{config.name}] training target")
-    model, info = train_target(config.target, device, _log)
+    state_path = out / TARGET_STATE_FILE
+    model, info = train_target(config.target, device, _log, state_path, checkpoint_every)
     path = out / TARGET_FILE
     save_target(model, config.target, info, path)
+    state_path.unlink(missing_ok=True)
     _log(f"[{config.name}] target saved to {path} (seed used {info['seed_used']})")
     return path
 
@@ -73,14 +76,14 @@ def _decompose(
     config: ExperimentConfig, target_path: Path, out: Path, device: str, checkpoint_every: int
 ) -> Path:
     from spd.decomp.storage import save_decomposition
-    from spd.decomp.train import Checkpointing, decompose
+    from spd.decomp.train import decompose
     from spd.targets.registry import load_target
 
     target, _, _ = load_target(target_path, device)
     spd = config.decomposition
     _log(f"[{config.name}] SPD: C={spd.C} steps={spd.steps} batch={spd.batch_size} seed={spd.seed}")
     state_path = out / TRAINING_STATE_FILE
-    result = decompose(target, spd, _log, Checkpointing(state_path, checkpoint_every))
+    result = decompose(target, spd, _log, state_path, checkpoint_every)
     path = out / DECOMPOSITION_FILE
     save_decomposition(result.model, spd, path)
     history = result.loss_history.assign(experiment=config.name, seed=spd.seed)
@@ -198,10 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sub in (decompose, run):
         sub.add_argument("--seed", type=int, help="override decomposition.seed")
         sub.add_argument("--steps", type=int, help="override decomposition.steps")
+    for sub in (train, decompose, run):
         sub.add_argument(
             "--checkpoint-every", type=int, default=1000,
-            help=f"steps between saves of {TRAINING_STATE_FILE}, from which a rerun resumes "
-            "(default 1000)",
+            help=f"steps between saves of the training state ({TARGET_STATE_FILE}, "
+            f"{TRAINING_STATE_FILE}), from which a rerun resumes (default 1000)",
         )
     evaluate = add("evaluate", "Score a decomposition against the ground truth; writes metrics.parquet.")
     evaluate.add_argument("--target", type=Path, required=True, help="target.pt")
@@ -260,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(f"--threads {args.threads}: must be at least 1")
             torch.set_num_threads(args.threads)
         if args.command == "train-target":
-            _train_target(config, args.out, device)
+            _train_target(config, args.out, device, args.checkpoint_every)
         elif args.command == "decompose":
             target_path = _require_file(args.target, "--target")
             _decompose(config, target_path, args.out, device, args.checkpoint_every)
@@ -273,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 device,
             )
         else:
-            target_path = _train_target(config, args.out, device)
+            target_path = _train_target(config, args.out, device, args.checkpoint_every)
             decomposition_path = _decompose(config, target_path, args.out, device, args.checkpoint_every)
             _evaluate(config, target_path, decomposition_path, args.out, device)
     except (ConfigError, CheckpointError) as error:

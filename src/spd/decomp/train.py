@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from spd.config import SPDConfig
+from spd.checkpointing import Checkpointing, capture, load_state, restore, save_state
+from spd.config import SPDConfig, config_hash
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.losses import (
     faithfulness_loss,
@@ -22,8 +23,7 @@ from spd.decomp.losses import (
     reconstruction_mse,
 )
 from spd.decomp.masks import stochastic_mask
-from spd.decomp.storage import TrainingState, load_training_state, save_training_state
-from spd.io import CheckpointError
+from spd.decomp.storage import target_fingerprint
 from spd.targets.base import Target
 
 LOSS_NAMES = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality", "total")
@@ -115,58 +115,23 @@ def training_step(
     return losses
 
 
-@dataclass(frozen=True)
-class Checkpointing:
-    """Save the training state to `path` every `every` steps; resume from it when it exists."""
-
-    path: Path
-    every: int
-
-
 def _check_parameters_finite(model: ComponentModel, step: int) -> None:
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
             raise DivergenceError(f"non-finite parameter {name} after step {step}")
 
 
-def _resume(
-    checkpointing: Checkpointing | None,
-    target: Target,
-    config: SPDConfig,
-    model: ComponentModel,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    log: Callable[[str], None],
-) -> tuple[int, list[dict[str, float]]]:
-    """Restore a saved training state into model, optimiser and RNGs; (first step, loss history)."""
-    if checkpointing is None or not checkpointing.path.is_file():
-        return 0, []
-    try:
-        state = load_training_state(checkpointing.path, config, target)
-    except CheckpointError as error:
-        log(f"ignoring {error}; starting from step 0")
-        return 0, []
-    if state is None:
-        log(f"ignoring {checkpointing.path}: made with another config or target; starting from step 0")
-        return 0, []
-    model.load_state_dict(state.model)
-    optimizer.load_state_dict(state.optimizer)
-    generator.set_state(state.generator)
-    torch.set_rng_state(state.global_rng)
-    log(f"resuming from {checkpointing.path} at step {state.next_step}")
-    return state.next_step, state.history
-
-
 def decompose(
     target: Target,
     config: SPDConfig,
     log: Callable[[str], None] = print,
-    checkpointing: Checkpointing | None = None,
+    state_file: Path | None = None,
+    checkpoint_every: int = 1000,
 ) -> Decomposition:
     """Run SPD on `target` for config.steps steps; returns the trained components and gates.
 
-    With `checkpointing`, the full training state (components, gates, optimiser, RNG states, loss
-    history) is saved atomically every `checkpointing.every` steps, and a rerun resumes from it:
+    With a `state_file`, the full training state (components, gates, optimiser, RNG states, loss
+    history) is saved atomically every `checkpoint_every` steps, and a rerun resumes from it:
     the result is bit-identical (CPU) to an uninterrupted run. A non-finite loss stops the run at
     that step, a non-finite parameter at the next save; the last good state is kept.
     """
@@ -176,7 +141,15 @@ def decompose(
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
     model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
     optimizer = make_optimizer(model, config)
-    first_step, history = _resume(checkpointing, target, config, model, optimizer, generator, log)
+    checkpointing = None
+    if state_file is not None:
+        identity = f"decomposition {config_hash(config)} of target {target_fingerprint(target)}"
+        checkpointing = Checkpointing(state_file, checkpoint_every, identity)
+    first_step, history = 0, []
+    state = load_state(checkpointing, log)
+    if state is not None:
+        restore(state, model, optimizer, generator)
+        first_step, history = state.next_step, state.extra["history"]
     start = last_time = time.perf_counter()
     last_step = first_step
     for step in range(first_step, config.steps):
@@ -192,16 +165,8 @@ def decompose(
             rate = (step - last_step) / (now - last_time) if step > last_step else float("nan")
             log(f"step {step + 1}/{config.steps} {_format_losses(values)} | {rate:.1f} steps/s")
             last_time, last_step = now, step
-        if checkpointing is not None and (step + 1) % checkpointing.every == 0 and not is_last:
+        if checkpointing is not None and checkpointing.is_due(step, config.steps):
             _check_parameters_finite(model, step)
-            state = TrainingState(
-                next_step=step + 1,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                generator=generator.get_state(),
-                global_rng=torch.get_rng_state(),
-                history=history,
-            )
-            save_training_state(state, config, target, checkpointing.path)
+            save_state(capture(step + 1, model, optimizer, generator, {"history": history}), checkpointing)
     _check_parameters_finite(model, config.steps - 1)
     return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)

@@ -16,9 +16,13 @@ TARGET_KIND = "target"
 
 
 def train_target(
-    config: TargetConfig, device: str, log: Callable[[str], None]
+    config: TargetConfig,
+    device: str,
+    log: Callable[[str], None],
+    state_file: Path | None = None,
+    checkpoint_every: int = 1000,
 ) -> tuple[nn.Module, dict[str, object]]:
-    return tms.train(config, device, log)
+    return tms.train(config, device, log, state_file, checkpoint_every)
 
 
 def build_target(model: nn.Module, config: TargetConfig) -> Target:

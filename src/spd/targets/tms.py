@@ -5,13 +5,15 @@ x_hat = ReLU(W^T [I] W x + b), with linear2 tied to linear1 (linear2.weight == l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spd.config import TMSTargetConfig
+from spd.checkpointing import Checkpointing, TrainingState, capture, load_state, restore, save_state
+from spd.config import TMSTargetConfig, config_hash
 from spd.targets.base import Target, sparse_feature_batch
 
 
@@ -70,7 +72,17 @@ def ground_truth_mechanisms(model: TMSModel) -> Tensor:
     return model.linear1.weight.detach()
 
 
-def train_once(config: TMSTargetConfig, seed: int, device: str, log: Callable[[str], None]) -> tuple[TMSModel, float]:
+def train_once(
+    config: TMSTargetConfig,
+    seed: int,
+    device: str,
+    log: Callable[[str], None],
+    checkpointing: Checkpointing | None = None,
+    resume_from: TrainingState | None = None,
+    seeds_tried: Sequence[int] = (),
+) -> tuple[TMSModel, float]:
+    """Train one target from `seed` (or from a saved state of that seed); saves its state
+    periodically with `checkpointing`."""
     torch.manual_seed(seed)
     model = build_model(config).to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -78,8 +90,12 @@ def train_once(config: TMSTargetConfig, seed: int, device: str, log: Callable[[s
     params = [model.linear1.weight, model.linear2.bias]
     model.linear2.weight.requires_grad_(False)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    first_step = 0
+    if resume_from is not None:
+        restore(resume_from, model, optimizer, generator)
+        first_step = resume_from.next_step
     loss = torch.tensor(float("nan"))
-    for step in range(config.steps):
+    for step in range(first_step, config.steps):
         x = sample(config.batch_size, generator)
         loss = F.mse_loss(model.tied_forward(x), x)
         optimizer.zero_grad(set_to_none=True)
@@ -87,6 +103,9 @@ def train_once(config: TMSTargetConfig, seed: int, device: str, log: Callable[[s
         optimizer.step()
         if (step + 1) % max(config.steps // 5, 1) == 0:
             log(f"  target seed {seed} step {step + 1}/{config.steps} loss {loss.item():.3e}")
+        if checkpointing is not None and checkpointing.is_due(step, config.steps):
+            extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
+            save_state(capture(step + 1, model, optimizer, generator, extra), checkpointing)
     model.tie_weights()
     model.eval()
     for param in model.parameters():
@@ -94,11 +113,27 @@ def train_once(config: TMSTargetConfig, seed: int, device: str, log: Callable[[s
     return model, loss.item()
 
 
-def train(config: TMSTargetConfig, device: str, log: Callable[[str], None]) -> tuple[TMSModel, dict[str, object]]:
-    """Train with seeds config.seed, config.seed+1, ... until every feature is represented."""
-    tried: list[int] = []
-    for seed in range(config.seed, config.seed + config.max_seed_tries):
-        model, final_loss = train_once(config, seed, device, log)
+def train(
+    config: TMSTargetConfig,
+    device: str,
+    log: Callable[[str], None],
+    state_file: Path | None = None,
+    checkpoint_every: int = 1000,
+) -> tuple[TMSModel, dict[str, object]]:
+    """Train with seeds config.seed, config.seed+1, ... until every feature is represented.
+
+    With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
+    resumes from it (same seed, same step), ending bit-identical to an uninterrupted run.
+    """
+    checkpointing = None
+    if state_file is not None:
+        checkpointing = Checkpointing(state_file, checkpoint_every, f"target {config_hash(config)}")
+    state = load_state(checkpointing, log)
+    first_seed = config.seed if state is None else int(state.extra["seed"])
+    tried: list[int] = [] if state is None else list(state.extra["seeds_tried"])
+    for seed in range(first_seed, config.seed + config.max_seed_tries):
+        resume_from = state if seed == first_seed else None
+        model, final_loss = train_once(config, seed, device, log, checkpointing, resume_from, tried)
         tried.append(seed)
         represented = represented_features(model, config.min_feature_norm)
         log(f"target seed {seed}: {int(represented.sum())}/{config.n_features} features represented")

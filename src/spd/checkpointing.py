@@ -1,0 +1,93 @@
+"""Periodic training-state checkpoints, shared by target training and decomposition.
+
+A state holds everything a training loop needs to continue bit-identically: parameters, optimiser
+state, the data/mask generator's and the global RNG's states, the next step, and loop-specific
+extras (loss history, the seed being tried). It is tagged with an identity string (config hash,
+target fingerprint): a state made for anything else is ignored, never resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spd.io import CheckpointError, load_checkpoint, save_checkpoint
+
+TRAINING_STATE_KIND = "training_state"
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Save the training state to `path` every `every` steps; resume from it when it exists."""
+
+    path: Path
+    every: int
+    identity: str
+
+    def is_due(self, step: int, total_steps: int) -> bool:
+        """After `step`, is a save due? (Never after the last step: the caller saves the result.)"""
+        return (step + 1) % self.every == 0 and step + 1 < total_steps
+
+
+@dataclass
+class TrainingState:
+    next_step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    generator: torch.Tensor
+    global_rng: torch.Tensor
+    extra: dict[str, Any]
+
+
+def capture(
+    next_step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    extra: dict[str, Any],
+) -> TrainingState:
+    return TrainingState(
+        next_step=next_step,
+        model={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        optimizer=optimizer.state_dict(),
+        generator=generator.get_state(),
+        global_rng=torch.get_rng_state(),
+        extra=extra,
+    )
+
+
+def restore(
+    state: TrainingState, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> None:
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    generator.set_state(state.generator)
+    torch.set_rng_state(state.global_rng)
+
+
+def save_state(state: TrainingState, checkpointing: Checkpointing) -> None:
+    payload = {"kind": TRAINING_STATE_KIND, "identity": checkpointing.identity, **vars(state)}
+    save_checkpoint(payload, checkpointing.path)
+
+
+def load_state(checkpointing: Checkpointing | None, log: Callable[[str], None]) -> TrainingState | None:
+    """The saved state to resume from, or None (no file; unreadable, or made for something else:
+    then said in the log, and training starts over)."""
+    if checkpointing is None or not checkpointing.path.is_file():
+        return None
+    try:
+        payload = load_checkpoint(checkpointing.path, TRAINING_STATE_KIND)
+    except CheckpointError as error:
+        log(f"ignoring {error}; starting from step 0")
+        return None
+    if payload.get("identity") != checkpointing.identity:
+        log(f"ignoring {checkpointing.path}: made with another config or target; starting from step 0")
+        return None
+    state = TrainingState(**{key: payload[key] for key in TrainingState.__dataclass_fields__})
+    log(f"resuming from {checkpointing.path} at step {state.next_step}")
+    return state
