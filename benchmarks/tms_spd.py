@@ -24,8 +24,9 @@ import torch
 from spd.config import load_params
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.train import decompose, make_optimizer, training_step
+from spd.evaluate.causal_importance_metrics import evaluation_ci
 from spd.evaluate.recovery import tms_recovery_failures
-from spd.evaluate.report import evaluation_ci, metric_rows
+from spd.evaluate.report import metric_rows
 from spd.targets import tms
 from spd.targets.registry import train_target
 
@@ -82,7 +83,7 @@ def time_to_quality(args: argparse.Namespace) -> None:
         spd = config.decomposition.model_copy(update={"steps": steps, "log_every": steps})
         result = decompose(target, spd, log=lambda _: None)
         ci = evaluation_ci(result.model, config.target.n_features, spd, config.evaluation)
-        rows = metric_rows(result.model, ci, config.evaluation)
+        rows = metric_rows(result.model, ci, config.target, config.evaluation)
         failures = tms_recovery_failures(rows, config.target)
         summary = {(r["layer"], r["metric"]): r["value"] for r in rows}
         print(json.dumps({

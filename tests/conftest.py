@@ -18,6 +18,19 @@ TINY_TMS = {
     "evaluation": {"n_random": 200},
 }
 
+TINY_RESID_MLP = {
+    "name": "resid_tiny",
+    "target": {
+        "family": "resid_mlp", "n_features": 8, "d_embed": 16, "d_mlp": 4, "n_layers": 2,
+        "feature_probability": 0.1, "steps": 200, "batch_size": 256,
+    },
+    "decomposition": {
+        "C": 12, "d_gate": 4, "importance_minimality_coeff": 1e-4, "pnorm": 2, "lr": 2e-3,
+        "lr_schedule": "constant", "steps": 30, "batch_size": 64, "log_every": 10,
+    },
+    "evaluation": {"n_random": 200},
+}
+
 
 @pytest.fixture
 def tiny_config_path(tmp_path: Path) -> Path:

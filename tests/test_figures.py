@@ -1,6 +1,6 @@
 import pandas as pd
 
-from spd.figures.tms import _alive
+from spd.figures.common import live_subcomponents as _alive
 
 
 def test_live_subcomponents_are_ordered_by_the_probe_they_fire_on():

@@ -33,7 +33,8 @@ DECOMPOSITION_FILE = "decomposition.pt"
 LOSSES_FILE = "losses.parquet"
 METRICS_FILE = "metrics.parquet"
 CI_PROBES_FILE = "ci_probes.parquet"
-WEIGHTS_FILE = "weights.parquet"
+WEIGHTS_FILE = "weights.parquet"  # TMS runs
+NEURON_CONTRIBUTIONS_FILE = "neuron_contributions.parquet"  # residual-MLP runs
 CI_HISTOGRAM_FILE = "ci_histogram.parquet"
 TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
 TARGET_STATE_FILE = "target.state.pt"  # likewise for target training
@@ -97,25 +98,32 @@ def _evaluate(
     config: ExperimentConfig, target_path: Path, decomposition_path: Path, out: Path, device: str
 ) -> Path:
     from spd.decomp.storage import load_decomposition
+    from spd.evaluate.causal_importance_metrics import evaluation_ci
     from spd.evaluate.exports import ci_histogram_table, ci_probe_table, weight_table
-    from spd.evaluate.recovery import tms_recovery_failures
-    from spd.evaluate.report import evaluation_ci, metric_rows, metrics_table
+    from spd.evaluate.recovery import recovery_failures
+    from spd.evaluate.report import metric_rows, metrics_table
+    from spd.evaluate.resid_mlp import neuron_contribution_table
     from spd.targets.registry import load_target
 
     target, target_config, _ = load_target(target_path, device)
     model, spd_config = load_decomposition(decomposition_path, target)
     ci = evaluation_ci(model, target_config.n_features, spd_config, config.evaluation)
-    rows = metric_rows(model, ci, config.evaluation)
-    table = metrics_table(rows, config.name, spd_config.seed, config_hash(config))
+    rows = metric_rows(model, ci, target_config, config.evaluation)
+    metrics = metrics_table(rows, config.name, spd_config.seed, config_hash(config), target_config.family)
     provenance = {"experiment": config.name, "seed": spd_config.seed}
     write_parquet(ci_probe_table(ci.probes).assign(**provenance), out / CI_PROBES_FILE)
     write_parquet(ci_histogram_table(ci.random).assign(**provenance), out / CI_HISTOGRAM_FILE)
-    write_parquet(weight_table(model).assign(**provenance), out / WEIGHTS_FILE)
+    # What each family's figures draw besides CIs: TMS weights; residual-MLP neuron contributions.
+    if target_config.family == "tms":
+        write_parquet(weight_table(model).assign(**provenance), out / WEIGHTS_FILE)
+    else:
+        table = neuron_contribution_table(model, ci).assign(**provenance)
+        write_parquet(table, out / NEURON_CONTRIBUTIONS_FILE)
     path = out / METRICS_FILE
-    write_parquet(table, path)
+    write_parquet(metrics, path)
     summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
     _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
-    failures = tms_recovery_failures(rows, target_config)
+    failures = recovery_failures(rows, target_config)
     verdict = "all section 7 thresholds met" if not failures else "; ".join(failures)
     _log(f"[{config.name}] ground-truth recovery: {verdict}")
     _log(f"[{config.name}] metrics saved to {path}")
@@ -148,14 +156,25 @@ def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
 
 
 def _figures(run_dirs: list[Path], out: Path, table1_path: Path | None) -> None:
+    """One page per run; every run must be of one toy family (TMS or residual MLP)."""
     from spd.evaluate.table1 import check_single_config
-    from spd.figures.tms import read_run, write_tms_figures
 
-    names = (METRICS_FILE, CI_PROBES_FILE, CI_HISTOGRAM_FILE, WEIGHTS_FILE, LOSSES_FILE)
-    runs = [read_run(*paths) for paths in _run_tables(run_dirs, names)]
-    check_single_config(pd.concat([run.metrics for run in runs]))
-    table = None if table1_path is None else read_parquet(table1_path)
-    write_tms_figures(runs, out, table)
+    metrics = pd.concat(read_parquet(paths[0]) for paths in _run_tables(run_dirs, [METRICS_FILE]))
+    check_single_config(metrics)
+    families = sorted(set(metrics.get("family", pd.Series(["tms"]))))
+    if len(families) != 1:
+        raise ConfigError(f"figures: runs of different target families ({', '.join(families)}); draw them apart")
+    if families[0] == "tms":
+        from spd.figures.tms import read_run, write_tms_figures
+
+        names = (METRICS_FILE, CI_PROBES_FILE, CI_HISTOGRAM_FILE, WEIGHTS_FILE, LOSSES_FILE)
+        table = None if table1_path is None else read_parquet(table1_path)
+        write_tms_figures([read_run(*paths) for paths in _run_tables(run_dirs, names)], out, table)
+    else:
+        from spd.figures.resid_mlp import read_resid_run, write_resid_mlp_figures
+
+        names = (METRICS_FILE, CI_PROBES_FILE, NEURON_CONTRIBUTIONS_FILE, LOSSES_FILE)
+        write_resid_mlp_figures([read_resid_run(*paths) for paths in _run_tables(run_dirs, names)], out)
     _log(f"figures saved to {out}")
 
 
@@ -223,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--out", type=Path, required=True, help=out_help)
         return sub
 
-    figures = add_over_runs("figures", "TMS figures PDF from evaluated run folders.", "PDF to write")
+    figures = add_over_runs(
+        "figures", "Figures PDF (TMS or residual MLP) from evaluated run folders.", "PDF to write"
+    )
     figures.add_argument("--table1", type=Path, help="tms_table1.parquet to show on the first page")
     add_over_runs(
         "table1", "Table 1 (MMCS, ML2R over seeds) from run folders.",

@@ -52,7 +52,24 @@ class TMSTargetConfig(StrictModel):
     )
 
 
-TargetConfig = TMSTargetConfig
+class ResidMLPTargetConfig(StrictModel):
+    """Residual MLP (spec 5.2): frozen unit-norm embedding, n_layers ReLU MLPs, labels x + ReLU(x)."""
+
+    family: Literal["resid_mlp"]
+    n_features: PositiveInt = Field(description="Number of sparse input features.")
+    d_embed: PositiveInt = Field(description="Width of the residual stream.")
+    d_mlp: PositiveInt = Field(description="Neurons per MLP layer.")
+    n_layers: PositiveInt = Field(description="Number of residual MLP blocks.")
+    feature_probability: Probability = Field(0.01, description="P(feature active).")
+    steps: PositiveInt = Field(1000, description="Target training steps.")
+    batch_size: PositiveInt = Field(2048, description="Target training batch size.")
+    lr: PositiveFloat = Field(3e-3, description="AdamW learning rate, cosine-decayed to 0.")
+    weight_decay: NonNegativeFloat = Field(0.01, description="AdamW weight decay.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of the embedding, init and data.")
+
+
+TargetConfig = Annotated[TMSTargetConfig | ResidMLPTargetConfig, Field(discriminator="family")]
+TARGET_FAMILIES = ("tms", "resid_mlp")
 
 
 class SPDConfig(StrictModel):
@@ -119,7 +136,11 @@ class Params(StrictModel):
 
 def _format_validation_error(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    # A target's family selects its schema; pydantic puts the family name into the location.
+    parts = [str(part) for part in first["loc"] if part not in TARGET_FAMILIES]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        parts.append("family")
+    key = ".".join(parts) or "<root>"
     extra = len(error.errors()) - 1
     more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
     return f"{source}: bad config key '{key}': {first['msg']}{more}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from spd.config import EvalConfig, SPDConfig
 from spd.decomp.component_model import ComponentModel
 
 
@@ -39,3 +42,24 @@ def ci_pattern_errors(probe_ci: Tensor, diag_min: float, offdiag_max: float) -> 
     off_diagonal[rows, matched] = 0.0
     shared = matched.numel() - matched.unique().numel()
     return int((diagonal < diag_min).sum()) + int((off_diagonal > offdiag_max).sum()) + shared
+
+
+@dataclass(frozen=True)
+class EvaluationCI:
+    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7)."""
+
+    probes: dict[str, Tensor]
+    random: dict[str, Tensor]
+
+
+def evaluation_ci(
+    model: ComponentModel, n_features: int, spd_config: SPDConfig, config: EvalConfig
+) -> EvaluationCI:
+    device = next(model.parameters()).device
+    probes = config.probe_value * torch.eye(n_features, device=device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    random_batch = model.target.sample_batch(config.n_random, generator)
+    return EvaluationCI(
+        probes=causal_importances_on(model, probes, spd_config.leaky_alpha),
+        random=causal_importances_on(model, random_batch, spd_config.leaky_alpha),
+    )

@@ -4,15 +4,56 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from spd.config import TargetConfig
+from spd.config import ResidMLPTargetConfig, TargetConfig, TMSTargetConfig
 
 MMCS_MIN = 0.999
 ML2R_RANGE = (0.98, 1.04)
+NEURON_CORRELATION_MIN = 0.95
+W_OUT_ALIVE_TOLERANCE = 2  # per layer, around d_mlp (issue: "50 +- 2" for resid_mlp1)
+
+Rows = Iterable[Mapping[str, object]]
 
 
-def tms_recovery_failures(rows: Iterable[Mapping[str, object]], target: TargetConfig) -> list[str]:
+def _values(rows: Rows) -> dict[tuple[str, str], float]:
+    return {(str(r["layer"]), str(r["metric"])): float(r["value"]) for r in rows}  # type: ignore[arg-type]
+
+
+def recovery_failures(rows: Rows, target: TargetConfig) -> list[str]:
+    """Every section 7 threshold the decomposition misses; empty means full recovery."""
+    if isinstance(target, TMSTargetConfig):
+        return tms_recovery_failures(rows, target)
+    return resid_mlp_recovery_failures(rows, target)
+
+
+def resid_mlp_recovery_failures(rows: Rows, target: ResidMLPTargetConfig) -> list[str]:
+    """Per layer: n_features live W_in subcomponents with a diagonal CI pattern and neuron
+    contributions correlated >= 0.95 with the target's; W_out about d_mlp live subcomponents,
+    each active on every probe."""
+    value = _values(rows)
+    failures = []
+    for layer in range(target.n_layers):
+        w_in, w_out = f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"
+        if (w_in, "alive_subcomponents") in value:
+            alive = int(value[(w_in, "alive_subcomponents")])
+            if alive != target.n_features:
+                failures.append(f"{w_in}: {alive} alive subcomponents, expected {target.n_features}")
+            if errors := int(value[(w_in, "ci_pattern_errors")]):
+                failures.append(f"{w_in}: {errors} CI-pattern errors")
+            correlation = value[(w_in, "neuron_contribution_corr")]
+            if correlation < NEURON_CORRELATION_MIN:
+                failures.append(f"{w_in}: neuron-contribution correlation {correlation:.3f} < {NEURON_CORRELATION_MIN}")
+        if (w_out, "alive_subcomponents") in value:
+            alive = int(value[(w_out, "alive_subcomponents")])
+            if abs(alive - target.d_mlp) > W_OUT_ALIVE_TOLERANCE:
+                failures.append(f"{w_out}: {alive} alive subcomponents, expected {target.d_mlp} +- {W_OUT_ALIVE_TOLERANCE}")
+            if (active := int(value[(w_out, "active_on_every_probe")])) != alive:
+                failures.append(f"{w_out}: {alive - active} live subcomponents not active on every probe")
+    return failures
+
+
+def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
     """Every section 7 threshold a TMS decomposition misses; empty means full recovery."""
-    value = {(str(r["layer"]), str(r["metric"])): float(r["value"]) for r in rows}  # type: ignore[arg-type]
+    value = _values(rows)
     if ("linear1", "mmcs") not in value:
         return ["linear1 was not decomposed: the ground truth cannot be scored"]
     failures = []

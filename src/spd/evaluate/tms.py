@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from spd.config import EvalConfig
+from spd.decomp.component_model import ComponentModel
 from spd.decomp.components import subcomponent_weights
+from spd.evaluate.causal_importance_metrics import EvaluationCI, ci_pattern_errors
+from spd.targets.tms import ground_truth_mechanisms
+
+Row = tuple[str, str, float, str]  # layer, metric, value, unit
 
 
 def feature_match(U: Tensor, V: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
@@ -25,3 +31,22 @@ def mmcs_ml2r(U: Tensor, V: Tensor, W: Tensor) -> tuple[float, float]:
     """Mean max cosine similarity and mean L2 ratio of the best-matching subcomponents."""
     cosines, ratios = feature_match(U, V, W)
     return cosines.mean().item(), ratios.mean().item()
+
+
+# Layers whose subcomponents should each fire for exactly one one-hot feature probe.
+FEATURE_ALIGNED_LAYERS = ("linear1", "linear2")
+
+
+def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[Row]:
+    """CI-pattern errors of linear1/linear2, and MMCS / ML2R of linear1 against the columns of W."""
+    rows: list[Row] = [
+        (name, "ci_pattern_errors", ci_pattern_errors(ci.probes[name], config.diag_min, config.offdiag_max), "count")
+        for name in model.module_names
+        if name in FEATURE_ALIGNED_LAYERS
+    ]
+    if "linear1" in model.module_names:
+        with torch.no_grad():
+            U, V = model.factors("linear1")
+            mmcs, ml2r = mmcs_ml2r(U, V, ground_truth_mechanisms(model.target.model))
+        rows += [("linear1", "mmcs", mmcs, "cosine"), ("linear1", "ml2r", ml2r, "ratio")]
+    return rows

@@ -19,10 +19,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 
+from spd.figures.common import heatmap, live_subcomponents, loss_axes, metrics_text
 from spd.io import atomic_path, read_parquet
-
-ALIVE_CI = 0.1
-LOSS_COLUMNS = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality")
 
 
 @dataclass(frozen=True)
@@ -54,15 +52,6 @@ def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> 
     return rows.pivot(index="row", columns="col", values="value").to_numpy()
 
 
-def _alive(ci_probes: pd.DataFrame, layer: str) -> list[int]:
-    """Subcomponents live on the probes, ordered by the probe on which each fires most."""
-    ci = ci_probes[ci_probes.layer == layer].pivot(
-        index="probe", columns="subcomponent", values="ci"
-    )
-    live = [c for c in ci.columns if ci[c].max() > ALIVE_CI]
-    return sorted(live, key=lambda c: (int(ci[c].to_numpy().argmax()), c))
-
-
 def _arrows(ax: Axes, columns: np.ndarray, title: str, colors: list) -> None:
     """Draw each column of a 2 x n matrix as an arrow from the origin."""
     for j in range(columns.shape[1]):
@@ -83,27 +72,9 @@ def _arrows(ax: Axes, columns: np.ndarray, title: str, colors: list) -> None:
     ax.set_yticks([])
 
 
-def _heatmap(
-    ax: Axes, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, cmap: str = "RdBu"
-) -> None:
-    bound = max(np.abs(matrix).max(), 1e-6)
-    vmin, vmax = (-bound, bound) if cmap == "RdBu" else (0, 1)
-    image = ax.imshow(
-        matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
-    )
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    ax.tick_params(labelsize=7)
-    if max(matrix.shape) <= 20:
-        ax.set_xticks(range(matrix.shape[1]))
-        ax.set_yticks(range(matrix.shape[0]))
-    plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-
-
 def _weights_row(fig: plt.Figure, grid, run: RunTables) -> None:
     W = _matrix(run.weights, "linear1", "target", -1)
-    live = _alive(run.ci_probes, "linear1")
+    live = live_subcomponents(run.ci_probes, "linear1")
     pieces = [
         _matrix(run.weights, "linear1", "subcomponent", c)
         for c in sorted(run.weights.subcomponent.unique())
@@ -133,10 +104,10 @@ def _weights_row(fig: plt.Figure, grid, run: RunTables) -> None:
         ax.set_xlim(-limit, limit)
         ax.set_ylim(-limit, limit)
     else:
-        _heatmap(fig.add_subplot(grid[0]), W, "target W (linear1)", "feature", "hidden")
-        _heatmap(fig.add_subplot(grid[1]), total, "sum of all subcomponents", "feature", "hidden")
+        heatmap(fig.add_subplot(grid[0]), W, "target W (linear1)", "feature", "hidden")
+        heatmap(fig.add_subplot(grid[1]), total, "sum of all subcomponents", "feature", "hidden")
         live_sum = np.sum([pieces[c] for c in live], axis=0) if live else np.zeros_like(W)
-        _heatmap(
+        heatmap(
             fig.add_subplot(grid[2]),
             live_sum - W,
             f"{len(live)} live subcomponents' sum - W",
@@ -146,25 +117,25 @@ def _weights_row(fig: plt.Figure, grid, run: RunTables) -> None:
 
 
 def _identity_row(fig: plt.Figure, grid, run: RunTables) -> None:
-    live = _alive(run.ci_probes, "hidden")
+    live = live_subcomponents(run.ci_probes, "hidden")
     panels = [("identity layer (target)", _matrix(run.weights, "hidden", "target", -1))]
     panels += [
         (f"hidden subcomponent {c}", _matrix(run.weights, "hidden", "subcomponent", c))
         for c in live[:2]
     ]
     for slot, (title, matrix) in zip(grid, panels, strict=False):
-        _heatmap(fig.add_subplot(slot), matrix, title, "in", "out")
+        heatmap(fig.add_subplot(slot), matrix, title, "in", "out")
 
 
 def _ci_row(fig: plt.Figure, grid, run: RunTables, layers: list[str]) -> None:
     for slot, layer in zip(grid, layers, strict=False):
-        live = _alive(run.ci_probes, layer)
+        live = live_subcomponents(run.ci_probes, layer)
         ci = run.ci_probes[run.ci_probes.layer == layer].pivot(
             index="probe", columns="subcomponent", values="ci"
         )
         matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
         ax = fig.add_subplot(slot)
-        _heatmap(
+        heatmap(
             ax,
             matrix,
             f"CI on one-hot probes: {layer}",
@@ -188,21 +159,6 @@ def _histogram_row(fig: plt.Figure, grid, run: RunTables, layers: list[str]) -> 
         ax.tick_params(labelsize=7)
 
 
-def _loss_axes(ax: Axes, losses: pd.DataFrame) -> None:
-    for column in LOSS_COLUMNS:
-        ax.plot(losses["step"], losses[column], label=column.replace("_", " "))
-    ax.set_yscale("log")
-    ax.set_xlabel("step", fontsize=8)
-    ax.set_title("losses", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.tick_params(labelsize=7)
-
-
-def _metrics_text(metrics: pd.DataFrame) -> str:
-    rows = metrics.pivot_table(index="metric", columns="layer", values="value")
-    return rows.round(4).to_string()
-
-
 def run_page(run: RunTables) -> plt.Figure:
     layers = list(dict.fromkeys(run.ci_probes.layer))
     has_identity = "hidden" in layers
@@ -216,10 +172,10 @@ def run_page(run: RunTables) -> plt.Figure:
         next_row = 2
     _ci_row(fig, [grid[next_row, i] for i in range(3)], run, layers)
     _histogram_row(fig, [grid[next_row + 1, i] for i in range(3)], run, layers)
-    _loss_axes(fig.add_subplot(grid[next_row + 2, 0:2]), run.losses)
+    loss_axes(fig.add_subplot(grid[next_row + 2, 0:2]), run.losses)
     text_ax = fig.add_subplot(grid[next_row + 2, 2])
     text_ax.axis("off")
-    text_ax.text(0, 1, _metrics_text(run.metrics), family="monospace", fontsize=7, va="top")
+    text_ax.text(0, 1, metrics_text(run.metrics), family="monospace", fontsize=7, va="top")
     fig.suptitle(f"SPD on {run.title}", fontsize=12)
     return fig
 

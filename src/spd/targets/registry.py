@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
+from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from spd.config import TargetConfig, TMSTargetConfig
+from spd.config import TargetConfig
 from spd.io import CheckpointError, load_checkpoint, save_checkpoint
-from spd.targets import tms
+from spd.targets import resid_mlp, tms
 from spd.targets.base import Target
 
 TARGET_KIND = "target"
+# Each toy family's module: build_model(config), train(config, ...), as_target(model, config).
+FAMILIES: dict[str, ModuleType] = {"tms": tms, "resid_mlp": resid_mlp}
+_TARGET_CONFIG = TypeAdapter(TargetConfig)
 
 
 def train_target(
@@ -22,12 +27,11 @@ def train_target(
     state_file: Path | None = None,
     checkpoint_every: int = 1000,
 ) -> tuple[nn.Module, dict[str, object]]:
-    return tms.train(config, device, log, state_file, checkpoint_every)
+    return FAMILIES[config.family].train(config, device, log, state_file, checkpoint_every)
 
 
 def build_target(model: nn.Module, config: TargetConfig) -> Target:
-    assert isinstance(model, tms.TMSModel)
-    return tms.as_target(model, config)
+    return FAMILIES[config.family].as_target(model, config)
 
 
 def save_target(model: nn.Module, config: TargetConfig, info: dict[str, object], path: Path) -> None:
@@ -43,8 +47,11 @@ def save_target(model: nn.Module, config: TargetConfig, info: dict[str, object],
 def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, dict[str, object]]:
     """Rebuild a trained target from its checkpoint; wrong shapes or keys are a CheckpointError."""
     payload = load_checkpoint(path, TARGET_KIND)
-    config = TMSTargetConfig.model_validate(payload["config"])
-    model = tms.build_model(config)
+    try:
+        config = _TARGET_CONFIG.validate_python(payload["config"])
+    except ValidationError:
+        raise CheckpointError(f"{path}: its target config is not valid") from None
+    model = FAMILIES[config.family].build_model(config)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, TrainingState, capture, load_state, restore, save_state
+from spd.checkpointing import Checkpointing, TrainingState, load_state
 from spd.config import TMSTargetConfig, config_hash
-from spd.targets.base import Target, sparse_feature_batch
+from spd.targets.base import Target, TargetTraining, run_target_training, sparse_feature_batch
 
 
 class TMSModel(nn.Module):
@@ -85,32 +85,28 @@ def train_once(
     periodically with `checkpointing`."""
     torch.manual_seed(seed)
     model = build_model(config).to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
     sample = batch_sampler(config)
-    params = [model.linear1.weight, model.linear2.bias]
     model.linear2.weight.requires_grad_(False)
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    first_step = 0
-    if resume_from is not None:
-        restore(resume_from, model, optimizer, generator)
-        first_step = resume_from.next_step
-    loss = torch.tensor(float("nan"))
-    for step in range(first_step, config.steps):
+    params = [model.linear1.weight, model.linear2.bias]
+
+    def batch_loss(generator: torch.Generator) -> Tensor:
         x = sample(config.batch_size, generator)
-        loss = F.mse_loss(model.tied_forward(x), x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if (step + 1) % max(config.steps // 5, 1) == 0:
-            log(f"  target seed {seed} step {step + 1}/{config.steps} loss {loss.item():.3e}")
-        if checkpointing is not None and checkpointing.is_due(step, config.steps):
-            extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
-            save_state(capture(step + 1, model, optimizer, generator, extra), checkpointing)
+        return F.mse_loss(model.tied_forward(x), x)
+
+    run = TargetTraining(
+        model=model,
+        optimizer=torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay),
+        generator=torch.Generator(device=device).manual_seed(seed),
+        steps=config.steps,
+        batch_loss=batch_loss,
+    )
+    extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
+    final_loss = run_target_training(run, log, f"target seed {seed}", checkpointing, resume_from, extra)
     model.tie_weights()
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    return model, loss.item()
+    return model, final_loss
 
 
 def train(

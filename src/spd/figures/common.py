@@ -1,0 +1,56 @@
+"""Figure pieces shared by the toy families' pages: heatmaps, live-subcomponent order, loss curves."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+ALIVE_CI = 0.1
+LOSS_COLUMNS = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality")
+
+
+def live_subcomponents(ci_probes: pd.DataFrame, layer: str) -> list[int]:
+    """Subcomponents live on the probes, ordered by the probe on which each fires most."""
+    ci = ci_probes[ci_probes.layer == layer].pivot(
+        index="probe", columns="subcomponent", values="ci"
+    )
+    live = [c for c in ci.columns if ci[c].max() > ALIVE_CI]
+    return sorted(live, key=lambda c: (int(ci[c].to_numpy().argmax()), c))
+
+
+def heatmap(
+    ax: Axes, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, cmap: str = "RdBu"
+) -> None:
+    bound = max(np.abs(matrix).max(), 1e-6)
+    vmin, vmax = (-bound, bound) if cmap == "RdBu" else (0, 1)
+    image = ax.imshow(
+        matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
+    )
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    if max(matrix.shape) <= 20:
+        ax.set_xticks(range(matrix.shape[1]))
+        ax.set_yticks(range(matrix.shape[0]))
+    plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+
+
+def loss_axes(ax: Axes, losses: pd.DataFrame) -> None:
+    for column in LOSS_COLUMNS:
+        ax.plot(losses["step"], losses[column], label=column.replace("_", " "))
+    ax.set_yscale("log")
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_title("losses", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+
+
+def metrics_text(metrics: pd.DataFrame) -> str:
+    rows = metrics.pivot_table(index="metric", columns="layer", values="value")
+    return rows.round(4).to_string()

@@ -1,0 +1,126 @@
+"""Residual MLP toy models (spec 5.2): model, data, labels, training, and ground truth.
+
+r_0 = W_E x;  r_{k+1} = r_k + W_out^k ReLU(W_in^k r_k);  output = W_E^T r_L.
+W_E (d_embed x n_features) is random with unit-norm columns and frozen; there are no biases.
+Each feature's ground-truth mechanism is its own direction through W_in; W_out acts as one
+dense mechanism spanning all layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import einops
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spd.checkpointing import Checkpointing, load_state
+from spd.config import ResidMLPTargetConfig, config_hash
+from spd.targets.base import Target, TargetTraining, run_target_training, sparse_feature_batch
+
+
+class ResidMLPBlock(nn.Module):
+    def __init__(self, d_embed: int, d_mlp: int) -> None:
+        super().__init__()
+        self.mlp_in = nn.Linear(d_embed, d_mlp, bias=False)
+        self.mlp_out = nn.Linear(d_mlp, d_embed, bias=False)
+
+    def forward(self, residual: Tensor) -> Tensor:
+        return residual + self.mlp_out(F.relu(self.mlp_in(residual)))
+
+
+class ResidMLPModel(nn.Module):
+    def __init__(self, n_features: int, d_embed: int, d_mlp: int, n_layers: int) -> None:
+        super().__init__()
+        embedding = torch.randn(d_embed, n_features)
+        self.register_buffer("W_E", embedding / embedding.norm(dim=0, keepdim=True))
+        self.layers = nn.ModuleList(ResidMLPBlock(d_embed, d_mlp) for _ in range(n_layers))
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = x @ self.W_E.T
+        for layer in self.layers:
+            residual = layer(residual)
+        return residual @ self.W_E
+
+
+def build_model(config: ResidMLPTargetConfig) -> ResidMLPModel:
+    return ResidMLPModel(config.n_features, config.d_embed, config.d_mlp, config.n_layers)
+
+
+def labels(x: Tensor) -> Tensor:
+    """The function the target learns: y_i = x_i + ReLU(x_i)."""
+    return x + F.relu(x)
+
+
+def batch_sampler(config: ResidMLPTargetConfig) -> Callable[[int, torch.Generator], Tensor]:
+    def sample(batch_size: int, generator: torch.Generator) -> Tensor:
+        return sparse_feature_batch(
+            batch_size, config.n_features, config.feature_probability, generator, low=-1.0
+        )
+
+    return sample
+
+
+def decomposed_modules(n_layers: int) -> tuple[str, ...]:
+    return tuple(f"layers.{k}.{part}" for k in range(n_layers) for part in ("mlp_in", "mlp_out"))
+
+
+def train(
+    config: ResidMLPTargetConfig,
+    device: str,
+    log: Callable[[str], None],
+    state_file: Path | None = None,
+    checkpoint_every: int = 1000,
+) -> tuple[ResidMLPModel, dict[str, object]]:
+    """AdamW with the learning rate cosine-decayed to 0; resumable like every training loop."""
+    checkpointing = None
+    if state_file is not None:
+        checkpointing = Checkpointing(state_file, checkpoint_every, f"target {config_hash(config)}")
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    sample = batch_sampler(config)
+
+    def batch_loss(generator: torch.Generator) -> Tensor:
+        x = sample(config.batch_size, generator)
+        return F.mse_loss(model(x), labels(x))
+
+    run = TargetTraining(
+        model=model,
+        optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+        generator=torch.Generator(device=device).manual_seed(config.seed),
+        steps=config.steps,
+        batch_loss=batch_loss,
+        learning_rate=lambda step: config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps)),
+    )
+    final_loss = run_target_training(
+        run, log, "target", checkpointing, load_state(checkpointing, log)
+    )
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model, {"seed_used": config.seed, "final_loss": final_loss}
+
+
+def as_target(model: ResidMLPModel, config: ResidMLPTargetConfig) -> Target:
+    return Target(
+        model=model,
+        decomposed_modules=decomposed_modules(len(model.layers)),
+        sample_batch=batch_sampler(config),
+    )
+
+
+@torch.no_grad()
+def neuron_contributions(model: ResidMLPModel, layer: int, W_in: Tensor | None = None) -> Tensor:
+    """(n_features, d_mlp): feature i's contribution through neuron n of one layer,
+    (W_in W_E[:, i])_n * (W_E[:, i]^T W_out)_n (spec 7); W_in defaults to the target's, or give
+    one (n_features, d_mlp, d_embed) matrix per feature (e.g. its best-matching subcomponent)."""
+    block = model.layers[layer]
+    write = einops.einsum(model.W_E, block.mlp_out.weight, "embed feature, embed mlp -> feature mlp")
+    if W_in is None:
+        read = einops.einsum(block.mlp_in.weight, model.W_E, "mlp embed, embed feature -> feature mlp")
+    else:
+        read = einops.einsum(W_in, model.W_E, "feature mlp embed, embed feature -> feature mlp")
+    return read * write
