@@ -66,18 +66,18 @@ def test_non_finite_parameter_stops_the_run_and_keeps_the_last_good_state(
 ):
     import torch
 
-    from spd.decomp import train
+    from spd.decomp import loop
 
-    real_step = train.training_step
+    real_step = loop.training_step
 
-    def corrupting(model, optimizer, config, step, generator):
-        losses = real_step(model, optimizer, config, step, generator)
+    def corrupting(run, step):
+        losses = real_step(run, step)
         if step == 19:  # after its losses were checked, just before the save due after step 19
             with torch.no_grad():
-                next(model.parameters())[0] = float("inf")
+                next(run.model.parameters())[0] = float("inf")
         return losses
 
-    monkeypatch.setattr(train, "training_step", corrupting)
+    monkeypatch.setattr(loop, "training_step", corrupting)
     out = tmp_path / "x"
     assert main(["run", "--config", str(tiny_config_path), "--out", str(out), "--checkpoint-every", "10"]) == 3
     err = capsys.readouterr().err

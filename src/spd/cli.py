@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 import yaml
 
 from spd.config import (
+    APDConfig,
     ConfigError,
     ExperimentConfig,
     config_hash,
@@ -76,21 +78,29 @@ def _train_target(config: ExperimentConfig, out: Path, device: str, checkpoint_e
 def _decompose(
     config: ExperimentConfig, target_path: Path, out: Path, device: str, checkpoint_every: int
 ) -> Path:
+    from spd.decomp.apd import decompose_apd
     from spd.decomp.storage import save_decomposition
     from spd.decomp.train import decompose
     from spd.targets.registry import load_target
 
     target, _, _ = load_target(target_path, device)
     spd = config.decomposition
-    _log(f"[{config.name}] SPD: C={spd.C} steps={spd.steps} batch={spd.batch_size} seed={spd.seed}")
+    _log(
+        f"[{config.name}] {spd.method.upper()}: C={spd.C} steps={spd.steps} "
+        f"batch={spd.batch_size} seed={spd.seed}"
+    )
     state_path = out / TRAINING_STATE_FILE
-    result = decompose(target, spd, _log, state_path, checkpoint_every)
+    start = time.perf_counter()
+    if isinstance(spd, APDConfig):
+        model, history = decompose_apd(target, spd, _log, state_path, checkpoint_every)
+    else:
+        result = decompose(target, spd, _log, state_path, checkpoint_every)
+        model, history = result.model, result.loss_history
     path = out / DECOMPOSITION_FILE
-    save_decomposition(result.model, spd, path)
-    history = result.loss_history.assign(experiment=config.name, seed=spd.seed)
-    write_parquet(history, out / LOSSES_FILE)
+    save_decomposition(model, spd, path)
+    write_parquet(history.assign(experiment=config.name, seed=spd.seed), out / LOSSES_FILE)
     state_path.unlink(missing_ok=True)
-    _log(f"[{config.name}] decomposition saved to {path} ({result.seconds:.1f} s)")
+    _log(f"[{config.name}] decomposition saved to {path} ({time.perf_counter() - start:.1f} s)")
     return path
 
 
@@ -107,9 +117,13 @@ def _evaluate(
 
     target, target_config, _ = load_target(target_path, device)
     model, spd_config = load_decomposition(decomposition_path, target)
+    if isinstance(spd_config, APDConfig):
+        return _evaluate_apd(config, model, spd_config, target_config, out)
     ci = evaluation_ci(model, target_config.n_features, spd_config, config.evaluation)
     rows = metric_rows(model, ci, target_config, config.evaluation)
-    metrics = metrics_table(rows, config.name, spd_config.seed, config_hash(config), target_config.family)
+    metrics = metrics_table(
+        rows, config.name, spd_config.seed, config_hash(config), target_config.family, "spd"
+    )
     provenance = {"experiment": config.name, "seed": spd_config.seed}
     write_parquet(ci_probe_table(ci.probes).assign(**provenance), out / CI_PROBES_FILE)
     write_parquet(ci_histogram_table(ci.random).assign(**provenance), out / CI_HISTOGRAM_FILE)
@@ -148,6 +162,25 @@ def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
     atomic_write(metrics_json, lambda tmp: tmp.write_text(text))
     atomic_write(losses_csv, lambda tmp: loss_curve(losses).to_csv(tmp, index=False))
     _log(f"summary saved to {metrics_json} and {losses_csv}")
+
+
+def _evaluate_apd(config: ExperimentConfig, model, apd_config: APDConfig, target_config, out: Path) -> Path:
+    """APD has no causal importances: it is scored on the TMS ground truth (MMCS, ML2R) only."""
+    from spd.evaluate.report import metrics_table
+    from spd.evaluate.tms import apd_metric_rows
+
+    if target_config.family != "tms":
+        raise ConfigError(f"evaluating APD on a '{target_config.family}' target is not supported yet")
+    rows = [
+        {"layer": layer, "metric": metric, "value": float(value), "unit": unit}
+        for layer, metric, value, unit in apd_metric_rows(model)
+    ]
+    metrics = metrics_table(rows, config.name, apd_config.seed, config_hash(config), target_config.family, "apd")
+    path = out / METRICS_FILE
+    write_parquet(metrics, path)
+    _log(yaml.safe_dump({f"{r['layer']}/{r['metric']}": round(r["value"], 4) for r in rows}).rstrip())
+    _log(f"[{config.name}] metrics saved to {path}")
+    return path
 
 
 def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -70,11 +70,13 @@ class ResidMLPTargetConfig(StrictModel):
 
 TargetConfig = Annotated[TMSTargetConfig | ResidMLPTargetConfig, Field(discriminator="family")]
 TARGET_FAMILIES = ("tms", "resid_mlp")
+METHODS = ("spd", "apd")
 
 
 class SPDConfig(StrictModel):
     """Stochastic Parameter Decomposition settings, paper mode (spec 1-4, 6)."""
 
+    method: Literal["spd"] = Field("spd", description="Decomposition method (the default).")
     C: PositiveInt = Field(description="Subcomponents per decomposed matrix.")
     d_gate: Annotated[int, Field(ge=0)] = Field(16, description="Hidden width of each CI MLP.")
     faithfulness_coeff: NonNegativeFloat = Field(1.0, description="Weight of L_faith.")
@@ -95,6 +97,38 @@ class SPDConfig(StrictModel):
     )
 
 
+class APDConfig(StrictModel):
+    """The APD baseline (APD_SPEC.md): rank-m parameter components, batch top-k on attributions."""
+
+    method: Literal["apd"] = Field(description="Selects APD.")
+    C: PositiveInt = Field(description="Parameter components.")
+    m: PositiveInt | None = Field(None, description="Rank of each component per layer; default min(d_in, d_out).")
+    topk: PositiveFloat = Field(description="Mean active components per example (batch top-k).")
+    faithfulness_coeff: NonNegativeFloat = Field(1.0, description="lambda_F.")
+    minimality_coeff: NonNegativeFloat = Field(1.0, description="lambda_min, top-k reconstruction.")
+    simplicity_coeff: NonNegativeFloat = Field(description="lambda_S, Schatten-p simplicity.")
+    schatten_p: PositiveFloat = Field(description="Schatten p of the simplicity loss.")
+    lr: PositiveFloat = Field(description="Adam learning rate.")
+    lr_schedule: Literal["cosine", "constant"] = Field("constant", description="After the warm-up.")
+    warmup_pct: Annotated[float, Field(ge=0, lt=1)] = Field(0.05, description="Linear warm-up share of steps.")
+    steps: PositiveInt = Field(20_000, description="Optimisation steps.")
+    batch_size: PositiveInt = Field(2048, description="Fresh synthetic examples per step.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed for init and data.")
+    log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
+    modules: tuple[str, ...] | None = Field(None, min_length=1, description="Target layers to decompose.")
+
+
+def _method(value: object) -> str:
+    if isinstance(value, dict):
+        return str(value.get("method", "spd"))
+    return str(getattr(value, "method", "spd"))
+
+
+DecompositionConfig = Annotated[
+    Annotated[SPDConfig, Tag("spd")] | Annotated[APDConfig, Tag("apd")], Discriminator(_method)
+]
+
+
 class EvalConfig(StrictModel):
     """Ground-truth evaluation settings (spec 7)."""
 
@@ -111,7 +145,7 @@ class ExperimentSettings(StrictModel):
     """What an experiment is: a target model, its decomposition and its evaluation."""
 
     target: TargetConfig
-    decomposition: SPDConfig
+    decomposition: DecompositionConfig
     evaluation: EvalConfig = EvalConfig()
 
 
@@ -137,7 +171,7 @@ class Params(StrictModel):
 def _format_validation_error(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
     # A target's family selects its schema; pydantic puts the family name into the location.
-    parts = [str(part) for part in first["loc"] if part not in TARGET_FAMILIES]
+    parts = [str(part) for part in first["loc"] if part not in TARGET_FAMILIES + METHODS]
     if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         parts.append("family")
     key = ".".join(parts) or "<root>"

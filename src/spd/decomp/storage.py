@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
+from pydantic import TypeAdapter, ValidationError
+from torch import nn
 
-from spd.config import SPDConfig, config_hash
+from spd.config import APDConfig, DecompositionConfig, SPDConfig, config_hash
+from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
 from spd.io import CheckpointError, load_checkpoint, save_checkpoint
 from spd.targets.base import Target
 
 DECOMPOSITION_KIND = "decomposition"
+_DECOMPOSITION_CONFIG = TypeAdapter(DecompositionConfig)
 
 
-def save_decomposition(model: ComponentModel, config: SPDConfig, path: str | Path) -> None:
+def save_decomposition(model: nn.Module, config: SPDConfig | APDConfig, path: str | Path) -> None:
     payload = {
         "kind": DECOMPOSITION_KIND,
         "config": config.model_dump(mode="json"),
@@ -25,25 +28,25 @@ def save_decomposition(model: ComponentModel, config: SPDConfig, path: str | Pat
     save_checkpoint(payload, path)
 
 
-def load_decomposition(path: str | Path, target: Target) -> tuple[ComponentModel, SPDConfig]:
+def load_decomposition(
+    path: str | Path, target: Target
+) -> tuple[ComponentModel | APDModel, SPDConfig | APDConfig]:
+    """The trained SPD components and gates (or APD components), rebuilt on `target`."""
     payload = load_checkpoint(path, DECOMPOSITION_KIND)
-    config = SPDConfig.model_validate(payload["config"])
+    try:
+        config = _DECOMPOSITION_CONFIG.validate_python(payload["config"])
+    except ValidationError:
+        raise CheckpointError(f"{path}: its decomposition config is not valid") from None
     target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device)
-    model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
+    if isinstance(config, APDConfig):
+        model: ComponentModel | APDModel = APDModel(target, config.C, config.m, generator)
+    else:
+        model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{path}: does not fit the target ({first_line})") from None
     return model, config
-
-
-def target_fingerprint(target: Target) -> str:
-    """A hash of the target's weights: a decomposition's training state resumes only on it."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(target.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]

@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from spd.checkpointing import Checkpointing, capture, load_state, restore, save_state
+from spd.checkpointing import Checkpointing
 from spd.config import SPDConfig, config_hash
 from spd.decomp.component_model import ComponentModel
+from spd.decomp.loop import DivergenceError, Optimisation, optimise
 from spd.decomp.losses import (
     faithfulness_loss,
     importance_minimality_loss,
@@ -23,10 +24,7 @@ from spd.decomp.losses import (
     reconstruction_mse,
 )
 from spd.decomp.masks import stochastic_mask
-from spd.decomp.storage import target_fingerprint
 from spd.targets.base import Target
-
-LOSS_NAMES = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality", "total")
 
 
 def learning_rate(config: SPDConfig, step: int) -> float:
@@ -82,43 +80,9 @@ class Decomposition:
     seconds: float
 
 
-class DivergenceError(RuntimeError):
-    """A loss became NaN or infinite."""
-
-
-def _format_losses(losses: dict[str, float]) -> str:
-    short = {"faithfulness": "faith", "stochastic_recon": "stoch", "layerwise_recon": "layer",
-             "importance_minimality": "imp", "total": "total"}
-    return " ".join(f"{short[k]} {v:.3e}" for k, v in losses.items())
-
-
 def make_optimizer(model: ComponentModel, config: SPDConfig) -> torch.optim.Optimizer:
     """Adam (AdamW with weight decay 0) over U, V and the gate parameters."""
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-
-
-def training_step(
-    model: ComponentModel,
-    optimizer: torch.optim.Optimizer,
-    config: SPDConfig,
-    step: int,
-    generator: torch.Generator,
-) -> dict[str, Tensor]:
-    """One optimisation step on a fresh batch; returns the (still attached) losses."""
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(config, step)
-    batch = model.target.sample_batch(config.batch_size, generator)
-    losses = spd_losses(model, batch, config, generator)
-    optimizer.zero_grad(set_to_none=True)
-    losses["total"].backward()
-    optimizer.step()
-    return losses
-
-
-def _check_parameters_finite(model: ComponentModel, step: int) -> None:
-    for name, param in model.named_parameters():
-        if not torch.isfinite(param).all():
-            raise DivergenceError(f"non-finite parameter {name} after step {step}")
 
 
 def decompose(
@@ -130,43 +94,32 @@ def decompose(
 ) -> Decomposition:
     """Run SPD on `target` for config.steps steps; returns the trained components and gates.
 
-    With a `state_file`, the full training state (components, gates, optimiser, RNG states, loss
-    history) is saved atomically every `checkpoint_every` steps, and a rerun resumes from it:
-    the result is bit-identical (CPU) to an uninterrupted run. A non-finite loss stops the run at
-    that step, a non-finite parameter at the next save; the last good state is kept.
+    With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
+    resumes from it (see `loop.optimise`).
     """
     target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
     model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
-    optimizer = make_optimizer(model, config)
     checkpointing = None
     if state_file is not None:
-        identity = f"decomposition {config_hash(config)} of target {target_fingerprint(target)}"
+        identity = f"decomposition {config_hash(config)} of target {target.fingerprint()}"
         checkpointing = Checkpointing(state_file, checkpoint_every, identity)
-    first_step, history = 0, []
-    state = load_state(checkpointing, log)
-    if state is not None:
-        restore(state, model, optimizer, generator)
-        first_step, history = state.next_step, state.extra["history"]
-    start = last_time = time.perf_counter()
-    last_step = first_step
-    for step in range(first_step, config.steps):
-        losses = training_step(model, optimizer, config, step, generator)
-        is_last = step == config.steps - 1
-        if not math.isfinite(losses["total"].item()):
-            values = {name: loss.item() for name, loss in losses.items()}
-            raise DivergenceError(f"non-finite loss at step {step}: {_format_losses(values)}")
-        if step % config.log_every == 0 or is_last:
-            values = {name: loss.item() for name, loss in losses.items()}
-            history.append({"step": step, "lr": learning_rate(config, step), **values})
-            now = time.perf_counter()
-            rate = (step - last_step) / (now - last_time) if step > last_step else float("nan")
-            log(f"step {step + 1}/{config.steps} {_format_losses(values)} | {rate:.1f} steps/s")
-            last_time, last_step = now, step
-        if checkpointing is not None and checkpointing.is_due(step, config.steps):
-            _check_parameters_finite(model, step)
-            save_state(capture(step + 1, model, optimizer, generator, {"history": history}), checkpointing)
-    _check_parameters_finite(model, config.steps - 1)
+    run = Optimisation(
+        model=model,
+        optimizer=make_optimizer(model, config),
+        generator=generator,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        log_every=config.log_every,
+        learning_rate=lambda step: learning_rate(config, step),
+        sample_batch=target.sample_batch,
+        batch_losses=lambda x, g: spd_losses(model, x, config, g),
+    )
+    start = time.perf_counter()
+    history = optimise(run, log, checkpointing)
     return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)
+
+
+__all__ = ["Decomposition", "DivergenceError", "decompose", "learning_rate", "spd_losses"]

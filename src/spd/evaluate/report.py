@@ -59,12 +59,18 @@ def metric_rows(
 
 
 def metrics_table(
-    rows: list[dict[str, object]], experiment: str, seed: int, config_hash: str, family: str
+    rows: list[dict[str, object]],
+    experiment: str,
+    seed: int,
+    config_hash: str,
+    family: str,
+    method: str,
 ) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame.insert(0, "experiment", experiment)
     frame.insert(1, "seed", seed)
     frame.insert(2, "family", family)
+    frame.insert(3, "method", method)
     frame["config_hash"] = config_hash
     frame["code_version"] = code_version()
     return frame

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from spd.decomp.train import LOSS_NAMES
-
 HEADLINE_METRICS = ("mmcs", "ml2r", "alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors")
 
 
@@ -16,9 +14,14 @@ def metric_summary(metrics: pd.DataFrame, losses: pd.DataFrame) -> dict[str, dic
     for row in metrics[metrics.metric.isin(HEADLINE_METRICS)].itertuples():
         summary.setdefault(str(row.layer), {})[str(row.metric)] = round(float(row.value), 6)
     last = losses.sort_values("step").iloc[-1]
-    summary["final_loss"] = {name: float(last[name]) for name in LOSS_NAMES}
+    summary["final_loss"] = {name: float(last[name]) for name in loss_terms(losses)}
     return summary
 
 
+def loss_terms(losses: pd.DataFrame) -> list[str]:
+    """The loss columns of a method's loss history (SPD's four and total, or APD's three and total)."""
+    return [c for c in losses.columns if c not in ("step", "lr", "experiment", "seed")]
+
+
 def loss_curve(losses: pd.DataFrame) -> pd.DataFrame:
-    return losses[["step", *LOSS_NAMES]].sort_values("step")
+    return losses[["step", *loss_terms(losses)]].sort_values("step")

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from spd.config import EvalConfig
+from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.components import subcomponent_weights
 from spd.evaluate.causal_importance_metrics import EvaluationCI, ci_pattern_errors
@@ -19,7 +20,13 @@ def feature_match(U: Tensor, V: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
 
     U: (d_hidden, C), V: (C, n_features), W: (d_hidden, n_features). Returns two (n_features,).
     """
-    pieces = subcomponent_weights(U, V)  # (C, d_hidden, n_features): column j is V[c, j] U[:, c]
+    return piece_match(subcomponent_weights(U, V), W)
+
+
+def piece_match(pieces: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
+    """Per feature j: the best cosine over pieces c of pieces[c, :, j] with W[:, j], and that
+    piece's norm ratio. pieces: (C, d_hidden, n_features), e.g. SPD's rank-one subcomponents or
+    APD's rank-m components."""
     cosines = torch.nn.functional.cosine_similarity(pieces, W.unsqueeze(0), dim=1)  # (C, n_features)
     best_cos, best_c = cosines.max(dim=0)
     features = torch.arange(W.shape[1])
@@ -31,6 +38,15 @@ def mmcs_ml2r(U: Tensor, V: Tensor, W: Tensor) -> tuple[float, float]:
     """Mean max cosine similarity and mean L2 ratio of the best-matching subcomponents."""
     cosines, ratios = feature_match(U, V, W)
     return cosines.mean().item(), ratios.mean().item()
+
+
+@torch.no_grad()
+def apd_metric_rows(model: APDModel) -> list[Row]:
+    """MMCS and ML2R of APD's linear1 components against the columns of W."""
+    if "linear1" not in model.module_names:
+        return []
+    cosines, ratios = piece_match(model.component_weights("linear1"), ground_truth_mechanisms(model.target.model))
+    return [("linear1", "mmcs", cosines.mean().item(), "cosine"), ("linear1", "ml2r", ratios.mean().item(), "ratio")]
 
 
 # Layers whose subcomponents should each fire for exactly one one-hot feature probe.

@@ -3,6 +3,7 @@ layers to decompose, which of them share (transposed) subcomponents, and how to 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -33,6 +34,14 @@ class Target:
                 raise ValueError(f"tied modules '{tied}' -> '{source}' must both be decomposed")
             if source in self.tied_modules:
                 raise ValueError(f"tied module '{tied}' points at '{source}', itself tied")
+
+    def fingerprint(self) -> str:
+        """A hash of the target's weights: a training state resumes only on the same target."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def restricted_to(self, modules: Sequence[str] | None) -> Target:
         """The same target decomposing only `modules` (all when None); a tie is kept when both of

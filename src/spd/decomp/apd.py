@@ -1,0 +1,226 @@
+"""APD, the baseline SPD replaces (APD_SPEC.md): C parameter components, each a rank-m matrix
+P_{c,l} = A_{c,l} B_{c,l} in every decomposed layer, switched on or off together by batch top-k
+over gradient attributions. It shares SPD's targets, data, loop and evaluation.
+
+Shapes follow the x @ W convention of the spec: A: (C, d_in, m), B: (C, m, d_out); a layer's
+weight-convention (nn.Linear, d_out x d_in) component is P_{c,l}^T.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import einops
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from spd.checkpointing import Checkpointing
+from spd.config import APDConfig, config_hash
+from spd.decomp.loop import Optimisation, optimise
+from spd.decomp.losses import faithfulness_loss, reconstruction_mse
+from spd.targets.base import Target
+
+SCHATTEN_EPSILON = 1e-16
+
+
+def _key(module_name: str) -> str:
+    return module_name.replace(".", "-")
+
+
+class APDLayerComponents(nn.Module):
+    def __init__(self, d_in: int, d_out: int, C: int, m: int, generator: torch.Generator, device) -> None:
+        super().__init__()
+        # No init is published with the spec: A ~ N(0, 1/d_in), B ~ N(0, 1/m), so that each
+        # component's x A B starts at the scale of a unit-variance linear map.
+        self.A = nn.Parameter(torch.randn(C, d_in, m, generator=generator, device=device) / math.sqrt(d_in))
+        self.B = nn.Parameter(torch.randn(C, m, d_out, generator=generator, device=device) / math.sqrt(m))
+
+
+class APDModel(nn.Module):
+    """A frozen target whose decomposed layers can run as sum_c s_c (x A_c) B_c (+ the frozen bias)."""
+
+    def __init__(self, target: Target, C: int, m: int | None, generator: torch.Generator) -> None:
+        super().__init__()
+        self._target = target
+        self.C = C
+        self.module_names = target.decomposed_modules
+        self._linears: dict[str, nn.Linear] = {
+            name: target.model.get_submodule(name) for name in self.module_names
+        }
+        components = {}
+        for name in self.module_names:
+            if name in target.tied_modules:
+                continue
+            weight = self._linears[name].weight
+            d_out, d_in = weight.shape
+            components[_key(name)] = APDLayerComponents(
+                d_in, d_out, C, m or min(d_in, d_out), generator, weight.device
+            )
+        self.components = nn.ModuleDict(components)
+        self._mask: Tensor | None = None
+        self._probes: dict[str, Tensor] | None = None
+        self._inputs: dict[str, Tensor] = {}
+        for name in self.module_names:
+            self._linears[name].register_forward_hook(self._make_hook(name))
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    def factors(self, name: str) -> tuple[Tensor, Tensor]:
+        """(A, B) of a layer; a tied layer uses its source's, transposed (A' = B^T, B' = A^T)."""
+        source = self.target.tied_modules.get(name)
+        if source is not None:
+            layer = self.components[_key(source)]
+            return layer.B.transpose(1, 2), layer.A.transpose(1, 2)
+        layer = self.components[_key(name)]
+        return layer.A, layer.B
+
+    def component_weights(self, name: str) -> Tensor:
+        """Each component's matrix in the nn.Linear convention: (C, d_out, d_in)."""
+        A, B = self.factors(name)
+        return einops.einsum(A, B, "c i m, c m o -> c o i")
+
+    def target_weight(self, name: str) -> Tensor:
+        return self._linears[name].weight
+
+    def _make_hook(self, name: str):
+        def hook(module: nn.Linear, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+            if self._probes is not None:  # attribution pass: record a_l, expose d f / d h_l
+                self._inputs[name] = args[0].detach()
+                probe = torch.zeros_like(output, requires_grad=True)
+                self._probes[name] = probe
+                return output + probe
+            if self._mask is None:
+                return None
+            A, B = self.factors(name)
+            inner = einops.einsum(args[0], A, "b i, c i m -> b c m") * self._mask[:, :, None]
+            masked = einops.einsum(inner, B, "b c m, c m o -> b o")
+            bias = self._linears[name].bias
+            return masked if bias is None else masked + bias
+
+        return hook
+
+    @contextmanager
+    def _masked(self, mask: Tensor) -> Iterator[None]:
+        self._mask = mask
+        try:
+            yield
+        finally:
+            self._mask = None
+
+    def forward_masked(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Every decomposed layer runs sum_c mask[:, c] P_c (one on/off bit per component)."""
+        with self._masked(mask):
+            return self.target.model(x)
+
+    def attributions(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Gradient attributions A_c(x) = sum_o (sum_l <d f_o / d h_l, a_l P_{c,l}>)^2 (B, C), with
+        one backward pass per model output, and the target's output."""
+        self._probes = {}
+        try:
+            with torch.enable_grad():
+                output = self.target.model(x)
+                probes = [self._probes[name] for name in self.module_names]
+                with torch.no_grad():
+                    contributions = []
+                    for name in self.module_names:
+                        A, B = self.factors(name)
+                        inner = einops.einsum(self._inputs[name], A, "b i, c i m -> b c m")
+                        contributions.append(einops.einsum(inner, B, "b c m, c m o -> b c o"))
+                scores = torch.zeros(x.shape[0], self.C, device=x.device)
+                for o in range(output.shape[1]):
+                    grads = torch.autograd.grad(output[:, o].sum(), probes, retain_graph=True)
+                    per_output = sum(
+                        einops.einsum(g, contribution, "b o, b c o -> b c")
+                        for g, contribution in zip(grads, contributions, strict=True)
+                    )
+                    scores += per_output**2
+        finally:
+            self._probes = None
+            self._inputs = {}
+        return scores, output.detach()
+
+
+def batch_topk_mask(attributions: Tensor, topk: float) -> Tensor:
+    """1 at the int(topk * B) largest entries of the (B, C) attributions over the whole batch."""
+    k = int(topk * attributions.shape[0])
+    mask = torch.zeros_like(attributions)
+    mask.view(-1)[attributions.flatten().topk(k).indices] = 1.0
+    return mask
+
+
+def schatten_terms(A: Tensor, B: Tensor, p: float) -> Tensor:
+    """Per component: sum_k (||A[:, k]||^2 ||B[k, :]||^2 + eps)^(p/2) -> (C,)."""
+    column_norms = A.pow(2).sum(dim=1)  # (C, m)
+    row_norms = B.pow(2).sum(dim=2)  # (C, m)
+    return (column_norms * row_norms + SCHATTEN_EPSILON).pow(p / 2).sum(dim=1)
+
+
+def simplicity_loss(model: APDModel, mask: Tensor, p: float, n_entries: int) -> Tensor:
+    """(1 / (N B)) sum_b sum_c s_{b,c} sum_l sum_k (||A_{c,l}[:, k]||^2 ||B_{c,l}[k, :]||^2 + eps)^(p/2)."""
+    per_component = sum(schatten_terms(*model.factors(name), p) for name in model.module_names)
+    return (mask.sum(dim=0) @ per_component) / (n_entries * mask.shape[0])
+
+
+def apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tensor]:
+    """Faithfulness, top-k minimality (reconstruction) and simplicity, and their weighted total."""
+    attributions, target_output = model.attributions(x)
+    mask = batch_topk_mask(attributions, config.topk)
+    names = model.module_names
+    target_weights = [model.target_weight(name) for name in names]
+    faithfulness = faithfulness_loss(target_weights, [model.component_weights(n).sum(0) for n in names])
+    minimality = reconstruction_mse(model.forward_masked(x, mask), target_output)
+    n_entries = sum(w.numel() for w in target_weights)
+    simplicity = simplicity_loss(model, mask, config.schatten_p, n_entries)
+    total = (
+        config.faithfulness_coeff * faithfulness
+        + config.minimality_coeff * minimality
+        + config.simplicity_coeff * simplicity
+    )
+    return {"faithfulness": faithfulness, "minimality": minimality, "simplicity": simplicity, "total": total}
+
+
+def apd_learning_rate(config: APDConfig, step: int) -> float:
+    """Linear warm-up over the first warmup_pct of steps, then constant or quarter-cosine."""
+    warmup = int(config.warmup_pct * config.steps)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    if config.lr_schedule == "constant":
+        return config.lr
+    remaining = max(config.steps - warmup - 1, 1)
+    return config.lr * math.cos(0.5 * math.pi * (step - warmup) / remaining)
+
+
+def decompose_apd(
+    target: Target,
+    config: APDConfig,
+    log: Callable[[str], None] = print,
+    state_file: Path | None = None,
+    checkpoint_every: int = 1000,
+) -> tuple[APDModel, pd.DataFrame]:
+    """Run APD on `target`; returns the trained components and the loss history."""
+    target = target.restricted_to(config.modules)
+    device = next(target.model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    model = APDModel(target, config.C, config.m, generator)
+    checkpointing = None
+    if state_file is not None:
+        identity = f"apd {config_hash(config)} of target {target.fingerprint()}"
+        checkpointing = Checkpointing(state_file, checkpoint_every, identity)
+    run = Optimisation(
+        model=model,
+        optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0),
+        generator=generator,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        log_every=config.log_every,
+        learning_rate=lambda step: apd_learning_rate(config, step),
+        sample_batch=target.sample_batch,
+        batch_losses=lambda x, _: apd_losses(model, x, config),
+    )
+    return model, pd.DataFrame(optimise(run, log, checkpointing))

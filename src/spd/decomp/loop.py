@@ -1,0 +1,95 @@
+"""The optimisation loop every decomposition method runs: a fresh batch per step, the method's
+losses, Adam, progress lines, the divergence guard and resumable training-state checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from spd.checkpointing import Checkpointing, capture, load_state, restore, save_state
+
+_SHORT_NAMES = {"faithfulness": "faith", "stochastic_recon": "stoch", "layerwise_recon": "layer",
+                "importance_minimality": "imp", "minimality": "min", "simplicity": "simp"}
+
+
+class DivergenceError(RuntimeError):
+    """A loss or a parameter became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Optimisation:
+    """One decomposition's training: `batch_losses(x, generator)` returns named losses including
+    "total", which is minimised; batches come from `sample_batch(batch_size, generator)`."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    steps: int
+    batch_size: int
+    log_every: int
+    learning_rate: Callable[[int], float]
+    sample_batch: Callable[[int, torch.Generator], Tensor]
+    batch_losses: Callable[[Tensor, torch.Generator], dict[str, Tensor]]
+
+
+def format_losses(losses: dict[str, float]) -> str:
+    return " ".join(f"{_SHORT_NAMES.get(k, k)} {v:.3e}" for k, v in losses.items())
+
+
+def training_step(run: Optimisation, step: int) -> dict[str, Tensor]:
+    """One optimisation step on a fresh batch; returns the (still attached) losses."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = run.learning_rate(step)
+    losses = run.batch_losses(run.sample_batch(run.batch_size, run.generator), run.generator)
+    run.optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    run.optimizer.step()
+    return losses
+
+
+def _check_parameters_finite(model: nn.Module, step: int) -> None:
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise DivergenceError(f"non-finite parameter {name} after step {step}")
+
+
+def optimise(
+    run: Optimisation, log: Callable[[str], None], checkpointing: Checkpointing | None = None
+) -> list[dict[str, float]]:
+    """Run every step (from a saved state when there is one); returns the loss history.
+
+    With `checkpointing`, the full state (parameters, optimiser, RNG states, loss history) is saved
+    atomically every `checkpointing.every` steps; a rerun resumes from it and ends bit-identical
+    (CPU) to an uninterrupted run. A non-finite loss stops the run at that step, a non-finite
+    parameter at the next save; the last good state is kept.
+    """
+    first_step, history = 0, []
+    state = load_state(checkpointing, log)
+    if state is not None:
+        restore(state, run.model, run.optimizer, run.generator)
+        first_step, history = state.next_step, state.extra["history"]
+    last_time, last_step = time.perf_counter(), first_step
+    for step in range(first_step, run.steps):
+        losses = training_step(run, step)
+        is_last = step == run.steps - 1
+        if not math.isfinite(losses["total"].item()):
+            values = {name: loss.item() for name, loss in losses.items()}
+            raise DivergenceError(f"non-finite loss at step {step}: {format_losses(values)}")
+        if step % run.log_every == 0 or is_last:
+            values = {name: loss.item() for name, loss in losses.items()}
+            history.append({"step": step, "lr": run.learning_rate(step), **values})
+            now = time.perf_counter()
+            rate = (step - last_step) / (now - last_time) if step > last_step else float("nan")
+            log(f"step {step + 1}/{run.steps} {format_losses(values)} | {rate:.1f} steps/s")
+            last_time, last_step = now, step
+        if checkpointing is not None and checkpointing.is_due(step, run.steps):
+            _check_parameters_finite(run.model, step)
+            extra = {"history": history}
+            save_state(capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing)
+    _check_parameters_finite(run.model, run.steps - 1)
+    return history
