@@ -119,8 +119,8 @@ class APDModel(nn.Module):
             return self.target.model(x)
 
     def attributions(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Gradient attributions A_c(x) = sum_o (sum_l <d f_o / d h_l, a_l P_{c,l}>)^2 (B, C), with
-        one backward pass per model output, and the target's output."""
+        """Gradient attributions A_c(x) = sum_o (sum_l <d f_o / d h_l, a_l P_{c,l}>)^2 (B, C), and
+        the target's output. The per-output backward passes run as one batched (vmapped) pass."""
         self._probes = {}
         try:
             with torch.enable_grad():
@@ -132,14 +132,15 @@ class APDModel(nn.Module):
                         A, B = self.factors(name)
                         inner = einops.einsum(self._inputs[name], A, "b i, c i m -> b c m")
                         contributions.append(einops.einsum(inner, B, "b c m, c m o -> b c o"))
-                scores = torch.zeros(x.shape[0], self.C, device=x.device)
-                for o in range(output.shape[1]):
-                    grads = torch.autograd.grad(output[:, o].sum(), probes, retain_graph=True)
-                    per_output = sum(
-                        einops.einsum(g, contribution, "b o, b c o -> b c")
-                        for g, contribution in zip(grads, contributions, strict=True)
-                    )
-                    scores += per_output**2
+                # d f_o / d h_l for every output o at once: a backward pass batched over o.
+                n_outputs = output.shape[1]
+                seeds = torch.eye(n_outputs, device=x.device)[:, None, :].expand(n_outputs, *output.shape)
+                grads = torch.autograd.grad(output, probes, grad_outputs=seeds, is_grads_batched=True)
+                per_output = sum(
+                    einops.einsum(g, contribution, "o b k, b c k -> o b c")
+                    for g, contribution in zip(grads, contributions, strict=True)
+                )
+                scores = per_output.pow(2).sum(dim=0)
         finally:
             self._probes = None
             self._inputs = {}
