@@ -218,6 +218,7 @@ def load_params(path: str | Path) -> Params:
 
 
 def config_hash(model: BaseModel) -> str:
-    """A short stable hash of a config's content (key order independent)."""
-    canonical = json.dumps(model.model_dump(mode="json"), sort_keys=True)
+    """A short stable hash of a config's content (key order independent). Settings left at their
+    defaults are left out, so that a new optional setting does not change every existing hash."""
+    canonical = json.dumps(model.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]

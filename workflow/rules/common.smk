@@ -24,7 +24,9 @@ def settings(section):
     Snakemake's params trigger reruns exactly the jobs whose settings changed."""
 
     def of(wildcards):
-        return getattr(PARAMS.experiments[wildcards.experiment], section).model_dump_json()
+        # Defaults left out: a new optional setting in the schema does not rerun every job.
+        section_config = getattr(PARAMS.experiments[wildcards.experiment], section)
+        return section_config.model_dump_json(exclude_defaults=True)
 
     return of
 
