@@ -93,6 +93,8 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
     run = subprocess.Popen(
         command, cwd=workdir, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # a terminal's Ctrl-C, even when this test itself runs in the background (SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     log = workdir / "logs/decompose/tiny_a/seed0.log"
     deadline = time.monotonic() + 120
