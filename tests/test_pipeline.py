@@ -90,12 +90,16 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
     params["experiments"]["tiny_a"]["decomposition"]["steps"] = 3000
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(params))
     command = ["snakemake", "--cores", "2", "--config", "params=tiny.yaml"]
-    run = subprocess.Popen(
-        command, cwd=workdir, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        # a terminal's Ctrl-C, even when this test itself runs in the background (SIGINT ignored)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # The workflow must see Ctrl-C as a terminal sends it, even when this test runs in the
+    # background with SIGINT ignored (an ignored signal is inherited, a handler is not).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run = subprocess.Popen(
+            command, cwd=workdir, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     log = workdir / "logs/decompose/tiny_a/seed0.log"
     deadline = time.monotonic() + 120
     while not (log.is_file() and "step 1/" in log.read_text()):
