@@ -18,9 +18,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing
-from spd.config import APDConfig, config_hash
-from spd.decomp.loop import Optimisation, optimise
+from spd.config import APDConfig
+from spd.decomp.loop import Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import faithfulness_loss, reconstruction_mse
 from spd.targets.base import Target
 
@@ -209,10 +208,7 @@ def decompose_apd(
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     model = APDModel(target, config.C, config.m, generator)
-    checkpointing = None
-    if state_file is not None:
-        identity = f"apd {config_hash(config)} of target {target.fingerprint()}"
-        checkpointing = Checkpointing(state_file, checkpoint_every, identity)
+    checkpointing = checkpointing_for("apd", config, target, state_file, checkpoint_every)
     run = Optimisation(
         model=model,
         optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0),

@@ -7,11 +7,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from pydantic import BaseModel
 from torch import Tensor, nn
 
 from spd.checkpointing import Checkpointing, capture, load_state, restore, save_state
+from spd.config import config_hash
+from spd.targets.base import Target
 
 _SHORT_NAMES = {"faithfulness": "faith", "stochastic_recon": "stoch", "layerwise_recon": "layer",
                 "importance_minimality": "imp", "minimality": "min", "simplicity": "simp"}
@@ -35,6 +39,16 @@ class Optimisation:
     learning_rate: Callable[[int], float]
     sample_batch: Callable[[int, torch.Generator], Tensor]
     batch_losses: Callable[[Tensor, torch.Generator], dict[str, Tensor]]
+
+
+def checkpointing_for(
+    label: str, config: BaseModel, target: Target, state_file: Path | None, every: int
+) -> Checkpointing | None:
+    """Checkpoints of one decomposition, valid only for this config (hash) on this target."""
+    if state_file is None:
+        return None
+    identity = f"{label} {config_hash(config)} of target {target.fingerprint()}"
+    return Checkpointing(state_file, every, identity)
 
 
 def format_losses(losses: dict[str, float]) -> str:

@@ -13,10 +13,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from spd.checkpointing import Checkpointing
-from spd.config import SPDConfig, config_hash
+from spd.config import SPDConfig
 from spd.decomp.component_model import ComponentModel
-from spd.decomp.loop import DivergenceError, Optimisation, optimise
+from spd.decomp.loop import DivergenceError, Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import (
     faithfulness_loss,
     importance_minimality_loss,
@@ -102,10 +101,7 @@ def decompose(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
     model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
-    checkpointing = None
-    if state_file is not None:
-        identity = f"decomposition {config_hash(config)} of target {target.fingerprint()}"
-        checkpointing = Checkpointing(state_file, checkpoint_every, identity)
+    checkpointing = checkpointing_for("decomposition", config, target, state_file, checkpoint_every)
     run = Optimisation(
         model=model,
         optimizer=make_optimizer(model, config),
