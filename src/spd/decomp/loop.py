@@ -73,14 +73,18 @@ def _check_parameters_finite(model: nn.Module, step: int) -> None:
 
 
 def optimise(
-    run: Optimisation, log: Callable[[str], None], checkpointing: Checkpointing | None = None
+    run: Optimisation,
+    log: Callable[[str], None],
+    checkpointing: Checkpointing | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Run every step (from a saved state when there is one); returns the loss history.
 
     With `checkpointing`, the full state (parameters, optimiser, RNG states, loss history) is saved
     atomically every `checkpointing.every` steps; a rerun resumes from it and ends bit-identical
     (CPU) to an uninterrupted run. A non-finite loss stops the run at that step, a non-finite
-    parameter at the next save; the last good state is kept.
+    parameter at the next save; the last good state is kept. `after_step(step)`, if given, runs
+    after every step (benchmarks use it to evaluate mid-run).
     """
     first_step, history = 0, []
     state = load_state(checkpointing, log)
@@ -105,5 +109,7 @@ def optimise(
             _check_parameters_finite(run.model, step)
             extra = {"history": history}
             save_state(capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing)
+        if after_step is not None:
+            after_step(step)
     _check_parameters_finite(run.model, run.steps - 1)
     return history

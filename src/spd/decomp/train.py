@@ -90,11 +90,12 @@ def decompose(
     log: Callable[[str], None] = print,
     state_file: Path | None = None,
     checkpoint_every: int = 1000,
+    after_step: Callable[[int, ComponentModel], None] | None = None,
 ) -> Decomposition:
     """Run SPD on `target` for config.steps steps; returns the trained components and gates.
 
     With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
-    resumes from it (see `loop.optimise`).
+    resumes from it (see `loop.optimise`). `after_step(step, model)` runs after every step.
     """
     target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
@@ -114,7 +115,8 @@ def decompose(
         batch_losses=lambda x, g: spd_losses(model, x, config, g),
     )
     start = time.perf_counter()
-    history = optimise(run, log, checkpointing)
+    hook = None if after_step is None else (lambda step: after_step(step, model))
+    history = optimise(run, log, checkpointing, hook)
     return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)
 
 

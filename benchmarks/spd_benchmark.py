@@ -1,0 +1,153 @@
+"""SPD on any experiment of params.yaml: median step time and peak memory, and wall time to quality.
+
+    python benchmarks/spd_benchmark.py step-time                       # every SPD experiment
+    python benchmarks/spd_benchmark.py step-time resid_mlp1 --threads 2
+    python benchmarks/spd_benchmark.py time-to-quality tms_5-2 --steps 20000 40000
+    python benchmarks/spd_benchmark.py time-to-quality resid_mlp1 --steps 30000 --eval-every 2500
+
+step-time times paper-mode steps on an untrained target of the right shape, each experiment in its
+own process so that peak RSS is per experiment. time-to-quality trains the target, then runs full
+decompositions of the given lengths and prints each one's wall time, key metrics and section 7
+verdict. With `--eval-every N` (constant learning rate only, where the first N steps of a long run
+are exactly a run of N steps) one run is evaluated every N steps instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from spd.config import APDConfig, ExperimentConfig, SPDConfig, load_params
+from spd.decomp.component_model import ComponentModel
+from spd.decomp.train import decompose, make_optimizer, spd_losses
+from spd.evaluate.causal_importance_metrics import evaluation_ci
+from spd.evaluate.recovery import recovery_failures
+from spd.evaluate.report import metric_rows
+from spd.targets.registry import FAMILIES, build_target, train_target
+
+PARAMS = Path(__file__).parents[1] / "params.yaml"
+
+
+def spd_experiments(params: Path) -> list[str]:
+    experiments = load_params(params).experiments
+    return [name for name, e in experiments.items() if not isinstance(e.decomposition, APDConfig)]
+
+
+def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -> dict[str, object]:
+    spd = config.decomposition
+    assert isinstance(spd, SPDConfig), "step-time measures SPD"
+    torch.manual_seed(0)
+    model = FAMILIES[config.target.family].build_model(config.target).to(device)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    target = build_target(model, config.target)
+    generator = torch.Generator(device=device).manual_seed(0)
+    components = ComponentModel(target, spd.C, spd.d_gate, spd.fused_gates, generator)
+    optimizer = make_optimizer(components, spd)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        losses = spd_losses(components, target.sample_batch(spd.batch_size, generator), spd, generator)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    return {
+        "config": config.name,
+        "C": spd.C,
+        "batch": spd.batch_size,
+        "median_step_ms": round(1e3 * statistics.median(times), 2),
+        "peak_mem_mb": round(peak_mb, 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def step_time_all(args: argparse.Namespace) -> None:
+    for experiment in args.experiments or spd_experiments(args.params):
+        command = [sys.executable, __file__, "_one-step-time", experiment, "--steps", str(args.steps),
+                   "--device", args.device, "--params", str(args.params), "--threads", str(args.threads)]
+        result = subprocess.run(command, check=True, capture_output=True, text=True)
+        print(result.stdout.strip(), flush=True)
+
+
+def verdict(model: ComponentModel, config: ExperimentConfig, spd: SPDConfig) -> dict[str, object]:
+    """Key metrics and the section 7 verdict of a decomposition as it stands."""
+    ci = evaluation_ci(model, config.target.n_features, spd, config.evaluation)
+    rows = metric_rows(model, ci, config.target, config.evaluation)
+    failures = recovery_failures(rows, config.target)
+    keep = ("mmcs", "ml2r", "alive_subcomponents", "ci_pattern_errors", "neuron_contribution_corr",
+            "active_on_every_probe")
+    metrics = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows if r["metric"] in keep}
+    return {"recovered": not failures, **metrics, "failures": failures}
+
+
+def time_to_quality(args: argparse.Namespace) -> None:
+    config = load_params(args.params).experiment(args.experiment)
+    assert isinstance(config.decomposition, SPDConfig), "time-to-quality measures SPD"
+    target_model, _ = train_target(config.target, args.device, lambda _: None)
+    target = build_target(target_model, config.target)
+    if args.eval_every:
+        if config.decomposition.lr_schedule != "constant":
+            sys.exit("--eval-every needs a constant learning rate (a cosine run's prefix is not a shorter run)")
+        spd = config.decomposition.model_copy(update={"steps": max(args.steps)})
+        start = time.perf_counter()
+
+        def report(step: int, model: ComponentModel) -> None:
+            if (step + 1) % args.eval_every == 0 or step + 1 == spd.steps:
+                wall = time.perf_counter() - start
+                line = {"config": config.name, "steps": step + 1, "wall_s": round(wall, 1)}
+                print(json.dumps(line | verdict(model, config, spd)), flush=True)
+
+        decompose(target, spd, log=lambda _: None, after_step=report)
+        return
+    for steps in args.steps:
+        spd = config.decomposition.model_copy(update={"steps": steps, "log_every": steps})
+        result = decompose(target, spd, log=lambda _: None)
+        line = {"config": config.name, "steps": steps, "wall_s": round(result.seconds, 1)}
+        print(json.dumps(line | verdict(result.model, config, spd)), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    step = commands.add_parser("step-time")
+    step.add_argument("experiments", nargs="*")
+    step.add_argument("--steps", type=int, default=60)
+    one = commands.add_parser("_one-step-time")
+    one.add_argument("experiment")
+    one.add_argument("--steps", type=int, default=30)
+    quality = commands.add_parser("time-to-quality")
+    quality.add_argument("experiment")
+    quality.add_argument("--steps", type=int, nargs="+", required=True)
+    quality.add_argument("--eval-every", type=int, help="evaluate one run every N steps (constant lr)")
+    for sub in (step, one, quality):
+        sub.add_argument("--device", default="cpu")
+        sub.add_argument("--params", type=Path, default=PARAMS)
+        sub.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.command == "step-time":
+        step_time_all(args)
+    elif args.command == "_one-step-time":
+        config = load_params(args.params).experiment(args.experiment)
+        print(json.dumps(time_steps(config, args.steps, warmup=5, device=args.device)))
+    else:
+        time_to_quality(args)
+
+
+if __name__ == "__main__":
+    main()
