@@ -21,4 +21,4 @@ rule all:
     input:
         "results/figures/tms.pdf",
         "results/tables/tms_table1.md",
-        expand("results/metrics/{experiment}/seed{seed}.json", experiment=EXPERIMENTS, seed=SEEDS),
+        expand("results/metrics/{experiment}/seed{seed}.json", experiment=MAIN, seed=SEEDS),

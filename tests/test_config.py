@@ -1,3 +1,4 @@
+import copy
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,53 @@ def test_params_experiment_lookup(tmp_path, capsys):
 
 def test_repository_params_file_is_valid():
     params = load_params(Path(__file__).parents[1] / "params.yaml")
-    assert set(params.experiments) == {"tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id"}
+    assert set(params.experiments) == {
+        "tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id", "tms_5-2_apd", "tms_40-10_apd",
+        "resid_mlp1", "resid_mlp2", "resid_mlp3",
+    }
+    assert params.target_source("tms_40-10_apd") == "tms_40-10"
+    assert len(params.sweeps["beta3"].experiments["resid_mlp1"]) == 5
     assert params.experiment("tms_5-2-id").target.identity_layer
     assert not params.experiment("tms_5-2").target.identity_layer
+
+
+def _sweep_params(tmp_path, sweeps):
+    body = {k: v for k, v in TINY_TMS.items() if k != "name"}
+    other = copy.deepcopy(body)
+    other["decomposition"]["C"] = 9
+    raw = {"experiments": {"tiny": body, "tiny_other": other}, "sweeps": sweeps}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_sweep_points_are_experiments_sharing_their_target_and_default_run(tmp_path):
+    sweeps = {"C": {"setting": "C", "experiments": {"tiny": [4, 8, 16]}}}
+    params = load_params(_sweep_params(tmp_path, sweeps))
+    assert list(params.sweep_points()) == ["tiny@C=4", "tiny@C=8", "tiny@C=16"]
+    point = params.experiment("tiny@C=16")
+    assert point.name == "tiny@C=16" and point.decomposition.C == 16
+    assert point.decomposition.steps == TINY_TMS["decomposition"]["steps"]
+    assert params.target_source("tiny@C=16") == "tiny"
+    assert params.target_source("tiny_other") == "tiny"  # equal target settings: one target
+    assert params.run_source("tiny@C=8") == "tiny"  # TINY_TMS's own C: the experiment's run
+    assert params.run_source("tiny@C=4") == "tiny@C=4"
+    assert params.robustness_seeds == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("sweeps", "message"),
+    [
+        ({"C": {"setting": "C", "experiments": {"tiny": [0]}}},
+         r"sweeps\.C\.experiments\.tiny: bad config key 'decomposition\.C'"),
+        ({"C": {"setting": "width", "experiments": {"tiny": [1]}}},
+         r"bad config key 'sweeps\.C\.setting': 'width' is not a decomposition setting"),
+        ({"C": {"setting": "C", "experiments": {"huge": [1]}}},
+         r"bad config key 'sweeps\.C\.experiments\.huge': no experiment named 'huge'"),
+        ({"C": {"setting": "C", "experiments": {"tiny": [4]}, "color": 1}},
+         r"bad config key 'sweeps\.C\.color'"),
+    ],
+)
+def test_bad_sweeps_fail_at_load_naming_the_key(tmp_path, sweeps, message):
+    with pytest.raises(ConfigError, match=message):
+        load_params(_sweep_params(tmp_path, sweeps))

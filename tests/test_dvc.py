@@ -47,7 +47,11 @@ def repo(tmp_path: Path) -> Path:
         shutil.copytree(REPO / folder, root / folder)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     body = {k: v for k, v in TINY_TMS.items() if k != "name"}
-    params = {"seeds": [0], "experiments": {name: copy.deepcopy(body) for name in EXPERIMENTS}}
+    params = {
+        "seeds": [0],
+        "main_experiments": list(EXPERIMENTS),
+        "experiments": {name: copy.deepcopy(body) for name in EXPERIMENTS},
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     _run(root, "git", "init", "-q")
     _run(root, "git", "config", "user.email", "test@example.com")

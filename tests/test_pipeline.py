@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY_TMS
+from conftest import TINY_RESID_MLP, TINY_TMS
 
 REPO = Path(__file__).parents[1]
 
@@ -25,7 +25,7 @@ def _body(seed_offset: int = 0) -> dict:
 
 
 def _run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = ["snakemake", "--cores", "2", "--config", "params=tiny.yaml", *args]
+    command = ["snakemake", "--cores", "2", *args, "--config", "params=tiny.yaml"]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
 
 
@@ -58,7 +58,7 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
         ("tiny_a", "ml2r"), ("tiny_a", "mmcs"), ("tiny_b", "ml2r"), ("tiny_b", "mmcs")
     ]
     assert set(table.n_seeds) == {1}
-    assert "| tiny_a | 0 |" in (workdir / "results/tables/tms_table1.md").read_text()
+    assert "| tiny_a | SPD | 0 |" in (workdir / "results/tables/tms_table1.md").read_text()
     assert "Nothing to be done" in _snakemake(workdir, "-n")
     _snakemake(workdir, "--report", "report.html")
     assert "tms_table1.md" in (workdir / "report.html").read_text()
@@ -119,3 +119,50 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
     assert pd.read_parquet(run_dir / "losses.parquet")["step"].max() == 2999
     assert not list(workdir.rglob("*.tmp"))
     assert "Nothing to be done" in _snakemake(workdir, "-n")
+
+
+def test_sweeps_seeds_and_apd_build_their_figures_sharing_targets_and_runs(workdir: Path):
+    tiny_apd = _body()
+    tiny_apd["decomposition"] = {
+        "method": "apd", "C": 5, "m": 3, "topk": 0.211, "simplicity_coeff": 0.7, "schatten_p": 1.0,
+        "lr": 3e-2, "steps": 30, "batch_size": 64, "log_every": 10,
+    }
+    resid = copy.deepcopy({k: v for k, v in TINY_RESID_MLP.items() if k != "name"})
+    params = {
+        "seeds": [0],
+        "robustness_seeds": [0, 1],
+        "experiments": {"tiny_a": _body(), "tiny_a_apd": tiny_apd, "tiny_resid": resid},
+        "sweeps": {
+            "beta3": {
+                "setting": "importance_minimality_coeff",
+                "experiments": {"tiny_a": [1e-3, 3e-3], "tiny_resid": [1e-4, 1e-2]},
+            },
+            "C": {"setting": "C", "experiments": {"tiny_a": [5, 8]}},
+        },
+    }
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(params))
+    targets = [
+        "results/tables/table1.md", "results/figures/method_comparison.pdf",
+        "results/figures/robustness.pdf", "results/figures/tiny_resid_beta3_sweep.pdf",
+        "results/figures/resid_mlp.pdf",
+    ]
+    _snakemake(workdir, *targets)
+    for target in targets[1:]:
+        assert (workdir / target).read_bytes().startswith(b"%PDF"), target
+    # One target per target setting; a sweep point at the experiment's own value is its run.
+    assert sorted(p.name for p in (workdir / "data/targets").iterdir()) == ["tiny_a", "tiny_resid"]
+    runs = sorted(p.name for p in (workdir / "results/runs").iterdir())
+    assert runs == ["tiny_a", "tiny_a@C=5", "tiny_a@beta3=0.001", "tiny_a_apd", "tiny_resid",
+                    "tiny_resid@beta3=0.01"]
+    swept = pd.read_parquet(workdir / "results/runs/tiny_a@C=5/seed0/metrics.parquet")
+    assert set(swept.experiment) == {"tiny_a@C=5"}
+    alive = swept[(swept.layer == "linear1") & (swept.metric == "alive_subcomponents")].value
+    assert alive.iloc[0] <= 5
+    table = pd.read_parquet(workdir / "results/tables/table1.parquet")
+    assert sorted(set(zip(table.experiment, table.method, table.seeds, strict=True))) == [
+        ("tiny_a", "spd", "0,1"), ("tiny_a_apd", "apd", "0,1")
+    ]
+    assert "| tiny_a_apd | APD | 0,1 |" in (workdir / "results/tables/table1.md").read_text()
+    log = (workdir / "logs/figures/robustness.log").read_text()
+    assert log.count("tiny_a ") >= 2 + 4  # two seeds, four sweep points (one shared with seed 0)
+    assert "Nothing to be done" in _snakemake(workdir, "-n", *targets)

@@ -30,7 +30,7 @@ def test_table1_mean_and_sample_std_over_seeds_beside_the_paper():
     assert table.loc["ml2r", "std"] == pytest.approx(0.02 / 2**0.5)
     assert table.loc["ml2r", "seeds"] == "0,1"
     assert table.loc["ml2r", "paper"] == pytest.approx(0.993)
-    assert "| tms_5-2 | 0,1 | 0.9990 +- 0.0014 | 1.000 | 1.0000 +- 0.0141 | 0.993 |" in (
+    assert "| tms_5-2 | SPD | 0,1 | 0.9990 +- 0.0014 | 1.000 | 1.0000 +- 0.0141 | 0.993 |" in (
         table1_markdown(table.reset_index())
     )
 
@@ -39,7 +39,20 @@ def test_table1_one_seed_has_zero_std_and_unknown_experiments_no_paper_value():
     table = table1(_metrics([("toy", 3, "linear1", "mmcs", 0.5), ("toy", 3, "linear1", "ml2r", 2.0)]))
     assert list(table["std"]) == [0.0, 0.0]
     assert table["paper"].isna().all()
-    assert "| toy | 3 | 0.5000 +- 0.0000 | - |" in table1_markdown(table)
+    assert "| toy | SPD | 3 | 0.5000 +- 0.0000 | - |" in table1_markdown(table)
+
+
+def test_table1_keeps_methods_apart_with_their_paper_values():
+    metrics = _metrics([
+        ("tms_5-2", 0, "linear1", "ml2r", 1.0),
+        ("tms_5-2_apd", 0, "linear1", "ml2r", 0.9),
+        ("tms_5-2_apd", 1, "linear1", "ml2r", 0.8),
+    ])
+    metrics["method"] = ["spd", "apd", "apd"]
+    table = table1(metrics).set_index(["experiment", "method"])
+    assert table.loc[("tms_5-2_apd", "apd"), "mean"] == pytest.approx(0.85)
+    assert table.loc[("tms_5-2_apd", "apd"), "paper"] == pytest.approx(0.893)
+    assert table.loc[("tms_5-2", "spd"), "n_seeds"] == 1
 
 
 def test_table1_refuses_rows_from_different_configs():

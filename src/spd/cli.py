@@ -1,6 +1,7 @@
 """Command line: `spd train-target | decompose | evaluate | run`, each for one experiment of
 params.yaml (`--experiment NAME`) or of a single-experiment YAML file (`--config FILE`);
-`spd figures | table1 | summary` over evaluated run folders.
+`spd figures | table1 | summary` over evaluated run folders; `spd sweep-figures | robustness |
+compare` over the runs params.yaml names (sweeps, seeds, SPD vs APD).
 
 Every input is validated before any compute starts; errors are one line on stderr, exit code 2.
 """
@@ -149,8 +150,10 @@ def _selected_runs(listed: list[Path], params_path: Path | None, root: Path) -> 
         raise ConfigError("give either run folders or --all-runs PARAMS, not both or neither")
     if params_path is None:
         return listed
+    from spd.runsets import main_experiments, run_folder
+
     params = load_params(params_path)
-    return [root / name / f"seed{seed}" for name in params.experiments for seed in params.seeds]
+    return [run_folder(params, name, seed, root) for name in main_experiments(params) for seed in params.seeds]
 
 
 def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
@@ -224,6 +227,33 @@ def _table1(run_dirs: list[Path], out_stem: Path) -> None:
     _log(f"Table 1 saved to {out_stem}.md and {out_stem}.parquet")
 
 
+def _over_params(args: argparse.Namespace) -> None:
+    """The figures made of runs that params.yaml names: a sweep, robustness, SPD vs APD."""
+    from spd.figures import collect
+
+    params = load_params(args.params)
+    if args.command == "sweep-figures":
+        from spd.figures.sweep import write_sweep_figures
+
+        points = collect.sweep_points(params, args.sweep, args.experiment, args.runs_root)
+        setting = params.sweeps[args.sweep].setting
+        write_sweep_figures(points, args.experiment, args.sweep, setting, args.out)
+    elif args.command == "robustness":
+        from spd.figures.robustness import write_robustness_figures
+
+        summary = collect.robustness_summary(params, args.runs_root)
+        _log(summary.to_string(index=False))
+        settings = {name: sweep.setting for name, sweep in params.sweeps.items()}
+        write_robustness_figures(summary, settings, args.out)
+    else:
+        from spd.figures.comparison import write_comparison_figures
+
+        runs = collect.comparison_runs(params, args.runs_root, args.benchmarks_root)
+        _log(runs.to_string(index=False))
+        write_comparison_figures(runs, args.out)
+    _log(f"figures saved to {args.out}")
+
+
 def _require_file(path: Path, flag: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{flag} {path}: file not found")
@@ -268,8 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("runs", type=Path, nargs="*", help="evaluated run folders")
         sub.add_argument(
             "--all-runs", type=Path, metavar="PARAMS",
-            help="instead of listing folders: every experiment x seed of PARAMS, as "
-            "RUNS_ROOT/<experiment>/seed<seed>",
+            help="instead of listing folders: the main job's runs, main_experiments x seeds of "
+            "PARAMS, as RUNS_ROOT/<experiment>/seed<seed>",
         )
         sub.add_argument("--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs")
         sub.add_argument("--out", type=Path, required=True, help=out_help)
@@ -283,6 +313,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "table1", "Table 1 (MMCS, ML2R over seeds) from run folders.",
         "path stem: writes STEM.md, STEM.parquet",
     )
+    over_params = {
+        "sweep-figures": "A sweep's CI heatmaps (paper figure 8 style), one column per value.",
+        "robustness": "robustness.pdf: SPD's recovery on TMS across seeds and across every sweep.",
+        "compare": "method_comparison.pdf: SPD vs APD cost, MMCS and ML2R per seed.",
+    }
+    for name, help_text in over_params.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text + " Reads the runs PARAMS names.")
+        sub.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
+        sub.add_argument("--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs")
+        sub.add_argument("--out", type=Path, required=True, help="PDF to write")
+        if name == "sweep-figures":
+            sub.add_argument("--sweep", required=True, help="a sweep of PARAMS, e.g. beta3")
+            sub.add_argument("--experiment", required=True, help="an experiment the sweep covers")
+        if name == "compare":
+            sub.add_argument(
+                "--benchmarks-root", type=Path, default=Path("benchmarks/runs/decompose"),
+                help="Snakemake benchmark files of the decompose jobs (default: benchmarks/runs/decompose)",
+            )
     summary = commands.add_parser(
         "summary", help="Small metric JSON and loss CSV of one run, for `dvc metrics` / `dvc plots`."
     )
@@ -294,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "summary":
             _summary(args.run, args.metrics, args.losses)
+            return 0
+        if args.command in over_params:
+            _over_params(args)
             return 0
         if args.command in ("figures", "table1"):
             runs = _selected_runs(args.runs, args.all_runs, args.runs_root)

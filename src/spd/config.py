@@ -155,17 +155,84 @@ class ExperimentConfig(ExperimentSettings):
     name: str = Field(min_length=1, description="Experiment name, e.g. tms_5-2.")
 
 
+SWEEP_SEPARATOR = "@"  # a sweep point's name: <experiment>@<sweep>=<value>, e.g. tms_5-2@beta3=0.001
+
+
+class Sweep(StrictModel):
+    """One decomposition setting varied over a grid, for some experiments: each value is a
+    decomposition of the experiment's own target, named <experiment>@<sweep>=<value>."""
+
+    setting: str = Field(min_length=1, description="A decomposition key, e.g. importance_minimality_coeff.")
+    experiments: dict[str, tuple[int | float, ...]] = Field(min_length=1, description="Values per experiment.")
+
+
+def sweep_point_name(experiment: str, sweep: str, value: float) -> str:
+    return f"{experiment}{SWEEP_SEPARATOR}{sweep}={value:g}"
+
+
 class Params(StrictModel):
-    """params.yaml: every experiment of the project, and the seeds to run each with."""
+    """params.yaml: every experiment of the project, the seeds to run each with, and sweeps."""
 
     seeds: tuple[Annotated[int, Field(ge=0)], ...] = Field((0,), min_length=1, description="Seeds.")
+    robustness_seeds: tuple[Annotated[int, Field(ge=0)], ...] = Field(
+        (0, 1, 2, 3, 4), min_length=1, description="Seeds of the robustness and SPD-vs-APD comparisons."
+    )
     experiments: dict[str, ExperimentSettings] = Field(min_length=1, description="By name.")
+    sweeps: dict[str, Sweep] = Field({}, description="Grids of one decomposition setting, by name.")
+    main_experiments: tuple[str, ...] | None = Field(
+        None,
+        min_length=1,
+        description="The main job (tms.pdf, its Table 1, dvc.yaml's stages): TMS SPD experiments; "
+        "default every one of them.",
+    )
 
     def experiment(self, name: str) -> ExperimentConfig:
-        if name not in self.experiments:
-            known = ", ".join(sorted(self.experiments))
-            raise ConfigError(f"unknown experiment '{name}' (params has: {known})")
-        return ExperimentConfig(name=name, **dict(self.experiments[name]))
+        if name in self.experiments:
+            return ExperimentConfig(name=name, **dict(self.experiments[name]))
+        points = self.sweep_points()
+        if name in points:
+            return points[name]
+        known = ", ".join(sorted(self.experiments))
+        if self.sweeps:
+            known += f"; and the points of sweeps {', '.join(self.sweeps)}"
+        raise ConfigError(f"unknown experiment '{name}' (params has: {known})")
+
+    def sweep_points(self, sweep: str | None = None) -> dict[str, ExperimentConfig]:
+        """Every sweep point (or one sweep's) by name, in params order, each validated."""
+        points = {}
+        for sweep_name, grid in self.sweeps.items():
+            if sweep is not None and sweep_name != sweep:
+                continue
+            for experiment, values in grid.experiments.items():
+                for value in values:
+                    name = sweep_point_name(experiment, sweep_name, value)
+                    points[name] = self._sweep_point(name, sweep_name, experiment, value)
+        return points
+
+    def _sweep_point(self, name: str, sweep: str, experiment: str, value: float) -> ExperimentConfig:
+        key = f"sweeps.{sweep}.experiments.{experiment}"
+        if experiment not in self.experiments:
+            raise ConfigError(f"bad config key '{key}': no experiment named '{experiment}'")
+        raw = self.experiment(experiment).model_dump(mode="json")
+        setting = self.sweeps[sweep].setting
+        if setting not in type(self.experiments[experiment].decomposition).model_fields:
+            raise ConfigError(f"bad config key 'sweeps.{sweep}.setting': '{setting}' is not a decomposition setting")
+        raw["name"], raw["decomposition"][setting] = name, value
+        return parse_experiment_config(raw, source=key)
+
+    def run_source(self, name: str) -> str:
+        """The experiment whose decomposition runs stand for `name`'s: a sweep point at its base
+        experiment's own value is the base experiment's run, not a second copy of it."""
+        base = name.split(SWEEP_SEPARATOR)[0]
+        if name != base and self.experiment(name).decomposition == self.experiments[base].decomposition:
+            return base
+        return name
+
+    def target_source(self, name: str) -> str:
+        """The first experiment whose target settings equal `name`'s: experiments (and sweep
+        points) with the same target share one trained target."""
+        target = self.experiment(name).target
+        return next(other for other, settings in self.experiments.items() if settings.target == target)
 
 
 def _format_validation_error(error: ValidationError, source: str) -> str:
@@ -209,7 +276,16 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
 
 
 def parse_params(raw: object, source: str = "params") -> Params:
-    return _validate(Params, raw, source)
+    params = _validate(Params, raw, source)
+    for name in params.main_experiments or ():
+        settings = params.experiments.get(name)
+        if settings is None or settings.target.family != "tms" or settings.decomposition.method != "spd":
+            raise ConfigError(f"{source}: bad config key 'main_experiments': '{name}' is not a TMS SPD experiment")
+    try:
+        params.sweep_points()  # every sweep point is a valid experiment, before any compute
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return params
 
 
 def load_params(path: str | Path) -> Params:

@@ -2,6 +2,7 @@
 import re
 import sys
 
+from spd import runsets
 from spd.config import ConfigError, load_params
 
 PARAMS_FILE = config.get("params", "params.yaml")
@@ -10,13 +11,39 @@ try:
 except ConfigError as error:
     sys.exit(f"spd: error: {error}")
 
-EXPERIMENTS = list(PARAMS.experiments)
 SEEDS = list(PARAMS.seeds)
+ROBUSTNESS_SEEDS = list(PARAMS.robustness_seeds)
+# Every runnable experiment: params.yaml's own, and every sweep point (<experiment>@<sweep>=<value>).
+CONFIGS = runsets.all_configs(PARAMS)
+MAIN = runsets.main_experiments(PARAMS)  # tms.pdf and its Table 1
+TMS_SPD = runsets.experiments_of(PARAMS, family="tms", method="spd")
+RESID_SPD = runsets.experiments_of(PARAMS, family="resid_mlp", method="spd")
+APD = runsets.experiments_of(PARAMS, method="apd")
+
+
+def _one_of(names):
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def _runs_of(predicate):
+    """A wildcard pattern matching the experiments (and sweep points) whose config passes."""
+    return _one_of([name for name, config in CONFIGS.items() if predicate(config)])
 
 
 wildcard_constraints:
-    experiment="|".join(re.escape(name) for name in EXPERIMENTS),
+    experiment=_one_of(CONFIGS),
     seed=r"\d+",
+
+
+def run_dirs(names, seeds):
+    """Run folders, each once (sweep points at their experiment's own value are its runs)."""
+    folders = (str(runsets.run_folder(PARAMS, name, seed)) for name in names for seed in seeds)
+    return list(dict.fromkeys(folders))
+
+
+def target_of(wildcards):
+    """Experiments (and sweep points) with equal target settings share one trained target."""
+    return f"data/targets/{PARAMS.target_source(wildcards.experiment)}/target.pt"
 
 
 def settings(section):
@@ -25,7 +52,7 @@ def settings(section):
 
     def of(wildcards):
         # Defaults left out: a new optional setting in the schema does not rerun every job.
-        section_config = getattr(PARAMS.experiments[wildcards.experiment], section)
+        section_config = getattr(CONFIGS[wildcards.experiment], section)
         return section_config.model_dump_json(exclude_defaults=True)
 
     return of
@@ -33,20 +60,26 @@ def settings(section):
 
 # Resource estimates for schedulers (SLURM via the executor plugin; ignored when run locally
 # beyond --resources limits). Fitted to the measured CPU runs (README, "Results"): an SPD step
-# costs about 60 ns per batch row x subcomponent x decomposed layer on 2 threads, and peak memory
-# is about 400 MB of runtime plus 64 bytes per row x subcomponent x layer.
-def _spd_size(wildcards):
-    experiment = PARAMS.experiments[wildcards.experiment]
-    layers = 2 + int(experiment.target.identity_layer)
-    return experiment.decomposition, experiment.decomposition.batch_size * experiment.decomposition.C * layers
+# costs about 60 ns per batch row x subcomponent x decomposed layer on 2 threads, plus the target's
+# dense matmuls (about 14 flops per row x weight, at 40 GFLOP/s); peak memory is about 400 MB of
+# runtime plus 64 bytes per row x subcomponent x layer.
+def _decomposition_size(wildcards):
+    experiment = CONFIGS[wildcards.experiment]
+    target, decomposition = experiment.target, experiment.decomposition
+    if target.family == "resid_mlp":
+        layers = 2 * target.n_layers
+        weights = 2 * target.d_embed * (target.n_layers * target.d_mlp + target.n_features)
+    else:
+        layers, weights = 2 + int(target.identity_layer), 0
+    return decomposition, decomposition.batch_size * decomposition.C * layers, decomposition.batch_size * weights
 
 
 def decompose_mem_mb(wildcards):
-    _, units = _spd_size(wildcards)
+    _, units, _ = _decomposition_size(wildcards)
     return 2 * (400 + units * 64 // 1_000_000)  # x2 headroom
 
 
 def decompose_runtime_min(wildcards):
-    spd, units = _spd_size(wildcards)
-    step_seconds = 60e-9 * units
-    return 15 + int(3 * spd.steps * step_seconds / 60)  # x3 headroom for slower CPUs
+    decomposition, units, row_weights = _decomposition_size(wildcards)
+    step_seconds = 60e-9 * units + 14 * row_weights / 40e9
+    return 15 + int(3 * decomposition.steps * step_seconds / 60)  # x3 headroom for slower CPUs

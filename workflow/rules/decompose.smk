@@ -1,6 +1,6 @@
 rule decompose:
     input:
-        target="data/targets/{experiment}/target.pt",
+        target=target_of,
     output:
         decomposition="results/runs/{experiment}/seed{seed}/decomposition.pt",
         losses="results/runs/{experiment}/seed{seed}/losses.parquet",

@@ -1,12 +1,16 @@
+# One rule per kind of run, as each writes different tables: TMS SPD runs (weights for the figures),
+# residual-MLP SPD runs (neuron contributions), APD runs (metrics only: APD has no causal importances).
 rule evaluate:
     input:
-        target="data/targets/{experiment}/target.pt",
+        target=target_of,
         decomposition="results/runs/{experiment}/seed{seed}/decomposition.pt",
     output:
         metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
         ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
         ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
         weights="results/runs/{experiment}/seed{seed}/weights.parquet",
+    wildcard_constraints:
+        experiment=_runs_of(lambda c: c.target.family == "tms" and c.decomposition.method == "spd"),
     params:
         params_file=PARAMS_FILE,
         settings=settings("evaluation"),
@@ -21,6 +25,23 @@ rule evaluate:
         " --target {input.target} --decomposition {input.decomposition}"
         " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
         " --threads {threads} > {log} 2>&1"
+
+
+use rule evaluate as evaluate_resid_mlp with:
+    output:
+        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
+        ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
+        ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
+        neuron_contributions="results/runs/{experiment}/seed{seed}/neuron_contributions.parquet",
+    wildcard_constraints:
+        experiment=_runs_of(lambda c: c.target.family == "resid_mlp" and c.decomposition.method == "spd"),
+
+
+use rule evaluate as evaluate_apd with:
+    output:
+        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
+    wildcard_constraints:
+        experiment=_runs_of(lambda c: c.decomposition.method == "apd"),
 
 
 rule summary:

@@ -1,10 +1,16 @@
-RUN_TABLES = ("metrics", "ci_probes", "ci_histogram", "weights", "losses")
-RUN_DIRS = expand("results/runs/{experiment}/seed{seed}", experiment=EXPERIMENTS, seed=SEEDS)
+TMS_TABLES = ("metrics", "ci_probes", "ci_histogram", "weights", "losses")
+RESID_MLP_TABLES = ("metrics", "ci_probes", "neuron_contributions", "losses")
+TMS_RUNS = run_dirs(MAIN, SEEDS)
+COMPARED = runsets.compared_experiments(PARAMS)  # SPD vs APD: table1, method_comparison.pdf
+
+
+def tables(runs, names):
+    return [f"{run}/{name}.parquet" for run in runs for name in names]
 
 
 rule tms_figures:
     input:
-        runs=expand("{run}/{table}.parquet", run=RUN_DIRS, table=RUN_TABLES),
+        runs=tables(TMS_RUNS, TMS_TABLES),
         table1="results/tables/tms_table1.parquet",
     output:
         report(
@@ -13,7 +19,7 @@ rule tms_figures:
             category="TMS figures",
         ),
     params:
-        runs=RUN_DIRS,
+        runs=TMS_RUNS,
     log:
         "logs/figures/tms.log",
     threads: 1
@@ -23,16 +29,132 @@ rule tms_figures:
 
 rule tms_table1:
     input:
-        expand("{run}/metrics.parquet", run=RUN_DIRS),
+        tables(TMS_RUNS, ["metrics"]),
     output:
         markdown=report(
             "results/tables/tms_table1.md", caption="../report/tms_table1.rst", category="Tables"
         ),
         table="results/tables/tms_table1.parquet",
     params:
-        runs=RUN_DIRS,
+        runs=TMS_RUNS,
     log:
         "logs/tables/tms_table1.log",
     threads: 1
     shell:
         "python -m spd table1 {params.runs} --out results/tables/tms_table1 > {log} 2>&1"
+
+
+rule resid_mlp_figures:
+    input:
+        tables(run_dirs(RESID_SPD, SEEDS), RESID_MLP_TABLES),
+    output:
+        report(
+            "results/figures/resid_mlp.pdf",
+            caption="../report/resid_mlp_figures.rst",
+            category="Residual MLP figures",
+        ),
+    params:
+        runs=run_dirs(RESID_SPD, SEEDS),
+    log:
+        "logs/figures/resid_mlp.log",
+    threads: 1
+    shell:
+        "python -m spd figures {params.runs} --out {output} > {log} 2>&1"
+
+
+use rule resid_mlp_figures as experiment_figures with:
+    input:
+        lambda wildcards: tables(run_dirs([wildcards.experiment], SEEDS), RESID_MLP_TABLES),
+    output:
+        "results/figures/{experiment}.pdf",
+    wildcard_constraints:
+        experiment=_one_of(RESID_SPD),
+    params:
+        runs=lambda wildcards: run_dirs([wildcards.experiment], SEEDS),
+    log:
+        "logs/figures/{experiment}.log",
+
+
+def sweep_runs(wildcards):
+    return run_dirs(runsets.sweep_points_of(PARAMS, wildcards.sweep, wildcards.experiment), SEEDS)
+
+
+rule sweep_figures:
+    input:
+        lambda wildcards: tables(
+            sweep_runs(wildcards),
+            RESID_MLP_TABLES if wildcards.experiment in RESID_SPD else TMS_TABLES,
+        ),
+    output:
+        report(
+            "results/figures/{experiment}_{sweep}_sweep.pdf",
+            caption="../report/sweep_figures.rst",
+            category="Sweeps",
+        ),
+    wildcard_constraints:
+        sweep=_one_of(PARAMS.sweeps),
+    params:
+        params_file=PARAMS_FILE,
+    log:
+        "logs/figures/{experiment}_{sweep}_sweep.log",
+    threads: 1
+    shell:
+        "python -m spd sweep-figures --params {params.params_file} --sweep {wildcards.sweep}"
+        " --experiment {wildcards.experiment} --out {output} > {log} 2>&1"
+
+
+rule robustness_figures:
+    input:
+        tables(run_dirs(TMS_SPD, ROBUSTNESS_SEEDS), ["metrics"]),
+        tables(run_dirs(runsets.tms_sweep_points(PARAMS), SEEDS), ["metrics"]),
+    output:
+        report(
+            "results/figures/robustness.pdf",
+            caption="../report/robustness.rst",
+            category="Robustness",
+        ),
+    params:
+        params_file=PARAMS_FILE,
+    log:
+        "logs/figures/robustness.log",
+    threads: 1
+    shell:
+        "python -m spd robustness --params {params.params_file} --out {output} > {log} 2>&1"
+
+
+rule table1:
+    input:
+        tables(run_dirs(COMPARED, ROBUSTNESS_SEEDS), ["metrics"]),
+    output:
+        markdown=report("results/tables/table1.md", caption="../report/table1.rst", category="Tables"),
+        table="results/tables/table1.parquet",
+    params:
+        runs=run_dirs(COMPARED, ROBUSTNESS_SEEDS),
+    log:
+        "logs/tables/table1.log",
+    threads: 1
+    shell:
+        "python -m spd table1 {params.runs} --out results/tables/table1 > {log} 2>&1"
+
+
+rule method_comparison:
+    input:
+        tables(run_dirs(COMPARED, ROBUSTNESS_SEEDS), ["metrics", "losses"]),
+        expand(
+            "benchmarks/runs/decompose/{experiment}/seed{seed}.tsv",
+            experiment=COMPARED,
+            seed=ROBUSTNESS_SEEDS,
+        ),
+    output:
+        report(
+            "results/figures/method_comparison.pdf",
+            caption="../report/method_comparison.rst",
+            category="SPD vs APD",
+        ),
+    params:
+        params_file=PARAMS_FILE,
+    log:
+        "logs/figures/method_comparison.log",
+    threads: 1
+    shell:
+        "python -m spd compare --params {params.params_file} --out {output} > {log} 2>&1"

@@ -62,10 +62,7 @@ def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
     low, high = ML2R_RANGE
     if not low <= value[("linear1", "ml2r")] <= high:
         failures.append(f"ML2R {value[('linear1', 'ml2r')]:.4f} outside [{low}, {high}]")
-    expected_alive = {"linear1": target.n_features, "linear2": target.n_features}
-    if target.identity_layer:
-        expected_alive["hidden"] = target.d_hidden
-    for layer, expected in expected_alive.items():
+    for layer, expected in expected_alive(target).items():
         if (layer, "alive_subcomponents") not in value:
             failures.append(f"{layer} was not decomposed")
             continue
@@ -77,3 +74,37 @@ def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
         if errors:
             failures.append(f"{layer}: {errors} CI-pattern errors")
     return failures
+
+
+def expected_alive(target: TargetConfig) -> dict[str, int]:
+    """The ground truth's number of mechanisms per decomposed layer (section 7)."""
+    if isinstance(target, TMSTargetConfig):
+        expected = {"linear1": target.n_features, "linear2": target.n_features}
+        if target.identity_layer:
+            expected["hidden"] = target.d_hidden
+        return expected
+    return {
+        f"layers.{k}.{part}": target.n_features if part == "mlp_in" else target.d_mlp
+        for k in range(target.n_layers)
+        for part in ("mlp_in", "mlp_out")
+    }
+
+
+def recovery_summary(rows: Rows, target: TargetConfig) -> dict[str, float | bool]:
+    """One run at a glance: MMCS and ML2R (TMS), live subcomponents above (+) or below (-) the
+    ground truth's count summed over layers, CI-pattern errors summed over layers, the verdict."""
+    rows = list(rows)
+    value = _values(rows)
+    alive_excess = sum(
+        value[(layer, "alive_subcomponents")] - expected
+        for layer, expected in expected_alive(target).items()
+        if (layer, "alive_subcomponents") in value
+    )
+    errors = sum(v for (_, metric), v in value.items() if metric == "ci_pattern_errors")
+    return {
+        "mmcs": value.get(("linear1", "mmcs"), float("nan")),
+        "ml2r": value.get(("linear1", "ml2r"), float("nan")),
+        "alive_excess": alive_excess,
+        "ci_errors": errors,
+        "recovered": not recovery_failures(rows, target),
+    }

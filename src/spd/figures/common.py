@@ -41,6 +41,17 @@ def heatmap(
     plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
 
 
+def ci_heatmap(ax: Axes, ci_probes: pd.DataFrame, layer: str, title: str | None = None) -> None:
+    """CI of a layer's live subcomponents (columns, in diagonal order) on the one-hot probes."""
+    live = live_subcomponents(ci_probes, layer)
+    ci = ci_probes[ci_probes.layer == layer].pivot(index="probe", columns="subcomponent", values="ci")
+    matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
+    title = title or f"CI on one-hot probes: {layer} ({len(live)} live)"
+    heatmap(ax, matrix, title, "live subcomponent", "probe (feature)", cmap="viridis")
+    if live and len(live) <= 20:
+        ax.set_xticks(range(len(live)), [str(c) for c in live])
+
+
 def loss_axes(ax: Axes, losses: pd.DataFrame) -> None:
     for column in LOSS_COLUMNS:
         ax.plot(losses["step"], losses[column], label=column.replace("_", " "))

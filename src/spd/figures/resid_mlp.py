@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 
-from spd.figures.common import heatmap, live_subcomponents, loss_axes, metrics_text
+from spd.figures.common import ci_heatmap, loss_axes, metrics_text
 from spd.io import atomic_path, read_parquet
 
 FEATURES_SHOWN = 10
@@ -67,14 +67,6 @@ def _scatter(ax, contributions: pd.DataFrame, layer: int) -> None:
     ax.tick_params(labelsize=7)
 
 
-def _ci_heatmap(ax, ci_probes: pd.DataFrame, layer: str) -> None:
-    live = live_subcomponents(ci_probes, layer)
-    ci = ci_probes[ci_probes.layer == layer].pivot(index="probe", columns="subcomponent", values="ci")
-    matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
-    heatmap(ax, matrix, f"CI on one-hot probes: {layer} ({len(live)} live)",
-            "live subcomponent", "probe (feature)", cmap="viridis")
-
-
 def resid_run_page(run: ResidRunTables) -> plt.Figure:
     layers = sorted(run.neuron_contributions.layer.unique())
     n_rows = 2 * len(layers) + 1
@@ -83,8 +75,8 @@ def resid_run_page(run: ResidRunTables) -> plt.Figure:
     for i, layer in enumerate(layers):
         _contribution_bars(fig, grid[2 * i, 0:2], run.neuron_contributions, layer)
         _scatter(fig.add_subplot(grid[2 * i, 2]), run.neuron_contributions, layer)
-        _ci_heatmap(fig.add_subplot(grid[2 * i + 1, 0]), run.ci_probes, f"layers.{layer}.mlp_in")
-        _ci_heatmap(fig.add_subplot(grid[2 * i + 1, 1]), run.ci_probes, f"layers.{layer}.mlp_out")
+        ci_heatmap(fig.add_subplot(grid[2 * i + 1, 0]), run.ci_probes, f"layers.{layer}.mlp_in")
+        ci_heatmap(fig.add_subplot(grid[2 * i + 1, 1]), run.ci_probes, f"layers.{layer}.mlp_out")
     loss_axes(fig.add_subplot(grid[n_rows - 1, 0:2]), run.losses)
     text_ax = fig.add_subplot(grid[n_rows - 1, 2])
     text_ax.axis("off")

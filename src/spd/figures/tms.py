@@ -19,7 +19,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 
-from spd.figures.common import heatmap, live_subcomponents, loss_axes, metrics_text
+from spd.evaluate.table1 import TABLE1_HEADER, table1_cells
+from spd.figures.common import ci_heatmap, heatmap, live_subcomponents, loss_axes, metrics_text
 from spd.io import atomic_path, read_parquet
 
 
@@ -129,22 +130,7 @@ def _identity_row(fig: plt.Figure, grid, run: RunTables) -> None:
 
 def _ci_row(fig: plt.Figure, grid, run: RunTables, layers: list[str]) -> None:
     for slot, layer in zip(grid, layers, strict=False):
-        live = live_subcomponents(run.ci_probes, layer)
-        ci = run.ci_probes[run.ci_probes.layer == layer].pivot(
-            index="probe", columns="subcomponent", values="ci"
-        )
-        matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
-        ax = fig.add_subplot(slot)
-        heatmap(
-            ax,
-            matrix,
-            f"CI on one-hot probes: {layer}",
-            "live subcomponent",
-            "probe (feature)",
-            cmap="viridis",
-        )
-        if live and len(live) <= 20:
-            ax.set_xticks(range(len(live)), [str(c) for c in live])
+        ci_heatmap(fig.add_subplot(slot), run.ci_probes, layer)
 
 
 def _histogram_row(fig: plt.Figure, grid, run: RunTables, layers: list[str]) -> None:
@@ -182,21 +168,12 @@ def run_page(run: RunTables) -> plt.Figure:
 
 def table1_page(table: pd.DataFrame) -> plt.Figure:
     """Table 1 (mean +- std over seeds, beside the paper's values) as a page of its own."""
-    header = ["experiment", "seeds", "MMCS", "paper", "ML2R", "paper"]
-    cells = []
-    for name, rows in table.groupby("experiment", sort=False):
-        by_metric = rows.set_index("metric")
-        row = [name, by_metric["seeds"].iloc[0]]
-        for metric in ("mmcs", "ml2r"):
-            values = by_metric.loc[metric]
-            paper = "-" if pd.isna(values["paper"]) else f"{values['paper']:.3f}"
-            row += [f"{values['mean']:.4f} ± {values['std']:.4f}", paper]
-        cells.append(row)
+    cells = table1_cells(table, plus_minus="±")
     fig, ax = plt.subplots(figsize=(12, 1.2 + 0.4 * len(cells)))
     ax.axis("off")
-    ax.table(cellText=cells, colLabels=header, loc="center").scale(1, 1.5)
+    ax.table(cellText=cells, colLabels=list(TABLE1_HEADER), loc="center").scale(1, 1.5)
     ax.set_title(
-        "Table 1: SPD on TMS, linear1 (mean ± sample std over the seeds listed; paper: published SPD)",
+        "Table 1: TMS, linear1 (mean ± sample std over the seeds listed; paper: published values)",
         fontsize=10,
     )
     return fig

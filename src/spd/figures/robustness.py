@@ -1,0 +1,81 @@
+"""robustness.pdf: SPD's recovery across seeds for every TMS variant, and across grids of one
+decomposition setting (beta3, C). Input: one row per run from `evaluate.recovery.recovery_summary`,
+with `experiment`, `sweep` ("seeds" for the seed page), `x` (the seed or the setting's value),
+and `default` (the experiment's own value)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
+
+from spd.io import atomic_path
+
+PANELS = (
+    ("mmcs", "MMCS (linear1)"),
+    ("alive_excess", "live subcomponents - ground truth\n(summed over layers)"),
+    ("ci_errors", "CI-pattern errors\n(summed over layers)"),
+)
+RECOVERED = {True: ("tab:green", "o", "all section 7 thresholds met"), False: ("tab:red", "x", "missed")}
+
+
+def _points(ax: Axes, rows: pd.DataFrame, column: str, x: pd.Series) -> None:
+    for recovered, (color, marker, label) in RECOVERED.items():
+        chosen = rows.recovered == recovered
+        ax.plot(x[chosen], rows[column][chosen], marker, color=color, label=label, markersize=6, linestyle="none")
+
+
+def seeds_page(rows: pd.DataFrame) -> plt.Figure:
+    experiments = list(dict.fromkeys(rows.experiment))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
+    position = rows.experiment.map({name: i for i, name in enumerate(experiments)})
+    jitter = rows.groupby("experiment").cumcount() * 0.08 - 0.16
+    for ax, (column, label) in zip(axes, PANELS, strict=True):
+        _points(ax, rows, column, position + jitter)
+        ax.set_xticks(range(len(experiments)), experiments, fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if column != "mmcs":
+            ax.axhline(0, color="0.7", lw=0.8)
+    axes[0].legend(fontsize=7)
+    seeds = ",".join(str(s) for s in sorted(set(rows.x.astype(int))))
+    fig.suptitle(f"SPD on the TMS variants: seeds {seeds} (one point per seed)", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_page(rows: pd.DataFrame, experiment: str, sweep: str, setting: str) -> plt.Figure:
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
+    for ax, (column, label) in zip(axes, PANELS, strict=True):
+        _points(ax, rows, column, rows.x)
+        ax.set_xscale("log")
+        for value in rows.x[rows.default]:
+            ax.axvline(value, color="0.5", ls="--", lw=0.8)
+        ax.set_xlabel(f"{setting} (dashed: params.yaml's value)", fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if column != "mmcs":
+            ax.axhline(0, color="0.7", lw=0.8)
+    axes[0].legend(fontsize=7)
+    seeds = ",".join(str(s) for s in sorted(set(rows.seed)))
+    fig.suptitle(f"SPD on {experiment}: sweep '{sweep}' over {setting} (seed {seeds})", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def write_robustness_figures(summary: pd.DataFrame, settings: dict[str, str], destination: str | Path) -> None:
+    """The seed page, then one page per (experiment, sweep); `settings` maps sweep -> setting."""
+    with atomic_path(destination) as tmp, PdfPages(tmp) as pdf:
+        pages = [seeds_page(summary[summary.sweep == "seeds"])]
+        sweeps = summary[summary.sweep != "seeds"]
+        for (experiment, sweep), rows in sweeps.groupby(["experiment", "sweep"], sort=False):
+            pages.append(sweep_page(rows, experiment, sweep, settings[sweep]))
+        for fig in pages:
+            pdf.savefig(fig)
+            plt.close(fig)
