@@ -39,3 +39,23 @@ def test_each_threshold_is_reported():
     ]
     assert tms_recovery_failures(_rows(hidden__alive_subcomponents=3), PLAIN) == []
     assert tms_recovery_failures(_rows(linear1__ci_pattern_errors=2), PLAIN) == ["linear1: 2 CI-pattern errors"]
+
+
+def test_expected_alive_per_layer_for_both_families():
+    from spd.config import ResidMLPTargetConfig
+    from spd.evaluate.recovery import expected_alive
+
+    assert expected_alive(WITH_ID) == {"linear1": 5, "linear2": 5, "hidden": 2}
+    resid = ResidMLPTargetConfig(family="resid_mlp", n_features=10, d_embed=20, d_mlp=3, n_layers=2)
+    assert expected_alive(resid) == {
+        "layers.0.mlp_in": 10, "layers.0.mlp_out": 3, "layers.1.mlp_in": 10, "layers.1.mlp_out": 3
+    }
+
+
+def test_recovery_summary_sums_excess_live_subcomponents_and_errors_over_layers():
+    from spd.evaluate.recovery import recovery_summary
+
+    rows = _rows(linear1__alive_subcomponents=7, hidden__alive_subcomponents=1, linear2__ci_pattern_errors=3)
+    summary = recovery_summary(rows, WITH_ID)
+    assert summary == {"mmcs": 1.0, "ml2r": 1.0, "alive_excess": 1, "ci_errors": 3, "recovered": False}
+    assert recovery_summary(_rows(), WITH_ID)["recovered"] is True

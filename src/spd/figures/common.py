@@ -14,6 +14,11 @@ ALIVE_CI = 0.1
 LOSS_COLUMNS = ("faithfulness", "stochastic_recon", "layerwise_recon", "importance_minimality")
 
 
+def run_title(metrics: pd.DataFrame) -> str:
+    """'<experiment>, seed <seed>' of one run's metrics table."""
+    return f"{metrics['experiment'].iloc[0]}, seed {metrics['seed'].iloc[0]}"
+
+
 def live_subcomponents(ci_probes: pd.DataFrame, layer: str) -> list[int]:
     """Subcomponents live on the probes, ordered by the probe on which each fires most."""
     ci = ci_probes[ci_probes.layer == layer].pivot(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 
-from spd.figures.common import ci_heatmap, loss_axes, metrics_text
+from spd.figures.common import ci_heatmap, loss_axes, metrics_text, run_title
 from spd.io import atomic_path, read_parquet
 
 FEATURES_SHOWN = 10
@@ -33,7 +33,7 @@ class ResidRunTables:
 
     @property
     def title(self) -> str:
-        return f"{self.metrics['experiment'].iloc[0]}, seed {self.metrics['seed'].iloc[0]}"
+        return run_title(self.metrics)
 
 
 def read_resid_run(metrics: Path, ci_probes: Path, contributions: Path, losses: Path) -> ResidRunTables:

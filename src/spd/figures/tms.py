@@ -20,7 +20,14 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 
 from spd.evaluate.table1 import TABLE1_HEADER, table1_cells
-from spd.figures.common import ci_heatmap, heatmap, live_subcomponents, loss_axes, metrics_text
+from spd.figures.common import (
+    ci_heatmap,
+    heatmap,
+    live_subcomponents,
+    loss_axes,
+    metrics_text,
+    run_title,
+)
 from spd.io import atomic_path, read_parquet
 
 
@@ -36,7 +43,7 @@ class RunTables:
 
     @property
     def title(self) -> str:
-        return f"{self.metrics['experiment'].iloc[0]}, seed {self.metrics['seed'].iloc[0]}"
+        return run_title(self.metrics)
 
 
 def read_run(
