@@ -111,3 +111,77 @@ def test_tiny_apd_decomposition_end_to_end(tmp_path):
     losses = pd.read_parquet(out / "losses.parquet")
     assert {"faithfulness", "minimality", "simplicity", "total"} <= set(losses.columns)
     assert list(losses["step"]) == [0, 10, 20, 30, 39]
+
+
+def _apd_on_resid(unit_norm_A: bool) -> APDModel:
+    from spd.config import ResidMLPTargetConfig
+    from spd.targets import resid_mlp
+
+    config = ResidMLPTargetConfig(family="resid_mlp", n_features=6, d_embed=12, d_mlp=4, n_layers=2)
+    torch.manual_seed(0)
+    model = resid_mlp.build_model(config)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    target = resid_mlp.as_target(model, config)
+    return APDModel(target, C=5, m=3, generator=torch.Generator().manual_seed(1), unit_norm_A=unit_norm_A)
+
+
+def test_unit_norm_A_normalises_every_column_and_its_gradient_has_no_radial_part():
+    model = _apd_on_resid(unit_norm_A=True)
+    A, _ = model.factors("layers.0.mlp_in")
+    torch.testing.assert_close(A.norm(dim=1), torch.ones(5, 3))
+    raw = model.components["layers-0-mlp_in"].A
+    (A * torch.randn_like(A)).sum().backward()
+    radial = (raw.grad * raw).sum(dim=1)  # the gradient along each raw column
+    torch.testing.assert_close(radial, torch.zeros(5, 3), atol=1e-6, rtol=0)
+    assert not torch.allclose(_apd_on_resid(unit_norm_A=False).factors("layers.0.mlp_in")[0].norm(dim=1), torch.ones(5, 3))
+
+
+def test_attributions_on_the_residual_mlp_match_finite_differences():
+    model = _apd_on_resid(unit_norm_A=True)
+    x = torch.rand(3, 6, generator=torch.Generator().manual_seed(2)) - 0.5
+    scores, _ = model.attributions(x)
+    torch.testing.assert_close(scores, _finite_difference_attributions(model, x), rtol=2e-3, atol=1e-6)
+
+
+def test_activation_reconstruction_compares_relu_of_every_mlp_in_output():
+    from spd.decomp.apd import activation_reconstruction_loss
+
+    model = _apd_on_resid(unit_norm_A=False)
+    x = torch.rand(4, 6, generator=torch.Generator().manual_seed(3))
+    model.attributions(x)
+    model.forward_masked(x, torch.ones(4, 5))
+    assert set(model.clean_activations) == set(model.masked_activations) == {"layers.0.mlp_in", "layers.1.mlp_in"}
+    # Layer 0 by hand: both passes read r0 = W_E x; the target applies W_in, the top-k pass sum_c A_c B_c.
+    target = model.target.model
+    r0 = x @ target.W_E.T
+    clean = torch.relu(r0 @ target.layers[0].mlp_in.weight.T)
+    A, B = model.factors("layers.0.mlp_in")
+    masked = torch.relu(r0 @ (A @ B).sum(dim=0))
+    torch.testing.assert_close(model.clean_activations["layers.0.mlp_in"], clean)
+    torch.testing.assert_close(model.masked_activations["layers.0.mlp_in"], masked)
+    layer1 = model.masked_activations["layers.1.mlp_in"] - model.clean_activations["layers.1.mlp_in"]
+    expected = (((masked - clean) ** 2).mean() + (layer1**2).mean()) / 2
+    assert activation_reconstruction_loss(model).item() == pytest.approx(expected.item())
+
+
+def test_tiny_apd_on_the_residual_mlp_end_to_end(tmp_path):
+    from conftest import TINY_RESID_MLP
+
+    config = copy.deepcopy(TINY_RESID_MLP)
+    config["decomposition"] = {
+        "method": "apd", "C": 10, "m": 4, "topk": 1.28, "simplicity_coeff": 10.0, "schatten_p": 0.9,
+        "activation_recon_coeff": 1.0, "unit_norm_A": True, "lr": 1e-3, "lr_schedule": "cosine",
+        "warmup_pct": 0.01, "steps": 30, "batch_size": 32, "log_every": 10,
+    }
+    path = tmp_path / "apd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(path), "--out", str(out)]) == 0
+    losses = pd.read_parquet(out / "losses.parquet")
+    assert "activation_recon" in losses.columns and losses["activation_recon"].notna().all()
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    values = {(r.layer, r.metric): r.value for r in metrics.itertuples()}
+    assert 1 <= values[("all layers", "distinct_feature_components")] <= 8
+    for layer in (0, 1):
+        assert -1 <= values[(f"layers.{layer}.mlp_in", "neuron_contribution_corr")] <= 1

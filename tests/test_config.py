@@ -45,7 +45,7 @@ def test_repository_params_file_is_valid():
     params = load_params(Path(__file__).parents[1] / "params.yaml")
     assert set(params.experiments) == {
         "tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id", "tms_5-2_apd", "tms_40-10_apd",
-        "resid_mlp1", "resid_mlp2", "resid_mlp3",
+        "resid_mlp1", "resid_mlp2", "resid_mlp3", "resid_mlp1_apd",
     }
     assert params.target_source("tms_40-10_apd") == "tms_40-10"
     assert len(params.sweeps["beta3"].experiments["resid_mlp1"]) == 5

@@ -168,15 +168,18 @@ def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
 
 
 def _evaluate_apd(config: ExperimentConfig, model, apd_config: APDConfig, target_config, out: Path) -> Path:
-    """APD has no causal importances: it is scored on the TMS ground truth (MMCS, ML2R) only."""
+    """APD has no causal importances: on TMS it is scored by MMCS and ML2R, on the residual MLP by
+    the neuron contributions of each feature's highest-attribution component."""
+    from spd.evaluate import resid_mlp, tms
     from spd.evaluate.report import metrics_table
-    from spd.evaluate.tms import apd_metric_rows
 
-    if target_config.family != "tms":
-        raise ConfigError(f"evaluating APD on a '{target_config.family}' target is not supported yet")
+    if target_config.family == "tms":
+        metric_rows = tms.apd_metric_rows(model)
+    else:
+        metric_rows = resid_mlp.apd_metric_rows(model, config.evaluation)
     rows = [
         {"layer": layer, "metric": metric, "value": float(value), "unit": unit}
-        for layer, metric, value, unit in apd_metric_rows(model)
+        for layer, metric, value, unit in metric_rows
     ]
     metrics = metrics_table(rows, config.name, apd_config.seed, config_hash(config), target_config.family, "apd")
     path = out / METRICS_FILE

@@ -107,6 +107,10 @@ class APDConfig(StrictModel):
     faithfulness_coeff: NonNegativeFloat = Field(1.0, description="lambda_F.")
     minimality_coeff: NonNegativeFloat = Field(1.0, description="lambda_min, top-k reconstruction.")
     simplicity_coeff: NonNegativeFloat = Field(description="lambda_S, Schatten-p simplicity.")
+    activation_recon_coeff: NonNegativeFloat = Field(
+        0.0, description="lambda_act: MSE of the MLP activations, target vs top-k pass (residual MLP)."
+    )
+    unit_norm_A: bool = Field(False, description="Constrain every column of every A to unit norm.")
     schatten_p: PositiveFloat = Field(description="Schatten p of the simplicity loss.")
     lr: PositiveFloat = Field(description="Adam learning rate.")
     lr_schedule: Literal["cosine", "constant"] = Field("constant", description="After the warm-up.")

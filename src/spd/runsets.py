@@ -35,8 +35,9 @@ def main_experiments(params: Params) -> list[str]:
 
 
 def compared_experiments(params: Params) -> list[str]:
-    """SPD vs APD: every APD experiment, and every SPD experiment of a target APD decomposes."""
-    apd = experiments_of(params, method="apd")
+    """SPD vs APD on TMS (scored by MMCS and ML2R): every TMS APD experiment, and every SPD
+    experiment of a target APD decomposes."""
+    apd = experiments_of(params, family="tms", method="apd")
     apd_targets = {params.target_source(name) for name in apd}
     spd = [name for name in experiments_of(params, method="spd") if params.target_source(name) in apd_targets]
     return spd + apd

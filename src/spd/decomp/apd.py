@@ -42,10 +42,13 @@ class APDLayerComponents(nn.Module):
 class APDModel(nn.Module):
     """A frozen target whose decomposed layers can run as sum_c s_c (x A_c) B_c (+ the frozen bias)."""
 
-    def __init__(self, target: Target, C: int, m: int | None, generator: torch.Generator) -> None:
+    def __init__(
+        self, target: Target, C: int, m: int | None, generator: torch.Generator, unit_norm_A: bool = False
+    ) -> None:
         super().__init__()
         self._target = target
         self.C = C
+        self.unit_norm_A = unit_norm_A
         self.module_names = target.decomposed_modules
         self._linears: dict[str, nn.Linear] = {
             name: target.model.get_submodule(name) for name in self.module_names
@@ -63,6 +66,9 @@ class APDModel(nn.Module):
         self._mask: Tensor | None = None
         self._probes: dict[str, Tensor] | None = None
         self._inputs: dict[str, Tensor] = {}
+        # ReLU(output) of the target's relu_input_modules: clean (attribution pass) and top-k pass.
+        self.clean_activations: dict[str, Tensor] = {}
+        self.masked_activations: dict[str, Tensor] = {}
         for name in self.module_names:
             self._linears[name].register_forward_hook(self._make_hook(name))
 
@@ -70,14 +76,21 @@ class APDModel(nn.Module):
     def target(self) -> Target:
         return self._target
 
+    def _own_factors(self, name: str) -> tuple[Tensor, Tensor]:
+        """With unit_norm_A, every column A[c, :, k] is normalised: a parametrisation whose
+        gradient is the projected one (the radial part removed), as APD's published resid runs."""
+        layer = self.components[_key(name)]
+        if not self.unit_norm_A:
+            return layer.A, layer.B
+        return layer.A / layer.A.norm(dim=1, keepdim=True), layer.B
+
     def factors(self, name: str) -> tuple[Tensor, Tensor]:
         """(A, B) of a layer; a tied layer uses its source's, transposed (A' = B^T, B' = A^T)."""
         source = self.target.tied_modules.get(name)
         if source is not None:
-            layer = self.components[_key(source)]
-            return layer.B.transpose(1, 2), layer.A.transpose(1, 2)
-        layer = self.components[_key(name)]
-        return layer.A, layer.B
+            A, B = self._own_factors(source)
+            return B.transpose(1, 2), A.transpose(1, 2)
+        return self._own_factors(name)
 
     def component_weights(self, name: str) -> Tensor:
         """Each component's matrix in the nn.Linear convention: (C, d_out, d_in)."""
@@ -89,8 +102,11 @@ class APDModel(nn.Module):
 
     def _make_hook(self, name: str):
         def hook(module: nn.Linear, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+            records_activation = name in self.target.relu_input_modules
             if self._probes is not None:  # attribution pass: record a_l, expose d f / d h_l
                 self._inputs[name] = args[0].detach()
+                if records_activation:
+                    self.clean_activations[name] = torch.relu(output.detach())
                 probe = torch.zeros_like(output, requires_grad=True)
                 self._probes[name] = probe
                 return output + probe
@@ -100,7 +116,10 @@ class APDModel(nn.Module):
             inner = einops.einsum(args[0], A, "b i, c i m -> b c m") * self._mask[:, :, None]
             masked = einops.einsum(inner, B, "b c m, c m o -> b o")
             bias = self._linears[name].bias
-            return masked if bias is None else masked + bias
+            masked = masked if bias is None else masked + bias
+            if records_activation:
+                self.masked_activations[name] = torch.relu(masked)
+            return masked
 
         return hook
 
@@ -177,12 +196,25 @@ def apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tenso
     minimality = reconstruction_mse(model.forward_masked(x, mask), target_output)
     n_entries = sum(w.numel() for w in target_weights)
     simplicity = simplicity_loss(model, mask, config.schatten_p, n_entries)
+    losses = {"faithfulness": faithfulness, "minimality": minimality, "simplicity": simplicity}
     total = (
         config.faithfulness_coeff * faithfulness
         + config.minimality_coeff * minimality
         + config.simplicity_coeff * simplicity
     )
-    return {"faithfulness": faithfulness, "minimality": minimality, "simplicity": simplicity, "total": total}
+    if model.target.relu_input_modules:
+        losses["activation_recon"] = activation_reconstruction_loss(model)
+        total = total + config.activation_recon_coeff * losses["activation_recon"]
+    return losses | {"total": total}
+
+
+def activation_reconstruction_loss(model: APDModel) -> Tensor:
+    """Mean over the relu_input_modules of the MSE (over batch x neurons) between the target's
+    ReLU activations and the top-k pass's."""
+    names = model.target.relu_input_modules
+    return torch.stack(
+        [reconstruction_mse(model.masked_activations[n], model.clean_activations[n]) for n in names]
+    ).mean()
 
 
 def apd_learning_rate(config: APDConfig, step: int) -> float:
@@ -207,7 +239,7 @@ def decompose_apd(
     target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    model = APDModel(target, config.C, config.m, generator)
+    model = APDModel(target, config.C, config.m, generator, config.unit_norm_A)
     checkpointing = checkpointing_for("apd", config, target, state_file, checkpoint_every)
     run = Optimisation(
         model=model,

@@ -41,7 +41,7 @@ def load_decomposition(
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device)
     if isinstance(config, APDConfig):
-        model: ComponentModel | APDModel = APDModel(target, config.C, config.m, generator)
+        model: ComponentModel | APDModel = APDModel(target, config.C, config.m, generator, config.unit_norm_A)
     else:
         model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
     try:

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from spd.config import EvalConfig
+from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
 from spd.evaluate.causal_importance_metrics import EvaluationCI, alive_mask, ci_pattern_errors
 from spd.targets.resid_mlp import neuron_contributions
@@ -66,4 +67,25 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             alive = alive_mask(torch.cat([ci.probes[w_out], ci.random[w_out]]), config.alive_threshold)
             on_every_probe = (ci.probes[w_out] >= config.diag_min).all(dim=0) & alive
             rows.append((w_out, "active_on_every_probe", on_every_probe.sum().item(), "count"))
+    return rows
+
+
+def apd_metric_rows(model: APDModel, config: EvalConfig) -> list[Row]:
+    """APD has no causal importances: each feature's W_in mechanism is the component with the
+    largest attribution on its one-hot probe. Scored by the neuron-contribution correlation per
+    layer, and by how many distinct components the features pick (the ground truth: one each)."""
+    target_model = model.target.model
+    n_features = target_model.W_E.shape[1]
+    probes = config.probe_value * torch.eye(n_features, device=target_model.W_E.device)
+    attributions, _ = model.attributions(probes)
+    best = attributions.argmax(dim=1)  # (n_features,)
+    rows: list[Row] = [("all layers", "distinct_feature_components", len(best.unique()), "count")]
+    with torch.no_grad():
+        for layer in range(len(target_model.layers)):
+            name = f"layers.{layer}.mlp_in"
+            if name in model.module_names:
+                pieces = model.component_weights(name)[best]  # (n_features, d_mlp, d_embed)
+                apd = neuron_contributions(target_model, layer, W_in=pieces)
+                correlation = pearson(neuron_contributions(target_model, layer), apd)
+                rows.append((name, "neuron_contribution_corr", correlation, "pearson r"))
     return rows

@@ -23,6 +23,9 @@ class Target:
     sample_batch: BatchSampler
     tied_modules: Mapping[str, str] = field(default_factory=dict)
     """module -> source module: its subcomponents are the source's, transposed (U<->V^T)."""
+    relu_input_modules: tuple[str, ...] = ()
+    """Layers whose output goes through a ReLU into the next layer: APD's activation
+    reconstruction compares ReLU(their output) between target and top-k pass."""
 
     def __post_init__(self) -> None:
         names = dict(self.model.named_modules())
@@ -57,7 +60,8 @@ class Target:
             )
         kept = tuple(name for name in self.decomposed_modules if name in modules)
         ties = {t: s for t, s in self.tied_modules.items() if t in kept and s in kept}
-        return replace(self, decomposed_modules=kept, tied_modules=ties)
+        relu_inputs = tuple(name for name in self.relu_input_modules if name in kept)
+        return replace(self, decomposed_modules=kept, tied_modules=ties, relu_input_modules=relu_inputs)
 
 
 def sparse_feature_batch(

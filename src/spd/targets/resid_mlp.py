@@ -109,6 +109,7 @@ def as_target(model: ResidMLPModel, config: ResidMLPTargetConfig) -> Target:
         model=model,
         decomposed_modules=decomposed_modules(len(model.layers)),
         sample_batch=batch_sampler(config),
+        relu_input_modules=tuple(f"layers.{k}.mlp_in" for k in range(len(model.layers))),
     )
 
 
