@@ -103,6 +103,27 @@ BAD_INPUTS = [
         lambda raw: raw["experiments"]["tiny"]["decomposition"].update(C=0),
         "'experiments.tiny.decomposition.C'", "params C=0",
     ),
+    _params_case(
+        lambda raw: raw.update(sweeps={"w": {"setting": "width", "experiments": {"tiny": [1]}}}),
+        "'sweeps.w.setting': 'width' is not a decomposition setting", "sweep of an unknown setting",
+    ),
+    _params_case(
+        lambda raw: raw.update(sweeps={"C": {"setting": "C", "experiments": {"tiny": [4, -1]}}}),
+        "sweeps.C.experiments.tiny: bad config key 'decomposition.C'", "sweep value out of range",
+    ),
+    _params_case(
+        lambda raw: raw.update(main_experiments=["huge"]),
+        "'main_experiments': 'huge' is not a TMS SPD experiment", "unknown main experiment",
+    ),
+    _file_case(
+        lambda tmp, fin: ["sweep-figures", "--params", str(REPO / "params.yaml"), "--sweep", "gamma",
+                          "--experiment", "tms_5-2"],
+        "--sweep gamma: params has no such sweep", "unknown sweep",
+    ),
+    _file_case(
+        lambda tmp, fin: ["robustness", "--params", str(REPO / "params.yaml"), "--runs-root", str(tmp / "none")],
+        "none/tms_5-2/seed0/metrics.parquet: file not found", "robustness without runs",
+    ),
     _file_case(
         lambda tmp, fin: ["run", "--params", str(tmp / "missing.yaml"), "--experiment", "tiny"],
         "missing.yaml: config file not found", "params file missing",
