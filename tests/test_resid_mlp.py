@@ -85,3 +85,22 @@ def test_tiny_resid_mlp_run_end_to_end(tmp_path):
     assert len(contributions) == 2 * 8 * 4  # layers x features x neurons
     assert main(["figures", str(tmp_path / "run"), "--out", str(tmp_path / "resid.pdf")]) == 0
     assert (tmp_path / "resid.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_w_out_counts_live_subcomponents_active_on_every_probe_and_the_active_share():
+    from spd.config import EvalConfig
+    from spd.decomp.component_model import ComponentModel
+    from spd.evaluate.causal_importance_metrics import EvaluationCI
+    from spd.evaluate.resid_mlp import metric_rows
+
+    one_layer = ResidMLPTargetConfig(family="resid_mlp", n_features=3, d_embed=10, d_mlp=3, n_layers=1)
+    target = resid_mlp.as_target(resid_mlp.build_model(one_layer), one_layer).restricted_to(["layers.0.mlp_out"])
+    model = ComponentModel(target, 4, 2, False, torch.Generator().manual_seed(0))
+    # Subcomponent 0 active on all 3 probes, 1 on two of them, 2 dead, 3 alive only on random inputs.
+    probes = torch.tensor([[1.0, 0.95, 0.0, 0.0], [0.9, 0.2, 0.0, 0.0], [0.99, 0.91, 0.0, 0.05]])
+    random = torch.tensor([[0.0, 0.0, 0.0, 0.5]])
+    ci = EvaluationCI(probes={"layers.0.mlp_out": probes}, random={"layers.0.mlp_out": random})
+    rows = {(layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())}
+    assert rows[("layers.0.mlp_out", "active_on_every_probe")] == 1
+    # live: 0, 1, 3; active pairs: 3 + 2 + 0 of 3 x 3
+    assert rows[("layers.0.mlp_out", "active_probe_fraction")] == pytest.approx(5 / 9)

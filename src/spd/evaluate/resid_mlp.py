@@ -65,8 +65,12 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             rows.append((w_in, "neuron_contribution_corr", pearson(target, spd), "pearson r"))
         if w_out in model.module_names:
             alive = alive_mask(torch.cat([ci.probes[w_out], ci.random[w_out]]), config.alive_threshold)
-            on_every_probe = (ci.probes[w_out] >= config.diag_min).all(dim=0) & alive
+            active = ci.probes[w_out] >= config.diag_min  # (probes, C)
+            on_every_probe = active.all(dim=0) & alive
             rows.append((w_out, "active_on_every_probe", on_every_probe.sum().item(), "count"))
+            # How far from that: the share of (probe, live subcomponent) pairs with CI >= diag_min.
+            coverage = active[:, alive].float().mean().item() if alive.any() else 0.0
+            rows.append((w_out, "active_probe_fraction", coverage, "fraction"))
     return rows
 
 
