@@ -33,3 +33,15 @@ def test_wrong_kind_is_rejected(tmp_path):
     save_checkpoint({"kind": "decomposition"}, path)
     with pytest.raises(CheckpointError, match="not a 'target' checkpoint"):
         load_checkpoint(path, "target")
+
+
+def test_atomic_write_removes_temporary_files_a_killed_writer_left(tmp_path):
+    from spd.io import atomic_write
+
+    stale = tmp_path / ".losses.parquet.abc123.tmp"
+    stale.write_bytes(b"half a table")
+    other = tmp_path / ".metrics.parquet.abc123.tmp"
+    other.write_bytes(b"another file's")
+    atomic_write(tmp_path / "losses.parquet", lambda tmp: tmp.write_bytes(b"done"))
+    assert (tmp_path / "losses.parquet").read_bytes() == b"done"
+    assert not stale.exists() and other.exists()

@@ -6,6 +6,7 @@ a killed process never leaves a file that looks finished.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,10 +25,12 @@ class CheckpointError(RuntimeError):
 
 @contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `destination`; rename it into place only on success."""
+    """Yield a temporary path beside `destination`; rename it into place only on success, then
+    remove the temporary files a killed earlier writer of the same destination left behind."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
+    prefix = f".{destination.name}."
+    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=prefix, suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp_name)
     try:
@@ -35,6 +38,8 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, destination)
+        for stale in destination.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+            stale.unlink(missing_ok=True)
     finally:
         tmp_path.unlink(missing_ok=True)
 
