@@ -26,6 +26,7 @@ def comparison_row(metrics: pd.DataFrame, losses: pd.DataFrame, wall_seconds: fl
     time over its steps) and seconds to convergence (that rate times `convergence_step`)."""
     linear1 = metrics[metrics.layer == "linear1"].set_index("metric")["value"]
     per_step = wall_seconds / steps
+    settled = convergence_step(losses)
     return {
         "experiment": metrics["experiment"].iloc[0],
         "method": metrics["method"].iloc[0],
@@ -33,6 +34,6 @@ def comparison_row(metrics: pd.DataFrame, losses: pd.DataFrame, wall_seconds: fl
         "mmcs": float(linear1["mmcs"]),
         "ml2r": float(linear1["ml2r"]),
         "seconds_per_step": per_step,
-        "convergence_step": convergence_step(losses),
-        "seconds_to_convergence": per_step * convergence_step(losses),
+        "convergence_step": settled,
+        "seconds_to_convergence": per_step * settled,
     }
