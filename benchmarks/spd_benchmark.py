@@ -50,7 +50,7 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
         param.requires_grad_(False)
     target = build_target(model, config.target)
     generator = torch.Generator(device=device).manual_seed(0)
-    components = ComponentModel(target, spd.C, spd.d_gate, spd.fused_gates, generator)
+    components = ComponentModel(target, spd.C, spd.d_gate, spd.fused_gates, generator, spd.tied_adam)
     optimizer = make_optimizer(components, spd)
     times = []
     for i in range(warmup + steps):

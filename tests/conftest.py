@@ -39,7 +39,9 @@ def tiny_config_path(tmp_path: Path) -> Path:
     return path
 
 
-def tms_component_model(n_features: int, d_hidden: int, identity: bool, C: int, d_gate: int):
+def tms_component_model(
+    n_features: int, d_hidden: int, identity: bool, C: int, d_gate: int, tied_adam: str = "joint"
+):
     """An untrained TMS target (tied weights) wrapped in a ComponentModel; deterministic."""
     import torch
 
@@ -51,4 +53,5 @@ def tms_component_model(n_features: int, d_hidden: int, identity: bool, C: int, 
     torch.manual_seed(0)
     target_model = tms.build_model(config)
     target_model.tie_weights()
-    return ComponentModel(tms.as_target(target_model, config), C, d_gate, True, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    return ComponentModel(tms.as_target(target_model, config), C, d_gate, True, generator, tied_adam)

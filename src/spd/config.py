@@ -91,6 +91,12 @@ class SPDConfig(StrictModel):
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed for init, data and masks.")
     leaky_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.01, description="Sigmoid leak.")
     fused_gates: bool = Field(True, description="Memory-lean CI-MLP kernels; False: plain reference.")
+    tied_adam: Literal["joint", "per_layer"] = Field(
+        "joint",
+        description="Adam on subcomponents tied across layers (TMS linear1/linear2): 'joint', one "
+        "state for the summed gradient; 'per_layer', each layer its own parameters and Adam state "
+        "over the one shared storage (the reference implementation's tying).",
+    )
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
     modules: tuple[str, ...] | None = Field(
         None, min_length=1, description="Target layers to decompose; default: all the family's."

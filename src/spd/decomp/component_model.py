@@ -24,7 +24,13 @@ def _key(module_name: str) -> str:
 
 class ComponentModel(nn.Module):
     def __init__(
-        self, target: Target, C: int, d_gate: int, fused_gates: bool, generator: torch.Generator
+        self,
+        target: Target,
+        C: int,
+        d_gate: int,
+        fused_gates: bool,
+        generator: torch.Generator,
+        tied_adam: str = "joint",
     ) -> None:
         super().__init__()
         self._target = target  # plain attribute: the frozen target is not part of our state
@@ -40,6 +46,11 @@ class ComponentModel(nn.Module):
                 if name not in target.tied_modules
             }
         )
+        # "per_layer": a tied module gets parameters of its own that share its source's storage
+        self._shared_storage_ties = tied_adam == "per_layer"
+        if self._shared_storage_ties:
+            for name, source in target.tied_modules.items():
+                self.components[_key(name)] = LinearComponents.tied_to(self.components[_key(source)])
         self.gates = nn.ModuleDict(
             {_key(name): CausalImportanceGates(C, d_gate, fused_gates) for name in self.module_names}
         )
@@ -78,7 +89,7 @@ class ComponentModel(nn.Module):
     def factors(self, name: str) -> tuple[Tensor, Tensor]:
         """(U, V) of a decomposed module; a tied module reuses its source's, transposed."""
         source = self.target.tied_modules.get(name)
-        if source is not None:
+        if source is not None and not self._shared_storage_ties:
             components = self.components[_key(source)]
             return components.V.T, components.U.T
         components = self.components[_key(name)]

@@ -25,6 +25,12 @@ class LinearComponents(nn.Module):
         projection = torch.einsum("oc,oi,ci->c", U, weight, V)
         return cls(U * projection, V)
 
+    @classmethod
+    def tied_to(cls, source: LinearComponents) -> LinearComponents:
+        """The transposed layer's own parameters, sharing `source`'s storage (U' = V^T, V' = U^T):
+        an update of either set moves both, but each set keeps its own gradient and Adam state."""
+        return cls(source.V.detach().T, source.U.detach().T)
+
 
 def component_weight(U: Tensor, V: Tensor) -> Tensor:
     """The sum of all subcomponents, U V: (d_out, d_in)."""

@@ -43,7 +43,7 @@ def load_decomposition(
     if isinstance(config, APDConfig):
         model: ComponentModel | APDModel = APDModel(target, config.C, config.m, generator, config.unit_norm_A)
     else:
-        model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
+        model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:

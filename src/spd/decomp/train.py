@@ -101,7 +101,7 @@ def decompose(
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
-    model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator)
+    model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
     checkpointing = checkpointing_for("decomposition", config, target, state_file, checkpoint_every)
     run = Optimisation(
         model=model,
