@@ -84,6 +84,6 @@ def test_per_layer_ties_take_one_adam_step_per_layer():
     g_joint = joint.components["linear1"].V.grad
     g1, g2 = per_layer.components["linear1"].V.grad, per_layer.components["linear2"].U.grad.T
     torch.testing.assert_close(g1 + g2, g_joint)
-    step = lambda g: lr * g / (g.abs() + eps)  # noqa: E731
+    step = lambda g: lr * g / (g.abs() + eps)
     torch.testing.assert_close(joint.components["linear1"].V.detach(), V_before - step(g_joint))
     torch.testing.assert_close(per_layer.components["linear1"].V.detach(), V_before - step(g1) - step(g2))
