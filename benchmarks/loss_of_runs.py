@@ -1,0 +1,51 @@
+"""The SPD loss of finished decompositions, each on the same fresh batches.
+
+    python benchmarks/loss_of_runs.py results/runs/tms_5-2/seed0 results/runs/tms_5-2/seed1
+
+A run that misses the ground truth with a *higher* loss than one that finds it (same target and
+settings) is stuck in a local minimum: the objective prefers the ground truth, the optimisation
+did not get there. Each run folder needs target.pt and decomposition.pt; prints one JSON line per
+run (mean of every loss term over the batches, masks drawn afresh per batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from spd.config import SPDConfig
+from spd.decomp.storage import load_decomposition
+from spd.decomp.train import spd_losses
+from spd.targets.registry import load_target
+
+
+def mean_losses(run: Path, batches: int, seed: int) -> dict[str, float]:
+    target, _, _ = load_target(run / "target.pt", "cpu")
+    model, config = load_decomposition(run / "decomposition.pt", target)
+    if not isinstance(config, SPDConfig):
+        raise SystemExit(f"{run}: not an SPD decomposition")
+    generator = torch.Generator().manual_seed(seed)
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for _ in range(batches):
+            losses = spd_losses(model, target.sample_batch(config.batch_size, generator), config, generator)
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0.0) + value.item() / batches
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders")
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the data and masks (same for every run)")
+    args = parser.parse_args()
+    for run in args.runs:
+        print(json.dumps({"run": str(run), **mean_losses(run, args.batches, args.seed)}))
+
+
+if __name__ == "__main__":
+    main()
