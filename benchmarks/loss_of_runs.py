@@ -18,7 +18,7 @@ import torch
 
 from spd.config import SPDConfig
 from spd.decomp.storage import load_decomposition
-from spd.decomp.train import spd_losses
+from spd.decomp.train import mean_spd_losses
 from spd.targets.registry import load_target
 
 
@@ -27,14 +27,7 @@ def mean_losses(run: Path, batches: int, seed: int) -> dict[str, float]:
     model, config = load_decomposition(run / "decomposition.pt", target)
     if not isinstance(config, SPDConfig):
         raise SystemExit(f"{run}: not an SPD decomposition")
-    generator = torch.Generator().manual_seed(seed)
-    totals: dict[str, float] = {}
-    with torch.no_grad():
-        for _ in range(batches):
-            losses = spd_losses(model, target.sample_batch(config.batch_size, generator), config, generator)
-            for name, value in losses.items():
-                totals[name] = totals.get(name, 0.0) + value.item() / batches
-    return totals
+    return mean_spd_losses(model, config, batches, torch.Generator().manual_seed(seed))
 
 
 def main() -> None:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -97,10 +105,27 @@ class SPDConfig(StrictModel):
         "state for the summed gradient; 'per_layer', each layer its own parameters and Adam state "
         "over the one shared storage (the reference implementation's tying).",
     )
+    restarts: PositiveInt = Field(
+        1,
+        description="Candidate initialisations: each trains for restart_steps steps (as prefixes of "
+        "the full run), the one with the lowest loss on common fresh batches trains to the end.",
+    )
+    restart_steps: PositiveInt = Field(10_000, description="Steps before the candidates are compared.")
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
     modules: tuple[str, ...] | None = Field(
         None, min_length=1, description="Target layers to decompose; default: all the family's."
     )
+
+    @property
+    def steps_trained(self) -> int:
+        """Optimisation steps in all, the restart candidates' included."""
+        return self.steps + (self.restarts - 1) * self.restart_steps
+
+    @model_validator(mode="after")
+    def _restarts_end_before_the_run(self) -> SPDConfig:
+        if self.restarts > 1 and self.restart_steps >= self.steps:
+            raise ValueError(f"restart_steps ({self.restart_steps}) must be below steps ({self.steps})")
+        return self
 
 
 class APDConfig(StrictModel):
@@ -126,6 +151,11 @@ class APDConfig(StrictModel):
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed for init and data.")
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
     modules: tuple[str, ...] | None = Field(None, min_length=1, description="Target layers to decompose.")
+
+    @property
+    def steps_trained(self) -> int:
+        """Optimisation steps in all (APD has no restarts)."""
+        return self.steps
 
 
 def _method(value: object) -> str:

@@ -82,4 +82,4 @@ def decompose_mem_mb(wildcards):
 def decompose_runtime_min(wildcards):
     decomposition, units, row_weights = _decomposition_size(wildcards)
     step_seconds = 60e-9 * units + 14 * row_weights / 40e9
-    return 15 + int(3 * decomposition.steps * step_seconds / 60)  # x3 headroom for slower CPUs
+    return 15 + int(3 * decomposition.steps_trained * step_seconds / 60)  # x3 headroom for slower CPUs

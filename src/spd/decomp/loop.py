@@ -77,6 +77,7 @@ def optimise(
     log: Callable[[str], None],
     checkpointing: Checkpointing | None = None,
     after_step: Callable[[int], None] | None = None,
+    stop_at: int | None = None,
 ) -> list[dict[str, float]]:
     """Run every step (from a saved state when there is one); returns the loss history.
 
@@ -84,7 +85,8 @@ def optimise(
     atomically every `checkpointing.every` steps; a rerun resumes from it and ends bit-identical
     (CPU) to an uninterrupted run. A non-finite loss stops the run at that step, a non-finite
     parameter at the next save; the last good state is kept. `after_step(step)`, if given, runs
-    after every step (benchmarks use it to evaluate mid-run).
+    after every step (benchmarks use it to evaluate mid-run). `stop_at` pauses the run before that
+    step (the schedule stays the full run's), saving the state there, so a later call resumes it.
     """
     first_step, history = 0, []
     state = load_state(checkpointing, log)
@@ -92,7 +94,8 @@ def optimise(
         restore(state, run.model, run.optimizer, run.generator)
         first_step, history = state.next_step, state.extra["history"]
     last_time, last_step = time.perf_counter(), first_step
-    for step in range(first_step, run.steps):
+    end = run.steps if stop_at is None else min(stop_at, run.steps)
+    for step in range(first_step, end):
         losses = training_step(run, step)
         is_last = step == run.steps - 1
         if not math.isfinite(losses["total"].item()):
@@ -105,11 +108,12 @@ def optimise(
             rate = (step - last_step) / (now - last_time) if step > last_step else float("nan")
             log(f"step {step + 1}/{run.steps} {format_losses(values)} | {rate:.1f} steps/s")
             last_time, last_step = now, step
-        if checkpointing is not None and checkpointing.is_due(step, run.steps):
+        pausing = step + 1 == end < run.steps
+        if checkpointing is not None and (pausing or checkpointing.is_due(step, run.steps)):
             _check_parameters_finite(run.model, step)
             extra = {"history": history}
             save_state(capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing)
         if after_step is not None:
             after_step(step)
-    _check_parameters_finite(run.model, run.steps - 1)
+    _check_parameters_finite(run.model, end - 1)
     return history

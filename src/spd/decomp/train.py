@@ -3,7 +3,9 @@ batch sampler is decomposed here (spec 3-4)."""
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from spd.config import SPDConfig
+from spd.config import SPDConfig, config_hash
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.loop import DivergenceError, Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import (
@@ -23,6 +25,7 @@ from spd.decomp.losses import (
     reconstruction_mse,
 )
 from spd.decomp.masks import stochastic_mask
+from spd.io import atomic_write
 from spd.targets.base import Target
 
 
@@ -95,9 +98,24 @@ def decompose(
     """Run SPD on `target` for config.steps steps; returns the trained components and gates.
 
     With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
-    resumes from it (see `loop.optimise`). `after_step(step, model)` runs after every step.
+    resumes from it (see `loop.optimise`). `after_step(step, model)` runs after every step (of the
+    chosen candidate only, with `config.restarts` > 1: see `decompose_with_restarts`).
     """
     target = target.restricted_to(config.modules)
+    if config.restarts > 1:
+        return decompose_with_restarts(target, config, log, state_file, checkpoint_every, after_step)
+    return _train(target, config, log, state_file, checkpoint_every, after_step)
+
+
+def _train(
+    target: Target,
+    config: SPDConfig,
+    log: Callable[[str], None],
+    state_file: Path | None,
+    checkpoint_every: int,
+    after_step: Callable[[int, ComponentModel], None] | None = None,
+    stop_at: int | None = None,
+) -> Decomposition:
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
@@ -116,8 +134,81 @@ def decompose(
     )
     start = time.perf_counter()
     hook = None if after_step is None else (lambda step: after_step(step, model))
-    history = optimise(run, log, checkpointing, hook)
+    history = optimise(run, log, checkpointing, hook, stop_at)
     return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)
 
 
-__all__ = ["Decomposition", "DivergenceError", "decompose", "learning_rate", "spd_losses"]
+SELECTION_BATCHES = 10  # fresh batches on which the restart candidates are compared
+
+
+def mean_spd_losses(
+    model: ComponentModel, config: SPDConfig, batches: int, generator: torch.Generator
+) -> dict[str, float]:
+    """Every SPD loss term, averaged over `batches` fresh batches (data and masks from `generator`)."""
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for _ in range(batches):
+            x = model.target.sample_batch(config.batch_size, generator)
+            for name, value in spd_losses(model, x, config, generator).items():
+                totals[name] = totals.get(name, 0.0) + value.item() / batches
+    return totals
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    """Candidate 0 is the run's own seed; the others are far from every small seed, so that runs
+    with neighbouring seeds share no candidate."""
+    return seed + 1_000_003 * candidate
+
+
+def decompose_with_restarts(
+    target: Target,
+    config: SPDConfig,
+    log: Callable[[str], None],
+    state_file: Path | None,
+    checkpoint_every: int,
+    after_step: Callable[[int, ComponentModel], None] | None = None,
+) -> Decomposition:
+    """`config.restarts` candidates (seeds `candidate_seed(seed, k)`) each train for
+    `config.restart_steps` steps of the full schedule; the one with the lowest mean total loss on
+    the same fresh batches trains on to `config.steps`. The result is bit-identical to a plain run
+    with the chosen candidate's seed. Candidates pause in state files next to `state_file` (a
+    temporary folder without one), and the choice is recorded there, so a killed run resumes.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        base = state_file if state_file is not None else Path(scratch) / "decomposition.state.pt"
+        record = base.with_name(base.name + ".restarts.json")
+        candidates = [
+            config.model_copy(update={"seed": candidate_seed(config.seed, k), "restarts": 1})
+            for k in range(config.restarts)
+        ]
+        paths = [base.with_name(f"{base.name}.candidate{k}") for k in range(config.restarts)]
+        identity = f"restarts of {config_hash(config)} on target {target.fingerprint()}"
+        chosen = _recorded_choice(record, identity)
+        if chosen is None:
+            device = next(target.model.parameters()).device
+            losses = []
+            for k, (candidate, path) in enumerate(zip(candidates, paths, strict=True)):
+                log(f"restart candidate {k + 1}/{config.restarts} (seed {candidate.seed}): "
+                    f"{config.restart_steps} steps")
+                run = _train(target, candidate, log, path, checkpoint_every, stop_at=config.restart_steps)
+                same_batches = torch.Generator(device=device).manual_seed(config.seed)
+                losses.append(mean_spd_losses(run.model, config, SELECTION_BATCHES, same_batches)["total"])
+                log(f"restart candidate {k + 1}: loss {losses[-1]:.4e} after {config.restart_steps} steps")
+            chosen = min(range(config.restarts), key=losses.__getitem__)
+            atomic_write(record, lambda tmp: tmp.write_text(json.dumps(
+                {"identity": identity, "chosen": chosen, "losses": losses})))
+        log(f"restarts: candidate {chosen + 1} (seed {candidates[chosen].seed}) trains to the end")
+        result = _train(target, candidates[chosen], log, paths[chosen], checkpoint_every, after_step)
+        for path in [*paths, record]:
+            path.unlink(missing_ok=True)
+        return result
+
+
+def _recorded_choice(record: Path, identity: str) -> int | None:
+    if not record.is_file():
+        return None
+    saved = json.loads(record.read_text())
+    return saved["chosen"] if saved.get("identity") == identity else None
+
+
+__all__ = ["Decomposition", "DivergenceError", "decompose", "learning_rate", "mean_spd_losses", "spd_losses"]

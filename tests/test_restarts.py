@@ -1,0 +1,73 @@
+"""Restarts: candidate initialisations compared by their loss after restart_steps; the best one
+is trained to the end, bit-identically to a plain run with its seed, and resumes after a kill."""
+
+import pytest
+import torch
+
+from spd.config import ConfigError, SPDConfig, TMSTargetConfig, parse_experiment_config
+from spd.decomp.train import candidate_seed, decompose
+from spd.targets import tms
+
+SPD = SPDConfig(C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=40, batch_size=64, log_every=10)
+RESTARTS = SPD.model_copy(update={"restarts": 3, "restart_steps": 20, "seed": 4})  # candidate 2 wins
+
+
+def _target() -> tms.Target:
+    config = TMSTargetConfig(n_features=5, d_hidden=2)
+    torch.manual_seed(0)
+    model = tms.build_model(config)
+    model.tie_weights()
+    return tms.as_target(model, config)
+
+
+def _candidate_losses(lines: list[str]) -> list[float]:
+    return [float(line.split("loss ")[1].split()[0]) for line in lines if "after 20 steps" in line]
+
+
+def _assert_same_run(a, b) -> None:
+    expected, got = a.model.state_dict(), b.model.state_dict()
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    assert a.loss_history.equals(b.loss_history)
+
+
+def test_the_candidate_with_the_lowest_loss_is_finished_like_a_plain_run_with_its_seed(tmp_path):
+    lines: list[str] = []
+    result = decompose(_target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7)
+    losses = _candidate_losses(lines)
+    assert len(losses) == 3 and len(set(losses)) == 3
+    chosen = min(range(3), key=losses.__getitem__)
+    assert chosen != 0  # so that the run below is not the plain run with the base seed
+    assert f"restarts: candidate {chosen + 1} (seed {candidate_seed(4, chosen)}) trains to the end" in lines
+    plain = decompose(_target(), SPD.model_copy(update={"seed": candidate_seed(4, chosen)}), lambda _: None)
+    _assert_same_run(plain, result)
+    assert list(tmp_path.iterdir()) == []  # candidate states and the recorded choice are removed
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_run_killed_after_the_choice_resumes_without_retraining_candidates(tmp_path):
+    def killing_log(line: str) -> None:
+        if line.startswith("step 31/40"):
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        decompose(_target(), RESTARTS, killing_log, tmp_path / "state.pt", checkpoint_every=7)
+    lines: list[str] = []
+    resumed = decompose(_target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7)
+    assert not any("restart candidate" in line for line in lines)
+    assert any(line.startswith("resuming from") and "at step 28" in line for line in lines)
+    _assert_same_run(decompose(_target(), RESTARTS, lambda _: None), resumed)
+
+
+def test_restart_steps_must_end_before_the_run():
+    raw = {
+        "name": "x",
+        "target": {"family": "tms", "n_features": 5, "d_hidden": 2},
+        "decomposition": {**SPD.model_dump(), "restarts": 2, "restart_steps": 40},
+    }
+    with pytest.raises(ConfigError, match="restart_steps \\(40\\) must be below steps \\(40\\)"):
+        parse_experiment_config(raw)
