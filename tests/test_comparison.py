@@ -28,3 +28,14 @@ def test_comparison_row_reads_linear1_scores_and_divides_wall_time_by_steps():
         "experiment": "toy", "method": "apd", "seed": 3, "mmcs": 0.99, "ml2r": 0.9,
         "seconds_per_step": 0.05, "convergence_step": 500, "seconds_to_convergence": 25.0,
     }
+
+
+def test_restart_candidates_count_in_the_cost_per_step_and_before_convergence():
+    metrics = pd.DataFrame({
+        "experiment": "toy", "method": "spd", "seed": 0,
+        "layer": ["linear1", "linear1"], "metric": ["mmcs", "ml2r"], "value": [1.0, 1.0],
+    })
+    losses = _losses([10, 10, 10, 1.05, 1.05, 1, 1, 1, 1])  # settles at step 500
+    row = comparison_row(metrics, losses, wall_seconds=60.0, steps=1000, discarded_steps=200)
+    assert row["seconds_per_step"] == 0.05  # 60 s over 1200 steps
+    assert row["seconds_to_convergence"] == 0.05 * (500 + 200)

@@ -21,11 +21,14 @@ def convergence_step(losses: pd.DataFrame, tolerance: float = CONVERGENCE_TOLERA
     return int(steps[min(outside[-1] + 1, len(steps) - 1)])
 
 
-def comparison_row(metrics: pd.DataFrame, losses: pd.DataFrame, wall_seconds: float, steps: int) -> dict[str, object]:
+def comparison_row(
+    metrics: pd.DataFrame, losses: pd.DataFrame, wall_seconds: float, steps: int, discarded_steps: int = 0
+) -> dict[str, object]:
     """One run: experiment, method, seed, MMCS, ML2R (linear1), seconds per step (the job's wall
-    time over its steps) and seconds to convergence (that rate times `convergence_step`)."""
+    time over all its steps) and seconds to convergence (that rate times `convergence_step` of the
+    kept run, plus `discarded_steps`: SPD restart candidates that were not chosen)."""
     linear1 = metrics[metrics.layer == "linear1"].set_index("metric")["value"]
-    per_step = wall_seconds / steps
+    per_step = wall_seconds / (steps + discarded_steps)
     settled = convergence_step(losses)
     return {
         "experiment": metrics["experiment"].iloc[0],
@@ -35,5 +38,5 @@ def comparison_row(metrics: pd.DataFrame, losses: pd.DataFrame, wall_seconds: fl
         "ml2r": float(linear1["ml2r"]),
         "seconds_per_step": per_step,
         "convergence_step": settled,
-        "seconds_to_convergence": per_step * settled,
+        "seconds_to_convergence": per_step * (settled + discarded_steps),
     }

@@ -92,6 +92,10 @@ def comparison_runs(
         for seed in params.robustness_seeds:
             folder = runsets.run_folder(params, name, seed, root)
             seconds = _job_seconds(benchmarks_root, name, seed)
-            row = comparison_row(_table(folder, "metrics"), _table(folder, "losses"), seconds, config.decomposition.steps_trained)
+            decomposition = config.decomposition
+            row = comparison_row(
+                _table(folder, "metrics"), _table(folder, "losses"), seconds,
+                decomposition.steps, decomposition.steps_trained - decomposition.steps,
+            )
             rows.append({"target": params.target_source(name), **row})
     return pd.DataFrame(rows)
