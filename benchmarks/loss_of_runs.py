@@ -5,8 +5,9 @@
 
 A run that misses the ground truth with a *higher* loss than one that finds it (same target and
 settings) is stuck in a local minimum: the objective prefers the ground truth, the optimisation
-did not get there. Each run folder needs decomposition.pt (and target.pt, unless --target names the
-target every run decomposed); prints one JSON line per run (mean of every loss term over the batches, masks drawn afresh per batch).
+did not get there. Each run folder needs decomposition.pt (and target.pt, unless --target names
+the target every run decomposed). Prints one JSON line per run: the mean of every loss term over
+the batches, masks drawn afresh per batch.
 """
 
 from __future__ import annotations

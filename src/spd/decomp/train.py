@@ -98,13 +98,34 @@ def decompose(
     """Run SPD on `target` for config.steps steps; returns the trained components and gates.
 
     With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
-    resumes from it (see `loop.optimise`). `after_step(step, model)` runs after every step (of the
-    chosen candidate only, with `config.restarts` > 1: see `decompose_with_restarts`).
+    resumes from it (see `loop.optimise`). `after_step(step, model)` runs after every step.
+
+    With `config.restarts` > 1, candidates (seeds `candidate_seed(seed, k)`) first train for
+    `config.restart_steps` steps of the full schedule; the one with the lowest mean total loss on
+    the same fresh batches trains on to `config.steps` (only its steps reach `after_step`). The
+    result is bit-identical to a plain run with the chosen candidate's seed. Candidates pause in
+    state files next to `state_file` (a temporary folder without one), and the choice is recorded
+    there, so a killed run resumes without retraining them.
     """
     target = target.restricted_to(config.modules)
-    if config.restarts > 1:
-        return decompose_with_restarts(target, config, log, state_file, checkpoint_every, after_step)
-    return _train(target, config, log, state_file, checkpoint_every, after_step)
+    if config.restarts == 1:
+        return _train(target, config, log, state_file, checkpoint_every, after_step)
+    with tempfile.TemporaryDirectory() as scratch:
+        base = state_file if state_file is not None else Path(scratch) / "decomposition.state.pt"
+        candidates = [
+            (config.model_copy(update={"seed": candidate_seed(config.seed, k), "restarts": 1}),
+             base.with_name(f"{base.name}.candidate{k}"))
+            for k in range(config.restarts)
+        ]
+        record = base.with_name(base.name + ".restarts.json")
+        chosen = _choose_candidate(target, config, candidates, record, log, checkpoint_every)
+        candidate, path = candidates[chosen]
+        log(f"restarts: candidate {chosen + 1} (seed {candidate.seed}) trains to the end")
+        result = _train(target, candidate, log, path, checkpoint_every, after_step)
+        for _, candidate_path in candidates:
+            candidate_path.unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
+        return result
 
 
 def _train(
@@ -160,48 +181,32 @@ def candidate_seed(seed: int, candidate: int) -> int:
     return seed + 1_000_003 * candidate
 
 
-def decompose_with_restarts(
+def _choose_candidate(
     target: Target,
     config: SPDConfig,
+    candidates: list[tuple[SPDConfig, Path]],
+    record: Path,
     log: Callable[[str], None],
-    state_file: Path | None,
     checkpoint_every: int,
-    after_step: Callable[[int, ComponentModel], None] | None = None,
-) -> Decomposition:
-    """`config.restarts` candidates (seeds `candidate_seed(seed, k)`) each train for
-    `config.restart_steps` steps of the full schedule; the one with the lowest mean total loss on
-    the same fresh batches trains on to `config.steps`. The result is bit-identical to a plain run
-    with the chosen candidate's seed. Candidates pause in state files next to `state_file` (a
-    temporary folder without one), and the choice is recorded there, so a killed run resumes.
-    """
-    with tempfile.TemporaryDirectory() as scratch:
-        base = state_file if state_file is not None else Path(scratch) / "decomposition.state.pt"
-        record = base.with_name(base.name + ".restarts.json")
-        candidates = [
-            config.model_copy(update={"seed": candidate_seed(config.seed, k), "restarts": 1})
-            for k in range(config.restarts)
-        ]
-        paths = [base.with_name(f"{base.name}.candidate{k}") for k in range(config.restarts)]
-        identity = f"restarts of {config_hash(config)} on target {target.fingerprint()}"
-        chosen = _recorded_choice(record, identity)
-        if chosen is None:
-            device = next(target.model.parameters()).device
-            losses = []
-            for k, (candidate, path) in enumerate(zip(candidates, paths, strict=True)):
-                log(f"restart candidate {k + 1}/{config.restarts} (seed {candidate.seed}): "
-                    f"{config.restart_steps} steps")
-                run = _train(target, candidate, log, path, checkpoint_every, stop_at=config.restart_steps)
-                same_batches = torch.Generator(device=device).manual_seed(config.seed)
-                losses.append(mean_spd_losses(run.model, config, SELECTION_BATCHES, same_batches)["total"])
-                log(f"restart candidate {k + 1}: loss {losses[-1]:.4e} after {config.restart_steps} steps")
-            chosen = min(range(config.restarts), key=losses.__getitem__)
-            atomic_write(record, lambda tmp: tmp.write_text(json.dumps(
-                {"identity": identity, "chosen": chosen, "losses": losses})))
-        log(f"restarts: candidate {chosen + 1} (seed {candidates[chosen].seed}) trains to the end")
-        result = _train(target, candidates[chosen], log, paths[chosen], checkpoint_every, after_step)
-        for path in [*paths, record]:
-            path.unlink(missing_ok=True)
-        return result
+) -> int:
+    """The index of the candidate with the lowest loss after `restart_steps` (the recorded choice
+    when `record` holds one for this config and target)."""
+    identity = f"restarts of {config_hash(config)} on target {target.fingerprint()}"
+    chosen = _recorded_choice(record, identity)
+    if chosen is not None:
+        return chosen
+    device = next(target.model.parameters()).device
+    losses = []
+    for k, (candidate, path) in enumerate(candidates):
+        log(f"restart candidate {k + 1}/{config.restarts} (seed {candidate.seed}): {config.restart_steps} steps")
+        run = _train(target, candidate, log, path, checkpoint_every, stop_at=config.restart_steps)
+        same_batches = torch.Generator(device=device).manual_seed(config.seed)
+        losses.append(mean_spd_losses(run.model, config, SELECTION_BATCHES, same_batches)["total"])
+        log(f"restart candidate {k + 1}: loss {losses[-1]:.4e} after {config.restart_steps} steps")
+    chosen = min(range(len(candidates)), key=losses.__getitem__)
+    payload = json.dumps({"identity": identity, "chosen": chosen, "losses": losses})
+    atomic_write(record, lambda tmp: tmp.write_text(payload))
+    return chosen
 
 
 def _recorded_choice(record: Path, identity: str) -> int | None:
