@@ -5,12 +5,16 @@ Both entry points: z alone, and z squashed by both leaky hard sigmoids (lower, u
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import Tensor
 
 from spd.decomp.causal_importance import CausalImportanceGates, plain_gate_mlp
 from spd.decomp.gate_kernel import (
+    build_directory,
     compiled_causal_importances,
     compiled_gate_mlp,
     compiled_kernel_available,
@@ -170,3 +174,11 @@ def test_gates_causal_importances_fused_matches_plain(d_gate: int) -> None:
     torch.testing.assert_close(
         plain.causal_importances(h, ALPHA)[1], upper_leaky_hard_sigmoid(z, ALPHA)
     )
+
+
+def test_a_build_killed_part_way_does_not_block_later_loads() -> None:
+    # torch's lock file, as left behind by a build killed while holding it
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    (build_directory(f"spd_gate_mlp_{capability}") / "lock").touch()
+    load = "from spd.decomp.gate_kernel import compiled_kernel_available as a; assert a()"
+    subprocess.run([sys.executable, "-c", load], check=True, timeout=300)

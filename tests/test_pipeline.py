@@ -102,11 +102,15 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
         signal.signal(signal.SIGINT, previous)
     log = workdir / "logs/decompose/tiny_a/seed0.log"
     deadline = time.monotonic() + 120
-    while not (log.is_file() and "step 1/" in log.read_text()):
-        assert run.poll() is None and time.monotonic() < deadline, "decomposition never started"
-        time.sleep(0.05)
-    os.killpg(run.pid, kill_signal)
-    run.wait(timeout=60)
+    try:
+        while not (log.is_file() and "step 1/" in log.read_text()):
+            assert run.poll() is None and time.monotonic() < deadline, "decomposition never started"
+            time.sleep(0.05)
+        os.killpg(run.pid, kill_signal)
+        run.wait(timeout=60)
+    finally:  # never leave the workflow running behind a failed test
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
     run_dir = workdir / "results/runs/tiny_a/seed0"
     assert not (run_dir / "decomposition.pt").exists()
     assert not (run_dir / "metrics.parquet").exists()

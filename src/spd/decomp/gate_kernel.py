@@ -6,9 +6,13 @@ alone (z) or followed by both leaky hard sigmoids of `sigmoids` (lower, upper) i
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import subprocess
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -23,19 +27,54 @@ _ISA_FLAGS = {
 }
 
 
+def build_directory(name: str) -> Path:
+    """Where `name` is built: under $TORCH_EXTENSIONS_DIR or torch's default root, per torch and
+    Python version (a build for one does not load in another)."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    version = f"spd_torch{torch.__version__}_py{sys.version_info.major}{sys.version_info.minor}"
+    return root / version / name
+
+
+@contextlib.contextmanager
+def _exclusive_build(directory: Path) -> Iterator[None]:
+    """Holds an OS file lock on `directory` for the duration, and clears a stale torch lock.
+
+    Torch serialises builds with a lock *file* that only its holder removes: a build killed part
+    way (Ctrl-C, SIGKILL, a job scheduler's timeout) leaves it behind, and every later load then
+    waits on it forever. An OS lock dies with its process, so while we hold ours no live build of
+    this kernel holds torch's, and a torch lock file found then is stale.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: torch's own lock only
+        yield
+        return
+    with open(directory / "spd_build.flock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        (directory / "lock").unlink(missing_ok=True)
+        yield
+
+
 @functools.cache
 def _extension() -> ModuleType | None:
     from torch.utils.cpp_extension import load
 
     capability = torch.backends.cpu.get_cpu_capability()
     flags = ["-O3", "-fopenmp", "-ffp-contract=fast", *_ISA_FLAGS.get(capability, [])]
+    name = f"spd_gate_mlp_{capability.lower()}"
+    directory = build_directory(name)
     try:
-        return load(
-            name=f"spd_gate_mlp_{capability.lower()}",
-            sources=[str(_SOURCE)],
-            extra_cflags=flags,
-            extra_ldflags=["-fopenmp"],
-        )
+        with _exclusive_build(directory):
+            return load(
+                name=name,
+                sources=[str(_SOURCE)],
+                extra_cflags=flags,
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(directory),
+            )
     except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as err:
         # no compiler, no ninja or a failed build: callers fall back to the eager path
         warnings.warn(f"gate MLP C++ kernel unavailable, using the eager path: {err}", stacklevel=2)
