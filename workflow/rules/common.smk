@@ -63,8 +63,8 @@ def settings(section):
 # costs about 60 ns per batch row x subcomponent x decomposed layer on 2 threads, plus the target's
 # dense matmuls (about 14 flops per row x weight, at 40 GFLOP/s); peak memory is about 400 MB of
 # runtime plus 64 bytes per row x subcomponent x layer.
-def _decomposition_size(wildcards):
-    experiment = CONFIGS[wildcards.experiment]
+def _decomposition_size(name):
+    experiment = CONFIGS[name]
     target, decomposition = experiment.target, experiment.decomposition
     if target.family == "resid_mlp":
         layers = 2 * target.n_layers
@@ -74,12 +74,28 @@ def _decomposition_size(wildcards):
     return decomposition, decomposition.batch_size * decomposition.C * layers, decomposition.batch_size * weights
 
 
+def _decomposition_seconds(name):
+    decomposition, units, row_weights = _decomposition_size(name)
+    return decomposition.steps_trained * (60e-9 * units + 14 * row_weights / 40e9)
+
+
 def decompose_mem_mb(wildcards):
-    _, units, _ = _decomposition_size(wildcards)
+    _, units, _ = _decomposition_size(wildcards.experiment)
     return 2 * (400 + units * 64 // 1_000_000)  # x2 headroom
 
 
 def decompose_runtime_min(wildcards):
-    decomposition, units, row_weights = _decomposition_size(wildcards)
-    step_seconds = 60e-9 * units + 14 * row_weights / 40e9
-    return 15 + int(3 * decomposition.steps_trained * step_seconds / 60)  # x3 headroom for slower CPUs
+    return 15 + int(3 * _decomposition_seconds(wildcards.experiment) / 60)  # x3 for slower CPUs
+
+
+# Job priorities: the costliest decomposition starts first, and so do the targets it waits on,
+# so that a run's wall time approaches its longest decomposition (the critical path) instead of
+# that decomposition waiting behind short ones that became ready sooner.
+def longest_first(wildcards):
+    return _decomposition_seconds(wildcards.experiment)
+
+
+def longest_waiting_first(wildcards):
+    """A target's priority: that of the costliest decomposition it is shared by."""
+    users = [name for name in CONFIGS if PARAMS.target_source(name) == wildcards.experiment]
+    return max(_decomposition_seconds(name) for name in users)
