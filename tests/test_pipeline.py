@@ -2,6 +2,7 @@
 
 import copy
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -170,3 +171,17 @@ def test_sweeps_seeds_and_apd_build_their_figures_sharing_targets_and_runs(workd
     log = (workdir / "logs/figures/robustness.log").read_text()
     assert log.count("tiny_a ") >= 2 + 4  # two seeds, four sweep points (one shared with seed 0)
     assert "Nothing to be done" in _snakemake(workdir, "-n", *targets)
+
+
+def test_targets_start_first_then_the_costliest_decomposition(workdir: Path):
+    # one core: jobs run one at a time, in the order the scheduler picks them
+    params = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    params["experiments"]["tiny_b"]["decomposition"]["steps"] = 60
+    params["experiments"]["tiny_b"]["target"]["seed"] = 1  # its own target, trained after tiny_a's
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(params))
+    log = _snakemake(workdir, "--cores", "1", "--until", "decompose")
+    started = re.findall(r"rule (\w+):\n(?:\s+\w+: .*\n)*?\s+wildcards: experiment=([\w-]+)", log)
+    assert started == [
+        ("train_target", "tiny_a"), ("train_target", "tiny_b"),
+        ("decompose", "tiny_b"), ("decompose", "tiny_a"),
+    ], log

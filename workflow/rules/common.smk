@@ -88,14 +88,12 @@ def decompose_runtime_min(wildcards):
     return 15 + int(3 * _decomposition_seconds(wildcards.experiment) / 60)  # x3 for slower CPUs
 
 
-# Job priorities: the costliest decomposition starts first, and so do the targets it waits on,
-# so that a run's wall time approaches its longest decomposition (the critical path) instead of
-# that decomposition waiting behind short ones that became ready sooner.
-def longest_first(wildcards):
+# Job priorities, for the wall time of a run to approach its longest decomposition (the critical
+# path): targets first (seconds to minutes each, and every decomposition waits on one), then the
+# decompositions costliest first. Otherwise the cheap tms_5-2 runs, whose targets train in seconds,
+# take the cores and tms_40-10-id starts last.
+TARGETS_FIRST = 1e9  # above any decomposition's expected seconds
+
+
+def costliest_first(wildcards):
     return _decomposition_seconds(wildcards.experiment)
-
-
-def longest_waiting_first(wildcards):
-    """A target's priority: that of the costliest decomposition it is shared by."""
-    users = [name for name in CONFIGS if PARAMS.target_source(name) == wildcards.experiment]
-    return max(_decomposition_seconds(name) for name in users)

@@ -12,7 +12,7 @@ rule decompose:
     benchmark:
         "benchmarks/runs/decompose/{experiment}/seed{seed}.tsv"
     threads: 1
-    priority: longest_first
+    priority: costliest_first
     resources:
         mem_mb=decompose_mem_mb,
         runtime=decompose_runtime_min,

@@ -9,7 +9,7 @@ rule train_target:
     benchmark:
         "benchmarks/runs/train_target/{experiment}.tsv"
     threads: 1
-    priority: longest_waiting_first
+    priority: TARGETS_FIRST
     resources:
         mem_mb=1000,
         runtime=30,
