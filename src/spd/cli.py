@@ -23,6 +23,7 @@ from spd.config import (
     APDConfig,
     ConfigError,
     ExperimentConfig,
+    SPDConfig,
     config_hash,
     load_experiment_config,
     load_params,
@@ -86,9 +87,14 @@ def _decompose(
 
     target, _, _ = load_target(target_path, device)
     spd = config.decomposition
+    restarts = (
+        f" restarts={spd.restarts} (x{spd.restart_steps} steps)"
+        if isinstance(spd, SPDConfig) and spd.restarts > 1
+        else ""
+    )
     _log(
         f"[{config.name}] {spd.method.upper()}: C={spd.C} steps={spd.steps} "
-        f"batch={spd.batch_size} seed={spd.seed}"
+        f"batch={spd.batch_size} seed={spd.seed}{restarts}"
     )
     state_path = out / TRAINING_STATE_FILE
     start = time.perf_counter()

@@ -105,8 +105,8 @@ def optimise(
             values = {name: loss.item() for name, loss in losses.items()}
             history.append({"step": step, "lr": run.learning_rate(step), **values})
             now = time.perf_counter()
-            rate = (step - last_step) / (now - last_time) if step > last_step else float("nan")
-            log(f"step {step + 1}/{run.steps} {format_losses(values)} | {rate:.1f} steps/s")
+            rate = f" | {(step - last_step) / (now - last_time):.1f} steps/s" if step > last_step else ""
+            log(f"step {step + 1}/{run.steps} {format_losses(values)}{rate}")
             last_time, last_step = now, step
         pausing = step + 1 == end < run.steps
         if checkpointing is not None and (pausing or checkpointing.is_due(step, run.steps)):
