@@ -27,14 +27,15 @@ _ISA_FLAGS = {
 }
 
 
-def build_directory(name: str) -> Path:
-    """Where `name` is built: under $TORCH_EXTENSIONS_DIR or torch's default root, per torch and
-    Python version (a build for one does not load in another)."""
+def build_directory() -> Path:
+    """Where this CPU's kernel is built (its folder name is the extension's name): under
+    $TORCH_EXTENSIONS_DIR or torch's default root, per torch and Python version (a build for one
+    does not load in another) and per instruction set."""
     from torch.utils.cpp_extension import get_default_build_root
 
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
     version = f"spd_torch{torch.__version__}_py{sys.version_info.major}{sys.version_info.minor}"
-    return root / version / name
+    return root / version / f"spd_gate_mlp_{torch.backends.cpu.get_cpu_capability().lower()}"
 
 
 @contextlib.contextmanager
@@ -64,12 +65,11 @@ def _extension() -> ModuleType | None:
 
     capability = torch.backends.cpu.get_cpu_capability()
     flags = ["-O3", "-fopenmp", "-ffp-contract=fast", *_ISA_FLAGS.get(capability, [])]
-    name = f"spd_gate_mlp_{capability.lower()}"
-    directory = build_directory(name)
+    directory = build_directory()
     try:
         with _exclusive_build(directory):
             return load(
-                name=name,
+                name=directory.name,
                 sources=[str(_SOURCE)],
                 extra_cflags=flags,
                 extra_ldflags=["-fopenmp"],
