@@ -104,3 +104,25 @@ def test_w_out_counts_live_subcomponents_active_on_every_probe_and_the_active_sh
     assert rows[("layers.0.mlp_out", "active_on_every_probe")] == 1
     # live: 0, 1, 3; active pairs: 3 + 2 + 0 of 3 x 3
     assert rows[("layers.0.mlp_out", "active_probe_fraction")] == pytest.approx(5 / 9)
+
+
+def test_w_out_dense_pattern_errors_and_neuron_alignment_by_hand():
+    from spd.config import EvalConfig
+    from spd.decomp.component_model import ComponentModel
+    from spd.evaluate.causal_importance_metrics import EvaluationCI
+    from spd.evaluate.resid_mlp import metric_rows
+
+    one_layer = ResidMLPTargetConfig(family="resid_mlp", n_features=3, d_embed=10, d_mlp=2, n_layers=1)
+    target = resid_mlp.as_target(resid_mlp.build_model(one_layer), one_layer).restricted_to(["layers.0.mlp_out"])
+    model = ComponentModel(target, 4, 2, False, torch.Generator().manual_seed(0))
+    with torch.no_grad():  # read directions: neuron 0; neuron 1 scaled; 45 degrees; dead
+        model.components["layers-0-mlp_out"].V.copy_(torch.tensor([[1.0, 0.0], [0.0, -3.0], [1.0, 1.0], [1.0, 1.0]]))
+    # The d_mlp = 2 densest columns are 0 and 2; column 2 never reaches 0.9 (1 error); column 1
+    # lies outside the block with two entries above 0.1 (2 errors); column 3 stays at 0.1 (none).
+    probes = torch.tensor([[1.0, 0.5, 0.8, 0.1], [0.95, 0.3, 0.85, 0.0], [0.9, 0.05, 0.8, 0.1]])
+    random = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
+    ci = EvaluationCI(probes={"layers.0.mlp_out": probes}, random={"layers.0.mlp_out": random})
+    rows = {(layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())}
+    assert rows[("layers.0.mlp_out", "dense_pattern_errors")] == 3
+    # live: 0, 1, 2 (3 never exceeds 0.1): cosines 1, 1 and 1/sqrt(2)
+    assert rows[("layers.0.mlp_out", "neuron_alignment")] == pytest.approx((2 + 2**-0.5) / 3)

@@ -44,6 +44,20 @@ def ci_pattern_errors(probe_ci: Tensor, diag_min: float, offdiag_max: float) -> 
     return int((diagonal < diag_min).sum()) + int((off_diagonal > offdiag_max).sum()) + shared
 
 
+def dense_pattern_errors(probe_ci: Tensor, k: int, strong_min: float, weak_max: float) -> int:
+    """Errors of a (n_probes, C) CI matrix against a dense block of k subcomponents.
+
+    The k columns with the most CI mass should each reach `strong_min` on at least one probe (one
+    error per column that never does); every other column should stay at or below `weak_max` on
+    all probes (one error per entry above). The public reference implementation scores its
+    residual-MLP W_out decompositions this way; it is weaker than "active on every probe".
+    """
+    order = probe_ci.sum(dim=0).argsort(descending=True)
+    block, rest = probe_ci[:, order[:k]], probe_ci[:, order[k:]]
+    never_strong = int((~(block >= strong_min).any(dim=0)).sum())
+    return never_strong + int((rest > weak_max).sum())
+
+
 @dataclass(frozen=True)
 class EvaluationCI:
     """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7)."""

@@ -11,7 +11,12 @@ import torch
 from spd.config import EvalConfig
 from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
-from spd.evaluate.causal_importance_metrics import EvaluationCI, alive_mask, ci_pattern_errors
+from spd.evaluate.causal_importance_metrics import (
+    EvaluationCI,
+    alive_mask,
+    ci_pattern_errors,
+    dense_pattern_errors,
+)
 from spd.targets.resid_mlp import neuron_contributions
 
 Row = tuple[str, str, float, str]  # layer, metric, value, unit
@@ -30,6 +35,16 @@ def best_subcomponent_contributions(model: ComponentModel, ci: EvaluationCI, lay
     U, V = model.factors(name)  # (d_mlp, C), (C, d_embed)
     pieces = einops.einsum(U[:, best], V[best], "mlp feature, feature embed -> feature mlp embed")
     return neuron_contributions(model.target.model, layer, W_in=pieces)
+
+
+@torch.no_grad()
+def neuron_alignment(read_directions: torch.Tensor) -> float:
+    """Mean over rows of V (C, d_mlp) of the |cosine| with the nearest neuron axis: 1 when each
+    W_out subcomponent reads a single neuron; random directions average 0.36 at d_mlp = 50."""
+    if read_directions.numel() == 0:
+        return float("nan")
+    cosines = read_directions.abs().amax(dim=1) / read_directions.norm(dim=1).clamp_min(1e-12)
+    return cosines.mean().item()
 
 
 def neuron_contribution_table(model: ComponentModel, ci: EvaluationCI) -> pd.DataFrame:
@@ -71,6 +86,11 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             # How far from that: the share of (probe, live subcomponent) pairs with CI >= diag_min.
             coverage = active[:, alive].float().mean().item() if alive.any() else 0.0
             rows.append((w_out, "active_probe_fraction", coverage, "fraction"))
+            d_mlp = model.target_weight(w_out).shape[1]
+            errors = dense_pattern_errors(ci.probes[w_out], d_mlp, config.diag_min, config.offdiag_max)
+            rows.append((w_out, "dense_pattern_errors", errors, "count"))
+            _, V = model.factors(w_out)
+            rows.append((w_out, "neuron_alignment", neuron_alignment(V[alive]), "cosine"))
     return rows
 
 
