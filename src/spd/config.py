@@ -58,6 +58,13 @@ class TMSTargetConfig(StrictModel):
     min_feature_norm: PositiveFloat = Field(
         0.5, description="A feature counts as represented if its column of W has this norm."
     )
+    tied_adam: Literal["joint", "per_layer"] = Field(
+        "joint",
+        description="AdamW on the tied W: 'joint', one parameter and one state for the summed "
+        "gradient; 'per_layer', linear1 and linear2 parameters over one shared storage, each with "
+        "its own state, so W takes two AdamW steps and two weight decays per step (the reference "
+        "implementation's target training).",
+    )
 
 
 class ResidMLPTargetConfig(StrictModel):

@@ -86,12 +86,18 @@ def train_once(
     torch.manual_seed(seed)
     model = build_model(config).to(device)
     sample = batch_sampler(config)
-    model.linear2.weight.requires_grad_(False)
-    params = [model.linear1.weight, model.linear2.bias]
+    if config.tied_adam == "per_layer":
+        model.linear2.weight = nn.Parameter(model.linear1.weight.detach().T)  # a view: one storage
+        params = [model.linear1.weight, model.linear2.weight, model.linear2.bias]
+        forward = model.forward
+    else:
+        model.linear2.weight.requires_grad_(False)
+        params = [model.linear1.weight, model.linear2.bias]
+        forward = model.tied_forward
 
     def batch_loss(generator: torch.Generator) -> Tensor:
         x = sample(config.batch_size, generator)
-        return F.mse_loss(model.tied_forward(x), x)
+        return F.mse_loss(forward(x), x)
 
     run = TargetTraining(
         model=model,
@@ -102,7 +108,7 @@ def train_once(
     )
     extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
     final_loss = run_target_training(run, log, f"target seed {seed}", checkpointing, resume_from, extra)
-    model.tie_weights()
+    model.linear2.weight = nn.Parameter(model.linear1.weight.detach().T.clone())  # own storage again
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

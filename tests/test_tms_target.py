@@ -1,0 +1,52 @@
+"""TMS target training (spec 5.1): the tied W, and the reference implementation's way of tying."""
+
+import torch
+import torch.nn.functional as F
+
+from spd.config import TMSTargetConfig
+from spd.targets import tms
+from spd.targets.base import sparse_feature_batch
+
+LR, WEIGHT_DECAY = 0.05, 0.1
+
+
+def _config(tied_adam: str) -> TMSTargetConfig:
+    return TMSTargetConfig(
+        n_features=5, d_hidden=2, steps=1, batch_size=64, lr=LR, weight_decay=WEIGHT_DECAY, tied_adam=tied_adam
+    )
+
+
+def _first_batch_gradients(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The initial W, and the gradients of the first batch's loss through linear1 and linear2."""
+    torch.manual_seed(seed)
+    model = tms.build_model(_config("joint"))
+    W1 = model.linear1.weight.detach().clone().requires_grad_(True)
+    W2 = model.linear1.weight.detach().T.clone().requires_grad_(True)
+    x = sparse_feature_batch(64, 5, 0.05, torch.Generator().manual_seed(seed), low=0.0)
+    F.mse_loss(F.relu(F.linear(F.linear(x, W1), W2, model.linear2.bias)), x).backward()
+    return W1.detach(), W1.grad, W2.grad
+
+
+def _first_adam_step(gradient: torch.Tensor) -> torch.Tensor:
+    return LR * gradient / (gradient.abs() + 1e-8)  # Adam's first step: m / sqrt(v) = sign(g)
+
+
+def test_joint_tying_takes_one_adam_step_on_the_summed_gradient():
+    W0, g1, g2 = _first_batch_gradients(seed=0)
+    model, _ = tms.train_once(_config("joint"), 0, "cpu", log=lambda line: None)
+    expected = W0 * (1 - LR * WEIGHT_DECAY) - _first_adam_step(g1 + g2.T)
+    torch.testing.assert_close(model.linear1.weight, expected)
+    torch.testing.assert_close(model.linear2.weight, expected.T)
+
+
+def test_per_layer_tying_takes_two_adam_steps_and_two_weight_decays():
+    W0, g1, g2 = _first_batch_gradients(seed=0)
+    model, _ = tms.train_once(_config("per_layer"), 0, "cpu", log=lambda line: None)
+    decay = 1 - LR * WEIGHT_DECAY  # AdamW on CPU: decay then step, one parameter after the other
+    expected = (W0 * decay - _first_adam_step(g1)) * decay - _first_adam_step(g2).T
+    torch.testing.assert_close(model.linear1.weight, expected)
+    torch.testing.assert_close(model.linear2.weight, expected.T)
+    # the trained target no longer shares storage: it is frozen and saved like any other
+    assert model.linear2.weight.data_ptr() != model.linear1.weight.data_ptr()
+    assert not any(param.requires_grad for param in model.parameters())
+
