@@ -46,8 +46,11 @@ def test_repository_params_file_is_valid():
     assert set(params.experiments) == {
         "tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id", "tms_5-2_apd", "tms_40-10_apd",
         "resid_mlp1", "resid_mlp2", "resid_mlp3", "resid_mlp1_apd",
+        "tms_5-2_ref-tying", "tms_5-2-id_ref-tying",
     }
     assert params.target_source("tms_40-10_apd") == "tms_40-10"
+    assert params.experiment("tms_5-2-id_ref-tying").target.tied_adam == "per_layer"
+    assert params.experiment("tms_5-2-id_ref-tying").decomposition.restarts == 1
     assert len(params.sweeps["beta3"].experiments["resid_mlp1"]) == 5
     assert params.experiment("tms_5-2-id").target.identity_layer
     assert not params.experiment("tms_5-2").target.identity_layer
