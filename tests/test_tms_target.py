@@ -5,7 +5,6 @@ import torch.nn.functional as F
 
 from spd.config import TMSTargetConfig
 from spd.targets import tms
-from spd.targets.base import sparse_feature_batch
 
 LR, WEIGHT_DECAY = 0.05, 0.1
 
@@ -22,7 +21,7 @@ def _first_batch_gradients(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch
     model = tms.build_model(_config("joint"))
     W1 = model.linear1.weight.detach().clone().requires_grad_(True)
     W2 = model.linear1.weight.detach().T.clone().requires_grad_(True)
-    x = sparse_feature_batch(64, 5, 0.05, torch.Generator().manual_seed(seed), low=0.0)
+    x = tms.batch_sampler(_config("joint"))(64, torch.Generator().manual_seed(seed))
     F.mse_loss(F.relu(F.linear(F.linear(x, W1), W2, model.linear2.bias)), x).backward()
     return W1.detach(), W1.grad, W2.grad
 

@@ -46,7 +46,10 @@ class TMSModel(nn.Module):
 
     @torch.no_grad()
     def tie_weights(self) -> None:
-        self.linear2.weight.copy_(self.linear1.weight.T)
+        """linear2.weight = linear1.weight^T, in a storage of its own (training may have shared one)."""
+        self.linear2.weight = nn.Parameter(
+            self.linear1.weight.T.clone(), requires_grad=self.linear2.weight.requires_grad
+        )
 
 
 def build_model(config: TMSTargetConfig) -> TMSModel:
@@ -108,7 +111,7 @@ def train_once(
     )
     extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
     final_loss = run_target_training(run, log, f"target seed {seed}", checkpointing, resume_from, extra)
-    model.linear2.weight = nn.Parameter(model.linear1.weight.detach().T.clone())  # own storage again
+    model.tie_weights()
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
