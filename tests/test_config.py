@@ -46,11 +46,13 @@ def test_repository_params_file_is_valid():
     assert set(params.experiments) == {
         "tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id", "tms_5-2_apd", "tms_40-10_apd",
         "resid_mlp1", "resid_mlp2", "resid_mlp3", "resid_mlp1_apd",
-        "tms_5-2_ref-tying", "tms_5-2-id_ref-tying",
+        "tms_5-2_joint-tying", "tms_5-2-id_joint-tying",
     }
     assert params.target_source("tms_40-10_apd") == "tms_40-10"
-    assert params.experiment("tms_5-2-id_ref-tying").target.tied_adam == "per_layer"
-    assert params.experiment("tms_5-2-id_ref-tying").decomposition.restarts == 1
+    for name in params.main_experiments:  # paper mode, on targets trained the reference's way
+        assert params.experiment(name).target.tied_adam == "per_layer"
+        assert params.experiment(name).decomposition.restarts == 1
+    assert params.experiment("tms_5-2-id_joint-tying").target.tied_adam == "joint"
     assert len(params.sweeps["beta3"].experiments["resid_mlp1"]) == 5
     assert params.experiment("tms_5-2-id").target.identity_layer
     assert not params.experiment("tms_5-2").target.identity_layer
