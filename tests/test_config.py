@@ -49,6 +49,7 @@ def test_repository_params_file_is_valid():
         "tms_5-2_joint-tying", "tms_5-2-id_joint-tying",
     }
     assert params.target_source("tms_40-10_apd") == "tms_40-10"
+    assert params.main_experiments == ("tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id")
     for name in params.main_experiments:  # paper mode, on targets trained the reference's way
         assert params.experiment(name).target.tied_adam == "per_layer"
         assert params.experiment(name).decomposition.restarts == 1
