@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 
-from spd.figures.common import ci_heatmap, live_subcomponents
+from spd.figures.common import ALIVE_CI, ci_heatmap, live_subcomponents
 from spd.io import atomic_path
 
 
@@ -43,7 +43,8 @@ def sweep_page(points: list[SweepPoint], experiment: str, sweep: str, setting: s
                 title = f"{sweep} = {point.value:g}{default}\n{verdict}\n" + title
             ci_heatmap(axes[row, column], point.ci_probes, layer, title)
     fig.suptitle(
-        f"SPD on {experiment}, sweep '{sweep}' ({setting}): CI on the one-hot probes, seed {points[0].seed}",
+        f"SPD on {experiment}, sweep '{sweep}' ({setting}): CI on the one-hot probes, seed {points[0].seed}"
+        f"\n(live: CI > {ALIVE_CI:g} on at least one probe; columns in diagonal order)",
         fontsize=12,
     )
     fig.tight_layout()
