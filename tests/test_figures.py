@@ -1,4 +1,5 @@
 import pandas as pd
+from conftest import TINY_TMS
 
 from spd.figures.common import live_subcomponents as _alive
 
@@ -23,3 +24,49 @@ def test_figures_command_names_a_missing_table(tmp_path, capsys):
     assert main(["figures", str(tmp_path), "--out", str(tmp_path / "f.pdf")]) == 2
     assert "metrics.parquet: file not found" in capsys.readouterr().err
     assert not (tmp_path / "f.pdf").exists()
+
+
+def _tms_metrics(alive: int, errors: int) -> pd.DataFrame:
+    rows = [
+        {"layer": layer, "metric": metric, "value": value}
+        for layer in ("linear1", "linear2")
+        for metric, value in (("mmcs", 1.0), ("ml2r", 1.0), ("alive_subcomponents", alive),
+                              ("ci_pattern_errors", errors))
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path):
+    import copy
+
+    import pytest
+
+    from spd.config import ConfigError, parse_params
+    from spd.figures.collect import robustness_summary
+    from spd.figures.common import not_done_note
+    from spd.figures.robustness import write_robustness_figures
+
+    body = copy.deepcopy({k: v for k, v in TINY_TMS.items() if k != "name"})
+    params = parse_params({
+        "seeds": [0], "robustness_seeds": [0, 1], "main_experiments": ["a"],
+        "experiments": {"a": body, "a_joint": copy.deepcopy(body)},
+        "sweeps": {"C": {"setting": "C", "experiments": {"a": [4, 8, 16]}}},
+    })
+    for name, alive, errors in (("a/seed0", 5, 0), ("a@C=16/seed0", 6, 2)):
+        (tmp_path / name).mkdir(parents=True)
+        _tms_metrics(alive, errors).to_parquet(tmp_path / name / "metrics.parquet")
+    with pytest.raises(ConfigError, match="a/seed1/metrics.parquet: file not found"):
+        robustness_summary(params, tmp_path)
+
+    summary = robustness_summary(params, tmp_path, partial=True)
+    # the seed page holds the main experiments only; C=8 is a's own run (seed 0)
+    assert list(zip(summary.sweep, summary.x, summary.done, strict=True)) == [
+        ("seeds", 0, True), ("seeds", 1, False), ("C", 4, False), ("C", 8, True), ("C", 16, True)
+    ]
+    done = summary[summary.done]
+    assert list(done.recovered) == [True, True, False]
+    assert list(done.alive_excess) == [0, 0, 2] and list(done.ci_errors) == [0, 0, 4]
+    assert not_done_note(summary[summary.sweep == "C"], "x", "C") == "\nnot yet run: a C 4"
+    assert not_done_note(done, "x", "C") == ""
+    write_robustness_figures(summary, {"C": "C"}, tmp_path / "robustness.pdf")
+    assert (tmp_path / "robustness.pdf").read_bytes().startswith(b"%PDF")

@@ -250,17 +250,23 @@ def _over_params(args: argparse.Namespace) -> None:
     elif args.command == "robustness":
         from spd.figures.robustness import write_robustness_figures
 
-        summary = collect.robustness_summary(params, args.runs_root)
+        summary = _some_done(collect.robustness_summary(params, args.runs_root, args.partial))
         _log(summary.to_string(index=False))
         settings = {name: sweep.setting for name, sweep in params.sweeps.items()}
         write_robustness_figures(summary, settings, args.out)
     else:
         from spd.figures.comparison import write_comparison_figures
 
-        runs = collect.comparison_runs(params, args.runs_root, args.benchmarks_root)
+        runs = _some_done(collect.comparison_runs(params, args.runs_root, args.benchmarks_root, args.partial))
         _log(runs.to_string(index=False))
         write_comparison_figures(runs, args.out)
     _log(f"figures saved to {args.out}")
+
+
+def _some_done(runs: pd.DataFrame) -> pd.DataFrame:
+    if not runs.done.any():
+        raise ConfigError("--partial: none of the runs params.yaml names is evaluated yet")
+    return runs
 
 
 def _require_file(path: Path, flag: str) -> Path:
@@ -335,6 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "sweep-figures":
             sub.add_argument("--sweep", required=True, help="a sweep of PARAMS, e.g. beta3")
             sub.add_argument("--experiment", required=True, help="an experiment the sweep covers")
+        if name in ("robustness", "compare"):
+            sub.add_argument(
+                "--partial", action="store_true",
+                help="draw the runs evaluated so far and name the others on the pages "
+                "(default: every run must be there)",
+            )
         if name == "compare":
             sub.add_argument(
                 "--benchmarks-root", type=Path, default=Path("benchmarks/runs/decompose"),

@@ -16,7 +16,7 @@ ROBUSTNESS_SEEDS = list(PARAMS.robustness_seeds)
 # Every runnable experiment: params.yaml's own, and every sweep point (<experiment>@<sweep>=<value>).
 CONFIGS = runsets.all_configs(PARAMS)
 MAIN = runsets.main_experiments(PARAMS)  # tms.pdf and its Table 1
-TMS_SPD = runsets.experiments_of(PARAMS, family="tms", method="spd")
+TMS_VARIANTS = runsets.robustness_experiments(PARAMS)  # robustness.pdf's seed page
 RESID_SPD = runsets.experiments_of(PARAMS, family="resid_mlp", method="spd")
 APD = runsets.experiments_of(PARAMS, method="apd")
 

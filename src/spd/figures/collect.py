@@ -25,16 +25,21 @@ def _table(folder: Path, name: str) -> pd.DataFrame:
     return read_parquet(path)
 
 
+def _evaluated(folder: Path) -> bool:
+    return (folder / "metrics.parquet").is_file()
+
+
 def _rows(metrics: pd.DataFrame) -> list[dict[str, object]]:
     return metrics[["layer", "metric", "value"]].to_dict("records")
 
 
-def robustness_summary(params: Params, root: Path = runsets.RUNS_ROOT) -> pd.DataFrame:
-    """One row per run: every TMS SPD experiment x robustness seed (sweep "seeds"), then every
-    TMS sweep point x seed; with recovery_summary's columns."""
+def robustness_summary(params: Params, root: Path = runsets.RUNS_ROOT, partial: bool = False) -> pd.DataFrame:
+    """One row per run: every TMS variant (runsets.robustness_experiments) x robustness seed (sweep
+    "seeds"), then every TMS sweep point x seed; with recovery_summary's columns and `done`. With
+    `partial`, a run not yet evaluated gives a row with done=False and no metrics, not an error."""
     runs = [
         (name, "seeds", seed, seed, False)
-        for name in runsets.experiments_of(params, family="tms", method="spd")
+        for name in runsets.robustness_experiments(params)
         for seed in params.robustness_seeds
     ]
     for sweep in params.sweeps:
@@ -44,11 +49,13 @@ def robustness_summary(params: Params, root: Path = runsets.RUNS_ROOT) -> pd.Dat
                 runs += [(point, sweep, value, seed, default) for seed in params.seeds]
     rows = []
     for name, sweep, x, seed, default in runs:
-        config = params.experiment(name)
-        metrics = _table(runsets.run_folder(params, name, seed, root), "metrics")
-        summary = recovery_summary(_rows(metrics), config.target)
-        experiment = runsets.base_experiment(name)
-        rows.append({"experiment": experiment, "sweep": sweep, "x": x, "seed": seed, "default": default, **summary})
+        folder = runsets.run_folder(params, name, seed, root)
+        row = {"experiment": runsets.base_experiment(name), "sweep": sweep, "x": x, "seed": seed, "default": default}
+        if partial and not _evaluated(folder):
+            rows.append(row | {"done": False})
+            continue
+        summary = recovery_summary(_rows(_table(folder, "metrics")), params.experiment(name).target)
+        rows.append(row | {"done": True} | summary)
     return pd.DataFrame(rows)
 
 
@@ -83,19 +90,25 @@ def _job_seconds(benchmarks_root: Path, name: str, seed: int) -> float:
 
 
 def comparison_runs(
-    params: Params, root: Path = runsets.RUNS_ROOT, benchmarks_root: Path = BENCHMARKS_ROOT
+    params: Params, root: Path = runsets.RUNS_ROOT, benchmarks_root: Path = BENCHMARKS_ROOT,
+    partial: bool = False,
 ) -> pd.DataFrame:
-    """SPD and APD on every target APD decomposes, one row per run over the robustness seeds."""
+    """SPD and APD on every target APD decomposes, one row per run over the robustness seeds, with
+    `done`. With `partial`, a run not yet evaluated gives a row with done=False instead of an error."""
     rows = []
     for name in runsets.compared_experiments(params):
         config = params.experiment(name)
+        decomposition = config.decomposition
         for seed in params.robustness_seeds:
             folder = runsets.run_folder(params, name, seed, root)
-            seconds = _job_seconds(benchmarks_root, name, seed)
-            decomposition = config.decomposition
+            run = {"target": params.target_source(name), "experiment": name, "method": decomposition.method,
+                   "seed": seed}
+            if partial and not _evaluated(folder):
+                rows.append(run | {"done": False})
+                continue
             row = comparison_row(
-                _table(folder, "metrics"), _table(folder, "losses"), seconds,
+                _table(folder, "metrics"), _table(folder, "losses"), _job_seconds(benchmarks_root, name, seed),
                 decomposition.steps, decomposition.steps_trained - decomposition.steps,
             )
-            rows.append({"target": params.target_source(name), **row})
+            rows.append(run | row | {"done": True})
     return pd.DataFrame(rows)

@@ -28,6 +28,19 @@ def live_subcomponents(ci_probes: pd.DataFrame, layer: str) -> list[int]:
     return sorted(live, key=lambda c: (int(ci[c].to_numpy().argmax()), c))
 
 
+def not_done_note(runs: pd.DataFrame, column: str, label: str) -> str:
+    """'' when every run is done (column `done`), else a line naming the others by experiment, e.g.
+    '\nnot yet run: tms_40-10 seeds 2,3,4' (`label` 'seeds', `column` holding the seed)."""
+    waiting = runs[~runs.done.astype(bool)]
+    if waiting.empty:
+        return ""
+    parts = [
+        f"{experiment} {label} {','.join(f'{value:g}' for value in rows[column])}"
+        for experiment, rows in waiting.groupby("experiment", sort=False)
+    ]
+    return "\nnot yet run: " + "; ".join(parts)
+
+
 def heatmap(
     ax: Axes, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, cmap: str = "RdBu"
 ) -> None:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 
+from spd.figures.common import not_done_note
 from spd.io import atomic_path
 
 PANELS = (
@@ -24,7 +25,10 @@ COLORS = {"spd": "tab:blue", "apd": "tab:orange"}
 
 
 def comparison_page(runs: pd.DataFrame) -> plt.Figure:
-    """`runs`: one row per run (evaluate.comparison.comparison_row) plus its `target`."""
+    """`runs`: one row per run (evaluate.comparison.comparison_row) plus its `target` and `done`;
+    runs not done are named in the title."""
+    note = not_done_note(runs, "seed", "seeds")
+    runs = runs[runs.done.astype(bool)]
     targets = list(dict.fromkeys(runs.target))
     fig, axes = plt.subplots(len(targets), len(PANELS), figsize=(15, 3.8 * len(targets)), squeeze=False)
     for row, target in enumerate(targets):
@@ -45,7 +49,7 @@ def comparison_page(runs: pd.DataFrame) -> plt.Figure:
     seeds = ",".join(str(s) for s in sorted(set(runs.seed)))
     fig.suptitle(
         f"SPD vs APD on the same targets (bars: mean; dots: seeds {seeds}). Wall time: the decompose "
-        "job's, per step; convergence: total loss within 10% of its final value",
+        f"job's, per step; convergence: total loss within 10% of its final value{note}",
         fontsize=10,
     )
     fig.tight_layout()

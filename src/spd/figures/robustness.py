@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 
+from spd.figures.common import not_done_note
 from spd.io import atomic_path
 
 PANELS = (
@@ -31,8 +32,9 @@ def _points(ax: Axes, rows: pd.DataFrame, column: str, x: pd.Series) -> None:
         ax.plot(x[chosen], rows[column][chosen], marker, color=color, label=label, markersize=6, linestyle="none")
 
 
-def seeds_page(rows: pd.DataFrame) -> plt.Figure:
-    experiments = list(dict.fromkeys(rows.experiment))
+def seeds_page(runs: pd.DataFrame) -> plt.Figure:
+    experiments = list(dict.fromkeys(runs.experiment))
+    rows = runs[runs.done.astype(bool)]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     position = rows.experiment.map({name: i for i, name in enumerate(experiments)})
     jitter = rows.groupby("experiment").cumcount() * 0.08 - 0.16
@@ -44,13 +46,15 @@ def seeds_page(rows: pd.DataFrame) -> plt.Figure:
         if column != "mmcs":
             ax.axhline(0, color="0.7", lw=0.8)
     axes[0].legend(fontsize=7)
-    seeds = ",".join(str(s) for s in sorted(set(rows.x.astype(int))))
-    fig.suptitle(f"SPD on the TMS variants: seeds {seeds} (one point per seed)", fontsize=12)
+    seeds = ",".join(str(s) for s in sorted(set(runs.x.astype(int))))
+    note = not_done_note(runs, "x", "seeds")
+    fig.suptitle(f"SPD on the TMS variants: seeds {seeds} (one point per seed){note}", fontsize=12)
     fig.tight_layout()
     return fig
 
 
-def sweep_page(rows: pd.DataFrame, experiment: str, sweep: str, setting: str) -> plt.Figure:
+def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) -> plt.Figure:
+    rows = runs[runs.done.astype(bool)]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     for ax, (column, label) in zip(axes, PANELS, strict=True):
         _points(ax, rows, column, rows.x)
@@ -63,8 +67,9 @@ def sweep_page(rows: pd.DataFrame, experiment: str, sweep: str, setting: str) ->
         if column != "mmcs":
             ax.axhline(0, color="0.7", lw=0.8)
     axes[0].legend(fontsize=7)
-    seeds = ",".join(str(s) for s in sorted(set(rows.seed)))
-    fig.suptitle(f"SPD on {experiment}: sweep '{sweep}' over {setting} (seed {seeds})", fontsize=12)
+    seeds = ",".join(str(s) for s in sorted(set(runs.seed)))
+    note = not_done_note(runs, "x", sweep)
+    fig.suptitle(f"SPD on {experiment}: sweep '{sweep}' over {setting} (seed {seeds}){note}", fontsize=12)
     fig.tight_layout()
     return fig
 
