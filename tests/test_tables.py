@@ -35,11 +35,11 @@ def test_table1_mean_and_sample_std_over_seeds_beside_the_paper():
     )
 
 
-def test_table1_one_seed_has_zero_std_and_unknown_experiments_no_paper_value():
+def test_table1_one_seed_has_zero_std_shows_its_value_alone_and_unknown_experiments_no_paper_value():
     table = table1(_metrics([("toy", 3, "linear1", "mmcs", 0.5), ("toy", 3, "linear1", "ml2r", 2.0)]))
     assert list(table["std"]) == [0.0, 0.0]
     assert table["paper"].isna().all()
-    assert "| toy | SPD | 3 | 0.5000 +- 0.0000 | - |" in table1_markdown(table)
+    assert "| toy | SPD | 3 | 0.5000 | - |" in table1_markdown(table)
 
 
 def test_table1_keeps_methods_apart_with_their_paper_values():

@@ -60,7 +60,8 @@ TABLE1_HEADER = ("experiment", "method", "seeds", "MMCS", "paper MMCS", "ML2R", 
 
 
 def table1_cells(table: pd.DataFrame, plus_minus: str = "+-") -> list[list[str]]:
-    """Experiments as rows, MMCS and ML2R as 'mean +- std' cells each followed by the paper's."""
+    """Experiments as rows, MMCS and ML2R as 'mean +- std' cells (the value alone for one seed),
+    each followed by the paper's."""
     cells = []
     for name, rows in table.groupby("experiment", sort=False):
         by_metric = rows.set_index("metric")
@@ -68,7 +69,8 @@ def table1_cells(table: pd.DataFrame, plus_minus: str = "+-") -> list[list[str]]
         for metric in TABLE_METRICS:
             values = by_metric.loc[metric]
             paper = "-" if pd.isna(values["paper"]) else f"{values['paper']:.3f}"
-            row += [f"{values['mean']:.4f} {plus_minus} {values['std']:.4f}", paper]
+            spread = f" {plus_minus} {values['std']:.4f}" if values["n_seeds"] > 1 else ""
+            row += [f"{values['mean']:.4f}{spread}", paper]
         cells.append(row)
     return cells
 
@@ -77,7 +79,8 @@ def table1_markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(TABLE1_HEADER) + " |", "|" + "---|" * len(TABLE1_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table1_cells(table)]
     lines.append("")
-    lines.append("mean +- sample standard deviation over the decomposition seeds listed (one target model")
+    lines.append("mean +- sample standard deviation over the decomposition seeds listed (a single seed's")
+    lines.append("value stands alone; one target model")
     lines.append("per experiment, shared by SPD and APD). Paper: the values reported by Bushnaq, Braun,")
     lines.append("Sharkey (2025); its APD +- is over the features of one run.")
     return "\n".join(lines) + "\n"
