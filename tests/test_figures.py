@@ -70,3 +70,10 @@ def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path
     assert not_done_note(done, "x", "C") == ""
     write_robustness_figures(summary, {"C": "C"}, tmp_path / "robustness.pdf")
     assert (tmp_path / "robustness.pdf").read_bytes().startswith(b"%PDF")
+    # a page with nothing evaluated yet is drawn empty, with its note
+    sweeps_only = summary.assign(done=summary.done & (summary.sweep != "seeds"))
+    write_robustness_figures(sweeps_only, {"C": "C"}, tmp_path / "sweeps_only.pdf")
+    assert (tmp_path / "sweeps_only.pdf").read_bytes().startswith(b"%PDF")
+    two_seeds = pd.DataFrame({"experiment": ["a", "a", "a"], "x": [4, 4, 8], "seed": [0, 1, 1],
+                              "done": [False, False, True]})
+    assert not_done_note(two_seeds, "x", "C") == "\nnot yet run: a C 4 (seed 0),4 (seed 1)"

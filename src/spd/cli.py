@@ -264,8 +264,8 @@ def _over_params(args: argparse.Namespace) -> None:
 
 
 def _some_done(runs: pd.DataFrame) -> pd.DataFrame:
-    if not runs.done.any():
-        raise ConfigError("--partial: none of the runs params.yaml names is evaluated yet")
+    if runs.empty or not runs["done"].any():
+        raise ConfigError("no run that this figure draws is evaluated yet (or params names none)")
     return runs
 
 

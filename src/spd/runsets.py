@@ -35,8 +35,8 @@ def main_experiments(params: Params) -> list[str]:
 
 
 def robustness_experiments(params: Params) -> list[str]:
-    """The TMS variants on robustness.pdf's seed page: the main experiments that are TMS SPD
-    (comparison experiments such as the joint-tying ones stay out)."""
+    """The TMS variants on robustness.pdf's seed page: the main experiments that are TMS SPD (so
+    comparison experiments such as the joint-tying ones stay out, where main_experiments is set)."""
     tms = experiments_of(params, family="tms", method="spd")
     return [name for name in main_experiments(params) if name in tms]
 

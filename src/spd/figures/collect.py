@@ -82,9 +82,13 @@ def sweep_points(params: Params, sweep: str, experiment: str, root: Path = runse
     return result
 
 
-def _job_seconds(benchmarks_root: Path, name: str, seed: int) -> float:
+def _job_seconds(benchmarks_root: Path, name: str, seed: int, partial: bool = False) -> float:
+    """The decompose job's wall time from its Snakemake benchmark; with `partial`, NaN without one
+    (a run made outside Snakemake, e.g. on a GPU, has no comparable time)."""
     path = benchmarks_root / name / f"seed{seed}.tsv"
     if not path.is_file():
+        if partial:
+            return float("nan")
         raise ConfigError(f"{path}: file not found (the decompose job's Snakemake benchmark)")
     return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
 
@@ -94,7 +98,8 @@ def comparison_runs(
     partial: bool = False,
 ) -> pd.DataFrame:
     """SPD and APD on every target APD decomposes, one row per run over the robustness seeds, with
-    `done`. With `partial`, a run not yet evaluated gives a row with done=False instead of an error."""
+    `done`. With `partial`, a run not yet evaluated gives a row with done=False, and one without a
+    Snakemake benchmark NaN times, instead of an error."""
     rows = []
     for name in runsets.compared_experiments(params):
         config = params.experiment(name)
@@ -107,7 +112,7 @@ def comparison_runs(
                 rows.append(run | {"done": False})
                 continue
             row = comparison_row(
-                _table(folder, "metrics"), _table(folder, "losses"), _job_seconds(benchmarks_root, name, seed),
+                _table(folder, "metrics"), _table(folder, "losses"), _job_seconds(benchmarks_root, name, seed, partial),
                 decomposition.steps, decomposition.steps_trained - decomposition.steps,
             )
             rows.append(run | row | {"done": True})

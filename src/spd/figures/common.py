@@ -30,12 +30,18 @@ def live_subcomponents(ci_probes: pd.DataFrame, layer: str) -> list[int]:
 
 def not_done_note(runs: pd.DataFrame, column: str, label: str) -> str:
     """'' when every run is done (column `done`), else a line naming the others by experiment, e.g.
-    '\nnot yet run: tms_40-10 seeds 2,3,4' (`label` 'seeds', `column` holding the seed)."""
+    '\nnot yet run: tms_40-10 seeds 2,3,4' (`label` 'seeds', `column` holding the seed); where
+    the runs span several seeds and `column` is not the seed, each value names its seed."""
     waiting = runs[~runs.done.astype(bool)]
     if waiting.empty:
         return ""
+    with_seed = column != "seed" and "seed" in runs and runs.seed.nunique() > 1
+
+    def name(row: pd.Series) -> str:
+        return f"{row[column]:g}" + (f" (seed {row.seed})" if with_seed else "")
+
     parts = [
-        f"{experiment} {label} {','.join(f'{value:g}' for value in rows[column])}"
+        f"{experiment} {label} {','.join(name(row) for _, row in rows.iterrows())}"
         for experiment, rows in waiting.groupby("experiment", sort=False)
     ]
     return "\nnot yet run: " + "; ".join(parts)

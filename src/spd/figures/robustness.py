@@ -1,5 +1,5 @@
-"""robustness.pdf: SPD's recovery across seeds for every TMS variant, and across grids of one
-decomposition setting (beta3, C). Input: one row per run from `evaluate.recovery.recovery_summary`,
+"""robustness.pdf: SPD's recovery across seeds for the TMS variants (the main experiments), and
+across grids of one decomposition setting (beta3, C). Input: one row per run from `evaluate.recovery.recovery_summary`,
 with `experiment`, `sweep` ("seeds" for the seed page), `x` (the seed or the setting's value),
 and `default` (the experiment's own value)."""
 
@@ -36,7 +36,7 @@ def seeds_page(runs: pd.DataFrame) -> plt.Figure:
     experiments = list(dict.fromkeys(runs.experiment))
     rows = runs[runs.done.astype(bool)]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
-    position = rows.experiment.map({name: i for i, name in enumerate(experiments)})
+    position = rows.experiment.map({name: i for i, name in enumerate(experiments)}).astype(float)
     jitter = rows.groupby("experiment").cumcount() * 0.08 - 0.16
     for ax, (column, label) in zip(axes, PANELS, strict=True):
         _points(ax, rows, column, position + jitter)
