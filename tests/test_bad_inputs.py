@@ -186,6 +186,11 @@ BAD_INPUTS = [
         lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--steps", "-5"],
         "'decomposition.steps'", "negative steps override",
     ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
+                          "--cuda-graph"],
+        "--cuda-graph: needs --device cuda", "CUDA graph on the CPU",
+    ),
 ]
 
 

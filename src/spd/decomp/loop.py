@@ -39,6 +39,7 @@ class Optimisation:
     learning_rate: Callable[[int], float]
     sample_batch: Callable[[int, torch.Generator], Tensor]
     batch_losses: Callable[[Tensor, torch.Generator], dict[str, Tensor]]
+    cuda_graph: bool = False  # replay each step as one recorded CUDA graph (CudaGraphStep)
 
 
 def checkpointing_for(
@@ -66,6 +67,62 @@ def training_step(run: Optimisation, step: int) -> dict[str, Tensor]:
     return losses
 
 
+class CudaGraphStep:
+    """`training_step` recorded once as a CUDA graph and replayed for every later step: one launch
+    per step instead of hundreds of small kernels, which bound the toy models' step time on a GPU.
+
+    The batch and the masks are drawn inside the graph from `run.generator`, registered with it, so
+    each replay draws fresh ones. Adam runs `capturable`, its learning rate a device tensor that
+    each step refills. The first WARMUP_STEPS steps run eagerly on a side stream, as a capture
+    requires; every step, recorded or not, is one real training step. Results match an eager run
+    up to float rounding (not bit for bit)."""
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, run: Optimisation) -> None:
+        if run.generator.device.type != "cuda":
+            raise ValueError("a CUDA graph step needs the model and generator on a CUDA device")
+        self.run = run
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.losses: dict[str, Tensor] = {}
+        self.eager_steps = 0
+        self.side_stream = torch.cuda.Stream(run.generator.device)
+        for group in run.optimizer.param_groups:  # after any restore, which sets them from the save
+            group["capturable"] = True
+            group["lr"] = torch.tensor(float(group["lr"]), device=run.generator.device)
+            for param in group["params"]:
+                state = run.optimizer.state.get(param, {})
+                if "step" in state:
+                    state["step"] = state["step"].to(device=param.device, dtype=torch.float32)
+
+    def _losses_and_update(self) -> dict[str, Tensor]:
+        run = self.run
+        losses = run.batch_losses(run.sample_batch(run.batch_size, run.generator), run.generator)
+        losses["total"].backward()
+        run.optimizer.step()
+        return losses
+
+    def __call__(self, step: int) -> dict[str, Tensor]:
+        for group in self.run.optimizer.param_groups:
+            group["lr"].fill_(self.run.learning_rate(step))
+        if self.graph is None and self.eager_steps < self.WARMUP_STEPS:
+            self.eager_steps += 1
+            self.side_stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side_stream):
+                self.run.optimizer.zero_grad(set_to_none=True)
+                losses = self._losses_and_update()
+            torch.cuda.current_stream().wait_stream(self.side_stream)
+            return losses
+        if self.graph is None:
+            self.run.optimizer.zero_grad(set_to_none=True)  # the graph's backward writes fresh grads
+            self.graph = torch.cuda.CUDAGraph()
+            self.graph.register_generator_state(self.run.generator)
+            with torch.cuda.graph(self.graph):
+                self.losses = self._losses_and_update()
+        self.graph.replay()
+        return self.losses
+
+
 def _check_parameters_finite(model: nn.Module, step: int) -> None:
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
@@ -87,6 +144,7 @@ def optimise(
     parameter at the next save; the last good state is kept. `after_step(step)`, if given, runs
     after every step (benchmarks use it to evaluate mid-run). `stop_at` pauses the run before that
     step (the schedule stays the full run's), saving the state there, so a later call resumes it.
+    With `run.cuda_graph`, steps are replayed from a recorded CUDA graph (CudaGraphStep).
     """
     first_step, history = 0, []
     state = load_state(checkpointing, log)
@@ -95,8 +153,9 @@ def optimise(
         first_step, history = state.next_step, state.extra["history"]
     last_time, last_step = time.perf_counter(), first_step
     end = run.steps if stop_at is None else min(stop_at, run.steps)
+    step_once = CudaGraphStep(run) if run.cuda_graph else (lambda step: training_step(run, step))
     for step in range(first_step, end):
-        losses = training_step(run, step)
+        losses = step_once(step)
         is_last = step == run.steps - 1
         if not math.isfinite(losses["total"].item()):
             values = {name: loss.item() for name, loss in losses.items()}
