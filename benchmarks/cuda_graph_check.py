@@ -16,26 +16,23 @@ import tempfile
 from pathlib import Path
 
 import torch
+from spd_benchmark import untrained_target  # this folder's step-time benchmark
 
 from spd.config import SPDConfig, load_params
 from spd.decomp.train import _train, decompose
-from spd.targets.registry import FAMILIES, build_target
+from spd.targets.base import Target
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 
 
-def untrained_target(name: str, params: Path):
+def target_and_spd(name: str, params: Path) -> tuple[Target, SPDConfig]:
     config = load_params(params).experiment(name)
-    torch.manual_seed(0)
-    model = FAMILIES[config.target.family].build_model(config.target).to("cuda")
-    for param in model.parameters():
-        param.requires_grad_(False)
-    return build_target(model, config.target), config.decomposition
+    assert isinstance(config.decomposition, SPDConfig), "--cuda-graph records SPD steps"
+    return untrained_target(config, "cuda"), config.decomposition
 
 
 def compare(name: str, steps: int, params: Path) -> dict[str, object]:
-    target, spd = untrained_target(name, params)
-    assert isinstance(spd, SPDConfig)
+    target, spd = target_and_spd(name, params)
     spd = spd.model_copy(update={"steps": steps, "log_every": 1})
     decompose(target, spd.model_copy(update={"steps": 5}), log=lambda _: None)  # CUDA and cuBLAS set-up
     runs = {}
@@ -59,7 +56,7 @@ def compare(name: str, steps: int, params: Path) -> dict[str, object]:
 
 
 def resume_check(name: str, steps: int, params: Path) -> dict[str, object]:
-    target, spd = untrained_target(name, params)
+    target, spd = target_and_spd(name, params)
     spd = spd.model_copy(update={"steps": steps, "log_every": 1})
     whole = _train(target, spd, lambda _: None, None, steps, cuda_graph=True)
     with tempfile.TemporaryDirectory() as scratch:

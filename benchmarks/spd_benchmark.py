@@ -31,6 +31,7 @@ from spd.decomp.train import decompose, make_optimizer, spd_losses
 from spd.evaluate.causal_importance_metrics import evaluation_ci
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.report import metric_rows
+from spd.targets.base import Target
 from spd.targets.registry import FAMILIES, build_target, train_target
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
@@ -41,14 +42,19 @@ def spd_experiments(params: Path) -> list[str]:
     return [name for name, e in experiments.items() if not isinstance(e.decomposition, APDConfig)]
 
 
-def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -> dict[str, object]:
-    spd = config.decomposition
-    assert isinstance(spd, SPDConfig), "step-time measures SPD"
+def untrained_target(config: ExperimentConfig, device: str) -> Target:
+    """A frozen target of the experiment's shape, untrained (seed 0): enough to time SPD steps."""
     torch.manual_seed(0)
     model = FAMILIES[config.target.family].build_model(config.target).to(device)
     for param in model.parameters():
         param.requires_grad_(False)
-    target = build_target(model, config.target)
+    return build_target(model, config.target)
+
+
+def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -> dict[str, object]:
+    spd = config.decomposition
+    assert isinstance(spd, SPDConfig), "step-time measures SPD"
+    target = untrained_target(config, device)
     generator = torch.Generator(device=device).manual_seed(0)
     components = ComponentModel(target, spd.C, spd.d_gate, spd.fused_gates, generator, spd.tied_adam)
     optimizer = make_optimizer(components, spd)

@@ -1,7 +1,14 @@
+import copy
+
 import pandas as pd
+import pytest
 from conftest import TINY_TMS
 
+from spd.config import ConfigError, parse_params
+from spd.figures.collect import robustness_summary
 from spd.figures.common import live_subcomponents as _alive
+from spd.figures.common import not_done_note
+from spd.figures.robustness import write_robustness_figures
 
 
 def test_live_subcomponents_are_ordered_by_the_probe_they_fire_on():
@@ -37,15 +44,6 @@ def _tms_metrics(alive: int, errors: int) -> pd.DataFrame:
 
 
 def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path):
-    import copy
-
-    import pytest
-
-    from spd.config import ConfigError, parse_params
-    from spd.figures.collect import robustness_summary
-    from spd.figures.common import not_done_note
-    from spd.figures.robustness import write_robustness_figures
-
     body = copy.deepcopy({k: v for k, v in TINY_TMS.items() if k != "name"})
     params = parse_params({
         "seeds": [0], "robustness_seeds": [0, 1], "main_experiments": ["a"],

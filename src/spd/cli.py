@@ -100,8 +100,6 @@ def _decompose(
     state_path = out / TRAINING_STATE_FILE
     start = time.perf_counter()
     if isinstance(spd, APDConfig):
-        if cuda_graph:
-            raise ConfigError("--cuda-graph: APD runs eagerly (only SPD steps are recorded as graphs)")
         model, history = decompose_apd(target, spd, _log, state_path, checkpoint_every)
     else:
         result = decompose(target, spd, _log, state_path, checkpoint_every, cuda_graph=cuda_graph)
@@ -391,8 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in ("decompose", "run"):
             config = _with_overrides(config, "decomposition", {"seed": args.seed, "steps": args.steps})
         device = _device(args.device)
-        if getattr(args, "cuda_graph", False) and device != "cuda":
-            raise ConfigError("--cuda-graph: needs --device cuda")
+        if getattr(args, "cuda_graph", False):
+            if device != "cuda":
+                raise ConfigError("--cuda-graph: needs --device cuda")
+            if isinstance(config.decomposition, APDConfig):
+                raise ConfigError("--cuda-graph: APD runs eagerly (only SPD steps are recorded as graphs)")
         if getattr(args, "checkpoint_every", 1) < 1:
             raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1")
         if args.threads is not None:

@@ -34,13 +34,6 @@ def main_experiments(params: Params) -> list[str]:
     return list(params.main_experiments or experiments_of(params, family="tms", method="spd"))
 
 
-def robustness_experiments(params: Params) -> list[str]:
-    """The TMS variants on robustness.pdf's seed page: the main experiments that are TMS SPD (so
-    comparison experiments such as the joint-tying ones stay out, where main_experiments is set)."""
-    tms = experiments_of(params, family="tms", method="spd")
-    return [name for name in main_experiments(params) if name in tms]
-
-
 def compared_experiments(params: Params) -> list[str]:
     """SPD vs APD on TMS (scored by MMCS and ML2R): every TMS APD experiment, and every SPD
     experiment of a target APD decomposes."""

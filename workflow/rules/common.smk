@@ -15,8 +15,7 @@ SEEDS = list(PARAMS.seeds)
 ROBUSTNESS_SEEDS = list(PARAMS.robustness_seeds)
 # Every runnable experiment: params.yaml's own, and every sweep point (<experiment>@<sweep>=<value>).
 CONFIGS = runsets.all_configs(PARAMS)
-MAIN = runsets.main_experiments(PARAMS)  # tms.pdf and its Table 1
-TMS_VARIANTS = runsets.robustness_experiments(PARAMS)  # robustness.pdf's seed page
+MAIN = runsets.main_experiments(PARAMS)  # tms.pdf, its Table 1, robustness.pdf's seed page
 RESID_SPD = runsets.experiments_of(PARAMS, family="resid_mlp", method="spd")
 APD = runsets.experiments_of(PARAMS, method="apd")
 

@@ -105,7 +105,7 @@ rule sweep_figures:
 
 rule robustness_figures:
     input:
-        tables(run_dirs(TMS_VARIANTS, ROBUSTNESS_SEEDS), ["metrics"]),
+        tables(run_dirs(MAIN, ROBUSTNESS_SEEDS), ["metrics"]),
         tables(run_dirs(runsets.tms_sweep_points(PARAMS), SEEDS), ["metrics"]),
     output:
         report(

@@ -56,15 +56,20 @@ def format_losses(losses: dict[str, float]) -> str:
     return " ".join(f"{_SHORT_NAMES.get(k, k)} {v:.3e}" for k, v in losses.items())
 
 
-def training_step(run: Optimisation, step: int) -> dict[str, Tensor]:
-    """One optimisation step on a fresh batch; returns the (still attached) losses."""
-    for group in run.optimizer.param_groups:
-        group["lr"] = run.learning_rate(step)
+def _update(run: Optimisation) -> dict[str, Tensor]:
+    """Losses on a fresh batch, then one optimiser update at the learning rate already set."""
     losses = run.batch_losses(run.sample_batch(run.batch_size, run.generator), run.generator)
     run.optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     run.optimizer.step()
     return losses
+
+
+def training_step(run: Optimisation, step: int) -> dict[str, Tensor]:
+    """One optimisation step on a fresh batch; returns the (still attached) losses."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = run.learning_rate(step)
+    return _update(run)
 
 
 class CudaGraphStep:
@@ -95,13 +100,6 @@ class CudaGraphStep:
                 if "step" in state:
                     state["step"] = state["step"].to(device=param.device, dtype=torch.float32)
 
-    def _losses_and_update(self) -> dict[str, Tensor]:
-        run = self.run
-        losses = run.batch_losses(run.sample_batch(run.batch_size, run.generator), run.generator)
-        losses["total"].backward()
-        run.optimizer.step()
-        return losses
-
     def __call__(self, step: int) -> dict[str, Tensor]:
         for group in self.run.optimizer.param_groups:
             group["lr"].fill_(self.run.learning_rate(step))
@@ -109,16 +107,17 @@ class CudaGraphStep:
             self.eager_steps += 1
             self.side_stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.side_stream):
-                self.run.optimizer.zero_grad(set_to_none=True)
-                losses = self._losses_and_update()
+                losses = _update(self.run)
             torch.cuda.current_stream().wait_stream(self.side_stream)
             return losses
         if self.graph is None:
-            self.run.optimizer.zero_grad(set_to_none=True)  # the graph's backward writes fresh grads
+            # no grads when recording (its zero_grad is then a no-op): the recorded backward writes
+            # grads allocated in the graph's own memory pool
+            self.run.optimizer.zero_grad(set_to_none=True)
             self.graph = torch.cuda.CUDAGraph()
             self.graph.register_generator_state(self.run.generator)
             with torch.cuda.graph(self.graph):
-                self.losses = self._losses_and_update()
+                self.losses = _update(self.run)
         self.graph.replay()
         return self.losses
 

@@ -34,12 +34,12 @@ def _rows(metrics: pd.DataFrame) -> list[dict[str, object]]:
 
 
 def robustness_summary(params: Params, root: Path = runsets.RUNS_ROOT, partial: bool = False) -> pd.DataFrame:
-    """One row per run: every TMS variant (runsets.robustness_experiments) x robustness seed (sweep
-    "seeds"), then every TMS sweep point x seed; with recovery_summary's columns and `done`. With
+    """One row per run: every main experiment (the TMS variants) x robustness seed (sweep "seeds"),
+    then every TMS sweep point x seed; with recovery_summary's columns and `done`. With
     `partial`, a run not yet evaluated gives a row with done=False and no metrics, not an error."""
     runs = [
         (name, "seeds", seed, seed, False)
-        for name in runsets.robustness_experiments(params)
+        for name in runsets.main_experiments(params)
         for seed in params.robustness_seeds
     ]
     for sweep in params.sweeps:

@@ -32,7 +32,7 @@ def not_done_note(runs: pd.DataFrame, column: str, label: str) -> str:
     """'' when every run is done (column `done`), else a line naming the others by experiment, e.g.
     '\nnot yet run: tms_40-10 seeds 2,3,4' (`label` 'seeds', `column` holding the seed); where
     the runs span several seeds and `column` is not the seed, each value names its seed."""
-    waiting = runs[~runs.done.astype(bool)]
+    waiting = runs[~runs.done]
     if waiting.empty:
         return ""
     with_seed = column != "seed" and "seed" in runs and runs.seed.nunique() > 1

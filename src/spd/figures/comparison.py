@@ -28,7 +28,7 @@ def comparison_page(runs: pd.DataFrame) -> plt.Figure:
     """`runs`: one row per run (evaluate.comparison.comparison_row) plus its `target` and `done`;
     runs not done are named in the title."""
     note = not_done_note(runs, "seed", "seeds")
-    runs = runs[runs.done.astype(bool)]
+    runs = runs[runs.done]
     targets = list(dict.fromkeys(runs.target))
     fig, axes = plt.subplots(len(targets), len(PANELS), figsize=(15, 3.8 * len(targets)), squeeze=False)
     for row, target in enumerate(targets):

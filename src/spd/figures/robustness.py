@@ -34,7 +34,7 @@ def _points(ax: Axes, rows: pd.DataFrame, column: str, x: pd.Series) -> None:
 
 def seeds_page(runs: pd.DataFrame) -> plt.Figure:
     experiments = list(dict.fromkeys(runs.experiment))
-    rows = runs[runs.done.astype(bool)]
+    rows = runs[runs.done]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     position = rows.experiment.map({name: i for i, name in enumerate(experiments)}).astype(float)
     jitter = rows.groupby("experiment").cumcount() * 0.08 - 0.16
@@ -47,14 +47,14 @@ def seeds_page(runs: pd.DataFrame) -> plt.Figure:
             ax.axhline(0, color="0.7", lw=0.8)
     axes[0].legend(fontsize=7)
     seeds = ",".join(str(s) for s in sorted(set(runs.x.astype(int))))
-    note = not_done_note(runs, "x", "seeds")
+    note = not_done_note(runs, "seed", "seeds")
     fig.suptitle(f"SPD on the TMS variants: seeds {seeds} (one point per seed){note}", fontsize=12)
     fig.tight_layout()
     return fig
 
 
 def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) -> plt.Figure:
-    rows = runs[runs.done.astype(bool)]
+    rows = runs[runs.done]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     for ax, (column, label) in zip(axes, PANELS, strict=True):
         _points(ax, rows, column, rows.x)
