@@ -10,6 +10,7 @@ from spd.cli import main
 from spd.config import TMSTargetConfig
 from spd.decomp.apd import APDModel, batch_topk_mask, schatten_terms, simplicity_loss
 from spd.targets import tms
+from spd.targets.base import dense
 
 
 def _apd_on_tms(identity: bool = False) -> APDModel:
@@ -30,7 +31,7 @@ def _finite_difference_attributions(model: APDModel, x: torch.Tensor, eps: float
     inputs = {}
     handles = [
         model.target.model.get_submodule(name).register_forward_hook(
-            lambda _m, args, _out, name=name: inputs.__setitem__(name, args[0].detach())
+            lambda _m, args, _out, name=name: inputs.__setitem__(name, dense(args[0]).detach())
         )
         for name in model.module_names
     ]

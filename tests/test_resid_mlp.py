@@ -3,13 +3,17 @@ import math
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from conftest import TINY_RESID_MLP
 
 from spd.cli import main
-from spd.config import ResidMLPTargetConfig
+from spd.config import ResidMLPTargetConfig, SPDConfig
+from spd.decomp.component_model import ComponentModel
+from spd.decomp.train import spd_losses
 from spd.evaluate.resid_mlp import pearson
 from spd.targets import resid_mlp
+from spd.targets.base import Target
 
 CONFIG = ResidMLPTargetConfig(family="resid_mlp", n_features=6, d_embed=10, d_mlp=3, n_layers=2)
 
@@ -24,6 +28,66 @@ def test_forward_shapes_and_decomposed_layers():
     )
     assert model.get_submodule("layers.1.mlp_in").weight.shape == (3, 10)
     assert model.get_submodule("layers.1.mlp_out").weight.shape == (10, 3)
+
+
+class DenseResidMLP(torch.nn.Module):
+    """The spec's formula with a dense residual stream and plain nn.Linear layers."""
+
+    def __init__(self, model: resid_mlp.ResidMLPModel) -> None:
+        super().__init__()
+        self.register_buffer("W_E", model.W_E.clone())
+        self.layers = torch.nn.ModuleList()
+        for block in model.layers:
+            dense_block = torch.nn.Module()
+            dense_block.mlp_in = torch.nn.Linear(*block.mlp_in.weight.shape[::-1], bias=False)
+            dense_block.mlp_out = torch.nn.Linear(*block.mlp_out.weight.shape[::-1], bias=False)
+            self.layers.append(dense_block)
+        self.load_state_dict(model.state_dict())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x @ self.W_E.T
+        for block in self.layers:
+            residual = residual + block.mlp_out(F.relu(block.mlp_in(residual)))
+        return residual @ self.W_E
+
+
+def test_factored_residual_forward_matches_the_dense_formula_in_value_and_gradient():
+    torch.manual_seed(0)
+    model = resid_mlp.build_model(CONFIG)
+    reference = DenseResidMLP(model)
+    x = resid_mlp.batch_sampler(CONFIG.model_copy(update={"feature_probability": 0.3}))(
+        64, torch.Generator().manual_seed(0)
+    )
+    output, expected = model(x), reference(x)
+    torch.testing.assert_close(output, expected)
+    output.pow(2).sum().backward()
+    expected.pow(2).sum().backward()
+    for (name, param), dense_param in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(param.grad, dense_param.grad, msg=name)
+
+
+def test_spd_losses_and_gradients_on_the_factored_stream_match_a_dense_target():
+    """Masked component outputs stay factored (every pass: clean, all-masked, layerwise)."""
+    torch.manual_seed(0)
+    model = resid_mlp.build_model(CONFIG)
+    sample = resid_mlp.batch_sampler(CONFIG.model_copy(update={"feature_probability": 0.3}))
+    spd = SPDConfig(C=5, d_gate=4, importance_minimality_coeff=1e-2, pnorm=2, batch_size=32)
+    results = []
+    for network in (model, DenseResidMLP(model)):
+        for param in network.parameters():
+            param.requires_grad_(False)
+        target = Target(network, resid_mlp.decomposed_modules(CONFIG.n_layers), sample)
+        torch.manual_seed(3)  # the gates' initialisation
+        components = ComponentModel(target, spd.C, spd.d_gate, False, torch.Generator().manual_seed(1))
+        generator = torch.Generator().manual_seed(2)
+        losses = spd_losses(components, sample(spd.batch_size, generator), spd, generator)
+        losses["total"].backward()
+        results.append((losses, [p.grad for p in components.parameters()]))
+    (losses, grads), (dense_losses, dense_grads) = results
+    for key, value in dense_losses.items():
+        torch.testing.assert_close(losses[key], value, msg=key)
+    for grad, dense_grad in zip(grads, dense_grads, strict=True):
+        torch.testing.assert_close(grad, dense_grad)
 
 
 def test_embedding_has_unit_norm_columns_and_is_not_trained():

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from spd.config import APDConfig
 from spd.decomp.loop import Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import faithfulness_loss, reconstruction_mse
-from spd.targets.base import Target
+from spd.targets.base import Target, dense
 
 SCHATTEN_EPSILON = 1e-16
 
@@ -104,7 +104,8 @@ class APDModel(nn.Module):
         def hook(module: nn.Linear, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
             records_activation = name in self.target.relu_input_modules
             if self._probes is not None:  # attribution pass: record a_l, expose d f / d h_l
-                self._inputs[name] = args[0].detach()
+                self._inputs[name] = dense(args[0]).detach()
+                output = dense(output)
                 if records_activation:
                     self.clean_activations[name] = torch.relu(output.detach())
                 probe = torch.zeros_like(output, requires_grad=True)
@@ -113,7 +114,7 @@ class APDModel(nn.Module):
             if self._mask is None:
                 return None
             A, B = self.factors(name)
-            inner = einops.einsum(args[0], A, "b i, c i m -> b c m") * self._mask[:, :, None]
+            inner = einops.einsum(dense(args[0]), A, "b i, c i m -> b c m") * self._mask[:, :, None]
             masked = einops.einsum(inner, B, "b c m, c m o -> b o")
             bias = self._linears[name].bias
             masked = masked if bias is None else masked + bias

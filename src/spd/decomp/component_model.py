@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from spd.decomp.causal_importance import CausalImportanceGates
 from spd.decomp.components import LinearComponents
-from spd.targets.base import Target
+from spd.targets.base import LazyActivation, Target, linear_product
 
 
 def _key(module_name: str) -> str:
@@ -109,9 +109,9 @@ class ComponentModel(nn.Module):
             self._clean_inner[name] = cached
         return cached[1]
 
-    def masked_linear(self, name: str, layer_input: Tensor, mask: Tensor) -> Tensor:
+    def masked_linear(self, name: str, layer_input: Tensor, mask: Tensor) -> Tensor | LazyActivation:
         U, _ = self.factors(name)
-        output = (self.inner_acts(name, layer_input) * mask) @ U.T
+        output = linear_product(self._linears[name], self.inner_acts(name, layer_input) * mask, U)
         bias = self._linears[name].bias
         return output if bias is None else output + bias
 

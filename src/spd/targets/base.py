@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +15,35 @@ from spd.checkpointing import Checkpointing, TrainingState, capture, restore, sa
 from spd.config import ConfigError
 
 BatchSampler = Callable[[int, torch.Generator], Tensor]
+
+
+class LazyActivation(Protocol):
+    """An activation a target keeps in a cheaper form than a dense tensor (e.g. factored)."""
+
+    def dense(self) -> Tensor: ...
+
+
+class LinearWithOwnProduct(nn.Linear):
+    """An `nn.Linear` that computes x W^T its own way, `product(x, weight)` (e.g. returning a
+    `LazyActivation`); the masked component forward uses the same `product` with U. No bias."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features, bias=False)
+
+    def product(self, x: Tensor, weight: Tensor) -> Tensor | LazyActivation:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor | LazyActivation:
+        return self.product(x, self.weight)
+
+
+def linear_product(module: nn.Linear, x: Tensor, weight: Tensor) -> Tensor | LazyActivation:
+    """x W^T (no bias) as `module` computes it with `weight` in place of its own."""
+    return module.product(x, weight) if isinstance(module, LinearWithOwnProduct) else x @ weight.T
+
+
+def dense(activation: Tensor | LazyActivation) -> Tensor:
+    return activation if isinstance(activation, Tensor) else activation.dense()
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,16 @@ r_0 = W_E x;  r_{k+1} = r_k + W_out^k ReLU(W_in^k r_k);  output = W_E^T r_L.
 W_E (d_embed x n_features) is random with unit-norm columns and frozen; there are no biases.
 Each feature's ground-truth mechanism is its own direction through W_in; W_out acts as one
 dense mechanism spanning all layers.
+
+The residual stream is never formed densely: it is kept as the sum of its low-rank writes
+(`FactoredResidual`), which spares the batch x d_embed products that dominate a dense forward.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,16 +24,61 @@ from torch import Tensor, nn
 
 from spd.checkpointing import Checkpointing, load_state
 from spd.config import ResidMLPTargetConfig, config_hash
-from spd.targets.base import Target, TargetTraining, run_target_training, sparse_feature_batch
+from spd.targets.base import (
+    LinearWithOwnProduct,
+    Target,
+    TargetTraining,
+    run_target_training,
+    sparse_feature_batch,
+)
+
+
+class FactoredResidual:
+    """A (batch, d_embed) residual stream kept as the sum of its writes, each a (batch, k)
+    coefficient matrix times a (k, d_embed) basis: W_E x and every W_out h are of low rank
+    (k = n_features, d_mlp or C, all << d_embed), so reading the stream through a matrix M costs
+    sum_j coefficients_j (basis_j M), and no batch x d_embed product is ever formed. A dense
+    write (basis None, e.g. a hook's dense output) is kept as it is."""
+
+    def __init__(self, writes: tuple[tuple[Tensor, Tensor | None], ...]) -> None:
+        self.writes = writes
+
+    def __add__(self, other: FactoredResidual | Tensor) -> FactoredResidual:
+        if isinstance(other, FactoredResidual):
+            return FactoredResidual(self.writes + other.writes)
+        return FactoredResidual((*self.writes, (other, None)))
+
+    def __matmul__(self, matrix: Tensor) -> Tensor:
+        """The stream times a (d_embed, n) matrix: (batch, n)."""
+        reads = [c @ matrix if basis is None else c @ (basis @ matrix) for c, basis in self.writes]
+        return functools.reduce(operator.add, reads)
+
+    def dense(self) -> Tensor:
+        terms = [c if basis is None else c @ basis for c, basis in self.writes]
+        return functools.reduce(operator.add, terms)
+
+
+class ResidualRead(LinearWithOwnProduct):
+    """A linear layer reading the residual stream (dense or factored)."""
+
+    def product(self, x: Tensor | FactoredResidual, weight: Tensor) -> Tensor:
+        return x @ weight.T
+
+
+class ResidualWrite(LinearWithOwnProduct):
+    """A linear layer writing to the residual stream: its output stays factored, (x, W^T)."""
+
+    def product(self, x: Tensor, weight: Tensor) -> FactoredResidual:
+        return FactoredResidual(((x, weight.T),))
 
 
 class ResidMLPBlock(nn.Module):
     def __init__(self, d_embed: int, d_mlp: int) -> None:
         super().__init__()
-        self.mlp_in = nn.Linear(d_embed, d_mlp, bias=False)
-        self.mlp_out = nn.Linear(d_mlp, d_embed, bias=False)
+        self.mlp_in = ResidualRead(d_embed, d_mlp)
+        self.mlp_out = ResidualWrite(d_mlp, d_embed)
 
-    def forward(self, residual: Tensor) -> Tensor:
+    def forward(self, residual: FactoredResidual) -> FactoredResidual:
         return residual + self.mlp_out(F.relu(self.mlp_in(residual)))
 
 
@@ -40,7 +90,7 @@ class ResidMLPModel(nn.Module):
         self.layers = nn.ModuleList(ResidMLPBlock(d_embed, d_mlp) for _ in range(n_layers))
 
     def forward(self, x: Tensor) -> Tensor:
-        residual = x @ self.W_E.T
+        residual = FactoredResidual(((x, self.W_E.T),))
         for layer in self.layers:
             residual = layer(residual)
         return residual @ self.W_E
