@@ -59,6 +59,10 @@ def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) ->
     for ax, (column, label) in zip(axes, PANELS, strict=True):
         _points(ax, rows, column, rows.x)
         ax.set_xscale("log")
+        grid = sorted(set(runs.x))  # every grid value, run or not: the axis spans the whole grid
+        ax.set_xticks(grid, [f"{value:g}" for value in grid], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_xlim(min(grid) / 1.5, max(grid) * 1.5)
         for value in rows.x[rows.default]:
             ax.axvline(value, color="0.5", ls="--", lw=0.8)
         ax.set_xlabel(f"{setting} (dashed: params.yaml's value)", fontsize=8)
