@@ -83,6 +83,9 @@ def test_spd_losses_and_gradients_on_the_factored_stream_match_a_dense_target():
         losses = spd_losses(components, sample(spd.batch_size, generator), spd, generator)
         losses["total"].backward()
         results.append((losses, [p.grad for p in components.parameters()]))
+        hidden, mask = torch.ones(2, CONFIG.d_mlp), torch.ones(2, spd.C)
+        written = components.masked_linear("layers.0.mlp_out", hidden, mask)
+        assert isinstance(written, resid_mlp.FactoredResidual) == (network is model)
     (losses, grads), (dense_losses, dense_grads) = results
     for key, value in dense_losses.items():
         torch.testing.assert_close(losses[key], value, msg=key)

@@ -56,10 +56,10 @@ def seeds_page(runs: pd.DataFrame) -> plt.Figure:
 def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) -> plt.Figure:
     rows = runs[runs.done]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
+    grid = sorted(set(runs.x))  # every grid value, run or not: the axis spans the whole grid
     for ax, (column, label) in zip(axes, PANELS, strict=True):
         _points(ax, rows, column, rows.x)
         ax.set_xscale("log")
-        grid = sorted(set(runs.x))  # every grid value, run or not: the axis spans the whole grid
         ax.set_xticks(grid, [f"{value:g}" for value in grid], minor=False)
         ax.set_xticks([], minor=True)
         ax.set_xlim(min(grid) / 1.5, max(grid) * 1.5)
