@@ -4,14 +4,24 @@
 # passed) until SECONDS after the start. Every 30 s and at the end, it packs into $OUT what must come
 # back: one archive per residual-MLP run (their saved states are large) and one for everything else
 # (TMS runs, logs, the check, GPU use), since a lease returns at most 8 files. A run cut off by the
-# deadline leaves its last saved state (every 1000 steps) in its folder, to resume in a later lease.
+# deadline leaves its last saved state (every 1000 steps) in its folder; a later lease resumes it
+# from results/runs/<experiment>/seed<seed>/decomposition.state.pt when the call carries that folder.
 #
 #   benchmarks/gpu_lease.sh JOBS PARALLEL SECONDS
+#
+# Graph runs keep the GPU busy alone, so runs at once share it and buy no throughput: in session 10,
+# tms_40-10 made 123 steps/s beside three other runs against about 500 alone (README, "Results").
+# With PARALLEL 1 the first runs of JOBS finish before the deadline rather than all being cut off.
 set -uo pipefail
 jobs=$1 parallel=$2 seconds=$3
 end=$(( $(date +%s) + seconds ))
 work=/tmp/lease
 mkdir -p "$work/runs"
+for state in results/runs/*/seed*/decomposition.state.pt; do
+    [[ -f $state ]] || continue
+    run=${state#results/runs/}
+    mkdir -p "$work/runs/${run%/*}" && cp "$state" "$work/runs/$run" && echo "resumable: $run"
+done
 
 pack() {
     local run name
