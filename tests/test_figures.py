@@ -63,7 +63,8 @@ def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path
     ]
     done = summary[summary.done]
     assert list(done.recovered) == [True, True, False]
-    assert list(done.alive_excess) == [0, 0, 2] and list(done.ci_errors) == [0, 0, 4]
+    assert list(done.alive_surplus) == [0, 0, 2] and list(done.alive_shortfall) == [0, 0, 0]
+    assert list(done.ci_errors) == [0, 0, 4]
     assert not_done_note(summary[summary.sweep == "C"], "x", "C") == "\nnot yet run: a C 4"
     assert not_done_note(done, "x", "C") == ""
     write_robustness_figures(summary, {"C": "C"}, tmp_path / "robustness.pdf")

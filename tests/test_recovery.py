@@ -52,10 +52,12 @@ def test_expected_alive_per_layer_for_both_families():
     }
 
 
-def test_recovery_summary_sums_excess_live_subcomponents_and_errors_over_layers():
+def test_recovery_summary_keeps_live_surplus_and_shortfall_apart_and_sums_errors():
     from spd.evaluate.recovery import recovery_summary
 
     rows = _rows(linear1__alive_subcomponents=7, hidden__alive_subcomponents=1, linear2__ci_pattern_errors=3)
     summary = recovery_summary(rows, WITH_ID)
-    assert summary == {"mmcs": 1.0, "ml2r": 1.0, "alive_excess": 1, "ci_errors": 3, "recovered": False}
+    assert summary == {
+        "mmcs": 1.0, "ml2r": 1.0, "alive_surplus": 2, "alive_shortfall": 1, "ci_errors": 3, "recovered": False
+    }
     assert recovery_summary(_rows(), WITH_ID)["recovered"] is True

@@ -91,20 +91,23 @@ def expected_alive(target: TargetConfig) -> dict[str, int]:
 
 
 def recovery_summary(rows: Rows, target: TargetConfig) -> dict[str, float | bool]:
-    """One run at a glance: MMCS and ML2R (TMS), live subcomponents above (+) or below (-) the
-    ground truth's count summed over layers, CI-pattern errors summed over layers, the verdict."""
+    """One run at a glance: MMCS and ML2R (TMS); live subcomponents above the ground truth's count
+    (surplus) and below it (shortfall), each summed over the layers, so that one layer's extra
+    subcomponent does not hide another's missing one; CI-pattern errors summed over layers; the
+    verdict."""
     rows = list(rows)
     value = _values(rows)
-    alive_excess = sum(
+    differences = [
         value[(layer, "alive_subcomponents")] - expected
         for layer, expected in expected_alive(target).items()
         if (layer, "alive_subcomponents") in value
-    )
+    ]
     errors = sum(v for (_, metric), v in value.items() if metric == "ci_pattern_errors")
     return {
         "mmcs": value.get(("linear1", "mmcs"), float("nan")),
         "ml2r": value.get(("linear1", "ml2r"), float("nan")),
-        "alive_excess": alive_excess,
+        "alive_surplus": sum(max(d, 0) for d in differences),
+        "alive_shortfall": sum(max(-d, 0) for d in differences),
         "ci_errors": errors,
         "recovered": not recovery_failures(rows, target),
     }

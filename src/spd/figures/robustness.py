@@ -5,6 +5,7 @@ and `default` (the experiment's own value)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -18,18 +19,25 @@ from matplotlib.backends.backend_pdf import PdfPages
 from spd.figures.common import not_done_note
 from spd.io import atomic_path
 
-PANELS = (
-    ("mmcs", "MMCS (linear1)"),
-    ("alive_excess", "live subcomponents - ground truth\n(summed over layers)"),
-    ("ci_errors", "CI-pattern errors\n(summed over layers)"),
-)
+# panel -> its y label and the values it draws per run (the live panel draws two: a layer's surplus
+# up, another's shortfall down, so that they cannot cancel)
+PANELS: dict[str, tuple[str, Callable[[pd.DataFrame], list[pd.Series]]]] = {
+    "mmcs": ("MMCS (linear1)", lambda rows: [rows.mmcs]),
+    "alive": (
+        "live subcomponents vs ground truth\n(above 0: surplus, below: shortfall;\nsummed over layers)",
+        lambda rows: [rows.alive_surplus, -rows.alive_shortfall],
+    ),
+    "ci_errors": ("CI-pattern errors\n(summed over layers)", lambda rows: [rows.ci_errors]),
+}
 RECOVERED = {True: ("tab:green", "o", "all section 7 thresholds met"), False: ("tab:red", "x", "missed")}
 
 
-def _points(ax: Axes, rows: pd.DataFrame, column: str, x: pd.Series) -> None:
+def _points(ax: Axes, rows: pd.DataFrame, panel: str, x: pd.Series) -> None:
     for recovered, (color, marker, label) in RECOVERED.items():
         chosen = rows.recovered == recovered
-        ax.plot(x[chosen], rows[column][chosen], marker, color=color, label=label, markersize=6, linestyle="none")
+        for i, y in enumerate(PANELS[panel][1](rows)):
+            ax.plot(x[chosen], y[chosen], marker, color=color, label=None if i else label, markersize=6,
+                    linestyle="none")
 
 
 def seeds_page(runs: pd.DataFrame) -> plt.Figure:
@@ -38,12 +46,12 @@ def seeds_page(runs: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     position = rows.experiment.map({name: i for i, name in enumerate(experiments)}).astype(float)
     jitter = rows.groupby("experiment").cumcount() * 0.08 - 0.16
-    for ax, (column, label) in zip(axes, PANELS, strict=True):
-        _points(ax, rows, column, position + jitter)
+    for ax, (panel, (label, _)) in zip(axes, PANELS.items(), strict=True):
+        _points(ax, rows, panel, position + jitter)
         ax.set_xticks(range(len(experiments)), experiments, fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
-        if column != "mmcs":
+        if panel != "mmcs":
             ax.axhline(0, color="0.7", lw=0.8)
     axes[0].legend(fontsize=7)
     seeds = ",".join(str(s) for s in sorted(set(runs.x.astype(int))))
@@ -57,8 +65,8 @@ def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) ->
     rows = runs[runs.done]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     grid = sorted(set(runs.x))  # every grid value, run or not: the axis spans the whole grid
-    for ax, (column, label) in zip(axes, PANELS, strict=True):
-        _points(ax, rows, column, rows.x)
+    for ax, (panel, (label, _)) in zip(axes, PANELS.items(), strict=True):
+        _points(ax, rows, panel, rows.x)
         ax.set_xscale("log")
         ax.set_xticks(grid, [f"{value:g}" for value in grid], minor=False)
         ax.set_xticks([], minor=True)
@@ -68,7 +76,7 @@ def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) ->
         ax.set_xlabel(f"{setting} (dashed: params.yaml's value)", fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
-        if column != "mmcs":
+        if panel != "mmcs":
             ax.axhline(0, color="0.7", lw=0.8)
     axes[0].legend(fontsize=7)
     seeds = ",".join(str(s) for s in sorted(set(runs.seed)))
