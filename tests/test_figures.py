@@ -76,3 +76,20 @@ def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path
     two_seeds = pd.DataFrame({"experiment": ["a", "a", "a"], "x": [4, 4, 8], "seed": [0, 1, 1],
                               "done": [False, False, True]})
     assert not_done_note(two_seeds, "x", "C") == "\nnot yet run: a C 4 (seed 0),4 (seed 1)"
+
+
+def test_method_comparison_names_the_runs_without_a_wall_time(tmp_path):
+    from spd.figures.comparison import untimed_note, write_comparison_figures
+
+    nan = float("nan")
+    runs = pd.DataFrame({
+        "target": ["t"] * 4, "experiment": ["t", "t", "t", "t_apd"], "method": ["spd", "spd", "spd", "apd"],
+        "seed": [0, 3, 4, 0], "mmcs": [1.0, 1.0, 1.0, 0.9], "ml2r": [1.0, 1.0, 1.0, 0.9],
+        "seconds_per_step": [0.1, nan, nan, 0.08], "seconds_to_convergence": [100.0, nan, nan, 50.0],
+        "done": [True] * 4,
+    })
+    assert untimed_note(runs[runs.method == "spd"], "seconds_per_step") == "untimed: seeds 3,4"
+    assert untimed_note(runs[runs.seed != 4], "seconds_per_step") == "untimed: seed 3"
+    assert untimed_note(runs[runs.method == "apd"], "seconds_per_step") == ""
+    write_comparison_figures(runs, tmp_path / "comparison.pdf")
+    assert (tmp_path / "comparison.pdf").read_bytes().startswith(b"%PDF")

@@ -22,6 +22,16 @@ PANELS = (
     ("ml2r", "ML2R (linear1)"),
 )
 COLORS = {"spd": "tab:blue", "apd": "tab:orange"}
+TIMES = ("seconds_per_step", "seconds_to_convergence")
+
+
+def untimed_note(runs: pd.DataFrame, column: str) -> str:
+    """'' when every run has a time in `column`, else which seeds have none, e.g. 'untimed: seeds
+    3,4' (a run made elsewhere, on a GPU say, and copied in has no Snakemake benchmark file)."""
+    seeds = sorted(runs.seed[runs[column].isna()])
+    if not seeds:
+        return ""
+    return f"untimed: seed{'s' if len(seeds) > 1 else ''} {','.join(str(s) for s in seeds)}"
 
 
 def comparison_page(runs: pd.DataFrame) -> plt.Figure:
@@ -39,6 +49,9 @@ def comparison_page(runs: pd.DataFrame) -> plt.Figure:
                 values = of_target[of_target.method == method][column]
                 ax.bar(i, values.mean(), color=COLORS.get(method, "0.6"), alpha=0.35)
                 ax.plot([i] * len(values), values, "o", color=COLORS.get(method, "0.3"), markersize=5)
+                if column in TIMES:
+                    note = untimed_note(of_target[of_target.method == method], column)
+                    ax.annotate(note, (i, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
             ax.set_xticks(range(len(methods)), [m.upper() for m in methods])
             ax.set_title(f"{target}: {label}", fontsize=9)
             ax.tick_params(labelsize=7)
