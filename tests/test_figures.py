@@ -79,7 +79,7 @@ def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path
 
 
 def test_method_comparison_names_the_runs_without_a_wall_time(tmp_path):
-    from spd.figures.comparison import untimed_note, write_comparison_figures
+    from spd.figures.comparison import comparison_page, untimed_note, write_comparison_figures
 
     nan = float("nan")
     runs = pd.DataFrame({
@@ -93,3 +93,15 @@ def test_method_comparison_names_the_runs_without_a_wall_time(tmp_path):
     assert untimed_note(runs[runs.method == "apd"], "seconds_per_step") == ""
     write_comparison_figures(runs, tmp_path / "comparison.pdf")
     assert (tmp_path / "comparison.pdf").read_bytes().startswith(b"%PDF")
+    # the page's own note on runs not yet run survives the per-panel untimed notes
+    waiting = runs.assign(done=[True, True, True, False])
+    title = comparison_page(waiting)._suptitle.get_text()
+    assert title.endswith("\nnot yet run: t_apd seeds 0")
+    assert "untimed" not in title
+
+
+def test_robustness_live_panel_draws_surplus_up_and_shortfall_down():
+    from spd.figures.robustness import PANELS
+
+    rows = pd.DataFrame({"alive_surplus": [2.0, 0.0], "alive_shortfall": [1.0, 0.0]})
+    assert [list(values) for values in PANELS["alive"][1](rows)] == [[2.0, 0.0], [-1.0, 0.0]]

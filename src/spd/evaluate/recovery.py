@@ -106,8 +106,8 @@ def recovery_summary(rows: Rows, target: TargetConfig) -> dict[str, float | bool
     return {
         "mmcs": value.get(("linear1", "mmcs"), float("nan")),
         "ml2r": value.get(("linear1", "ml2r"), float("nan")),
-        "alive_surplus": sum(max(d, 0) for d in differences),
-        "alive_shortfall": sum(max(-d, 0) for d in differences),
+        "alive_surplus": sum(max(d, 0.0) for d in differences),
+        "alive_shortfall": sum(max(-d, 0.0) for d in differences),
         "ci_errors": errors,
         "recovered": not recovery_failures(rows, target),
     }

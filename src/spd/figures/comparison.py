@@ -50,8 +50,8 @@ def comparison_page(runs: pd.DataFrame) -> plt.Figure:
                 ax.bar(i, values.mean(), color=COLORS.get(method, "0.6"), alpha=0.35)
                 ax.plot([i] * len(values), values, "o", color=COLORS.get(method, "0.3"), markersize=5)
                 if column in TIMES:
-                    note = untimed_note(of_target[of_target.method == method], column)
-                    ax.annotate(note, (i, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
+                    untimed = untimed_note(of_target[of_target.method == method], column)
+                    ax.annotate(untimed, (i, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
             ax.set_xticks(range(len(methods)), [m.upper() for m in methods])
             ax.set_title(f"{target}: {label}", fontsize=9)
             ax.tick_params(labelsize=7)
