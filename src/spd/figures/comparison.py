@@ -46,12 +46,12 @@ def comparison_page(runs: pd.DataFrame) -> plt.Figure:
         methods = list(dict.fromkeys(of_target.method))
         for ax, (column, label) in zip(axes[row], PANELS, strict=True):
             for i, method in enumerate(methods):
-                values = of_target[of_target.method == method][column]
+                of_method = of_target[of_target.method == method]
+                values = of_method[column]
                 ax.bar(i, values.mean(), color=COLORS.get(method, "0.6"), alpha=0.35)
                 ax.plot([i] * len(values), values, "o", color=COLORS.get(method, "0.3"), markersize=5)
                 if column in TIMES:
-                    untimed = untimed_note(of_target[of_target.method == method], column)
-                    ax.annotate(untimed, (i, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
+                    ax.annotate(untimed_note(of_method, column), (i, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
             ax.set_xticks(range(len(methods)), [m.upper() for m in methods])
             ax.set_title(f"{target}: {label}", fontsize=9)
             ax.tick_params(labelsize=7)

@@ -32,10 +32,10 @@ PANELS: dict[str, tuple[str, Callable[[pd.DataFrame], list[pd.Series]]]] = {
 RECOVERED = {True: ("tab:green", "o", "all section 7 thresholds met"), False: ("tab:red", "x", "missed")}
 
 
-def _points(ax: Axes, rows: pd.DataFrame, panel: str, x: pd.Series) -> None:
+def _points(ax: Axes, rows: pd.DataFrame, values: list[pd.Series], x: pd.Series) -> None:
     for recovered, (color, marker, label) in RECOVERED.items():
         chosen = rows.recovered == recovered
-        for i, y in enumerate(PANELS[panel][1](rows)):
+        for i, y in enumerate(values):
             ax.plot(x[chosen], y[chosen], marker, color=color, label=None if i else label, markersize=6,
                     linestyle="none")
 
@@ -46,8 +46,8 @@ def seeds_page(runs: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     position = rows.experiment.map({name: i for i, name in enumerate(experiments)}).astype(float)
     jitter = rows.groupby("experiment").cumcount() * 0.08 - 0.16
-    for ax, (panel, (label, _)) in zip(axes, PANELS.items(), strict=True):
-        _points(ax, rows, panel, position + jitter)
+    for ax, (panel, (label, values_of)) in zip(axes, PANELS.items(), strict=True):
+        _points(ax, rows, values_of(rows), position + jitter)
         ax.set_xticks(range(len(experiments)), experiments, fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
@@ -65,8 +65,8 @@ def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) ->
     rows = runs[runs.done]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
     grid = sorted(set(runs.x))  # every grid value, run or not: the axis spans the whole grid
-    for ax, (panel, (label, _)) in zip(axes, PANELS.items(), strict=True):
-        _points(ax, rows, panel, rows.x)
+    for ax, (panel, (label, values_of)) in zip(axes, PANELS.items(), strict=True):
+        _points(ax, rows, values_of(rows), rows.x)
         ax.set_xscale("log")
         ax.set_xticks(grid, [f"{value:g}" for value in grid], minor=False)
         ax.set_xticks([], minor=True)
