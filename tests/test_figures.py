@@ -105,3 +105,44 @@ def test_robustness_live_panel_draws_surplus_up_and_shortfall_down():
 
     rows = pd.DataFrame({"alive_surplus": [2.0, 0.0], "alive_shortfall": [1.0, 0.0]})
     assert [list(values) for values in PANELS["alive"][1](rows)] == [[2.0, 0.0], [-1.0, 0.0]]
+
+
+def _three_layer_resid_run():
+    from spd.figures.resid_mlp import ResidRunTables
+
+    modules = [f"layers.{layer}.mlp_{kind}" for layer in range(3) for kind in ("in", "out")]
+    metric_names = ("alive_subcomponents", "ci_pattern_errors", "neuron_contribution_corr",
+                    "active_on_every_probe", "dense_pattern_errors")
+    metrics = pd.DataFrame([
+        {"experiment": "resid_mlp3", "seed": 0, "layer": module, "metric": name, "value": 1234.5678}
+        for module in modules for name in metric_names
+    ])
+    ci_probes = pd.DataFrame([
+        {"layer": module, "probe": probe, "subcomponent": sub, "ci": float(probe == sub)}
+        for module in modules for probe in range(4) for sub in range(4)
+    ])
+    contributions = pd.DataFrame([
+        {"layer": layer, "feature": feature, "neuron": neuron, "target": 0.1 * neuron, "spd": 0.1}
+        for layer in range(3) for feature in range(4) for neuron in range(3)
+    ])
+    losses = pd.DataFrame({"step": [0, 10], "faithfulness": [1.0, 0.1], "stochastic_recon": [1.0, 0.1],
+                           "layerwise_recon": [1.0, 0.1], "importance_minimality": [1.0, 0.1]})
+    return ResidRunTables(metrics, ci_probes, contributions, losses)
+
+
+def test_resid_mlp_page_shows_each_layers_metrics_inside_the_page():
+    # One table of all six modules ran off the page's right edge for resid_mlp2 and resid_mlp3.
+    import matplotlib.pyplot as plt
+
+    from spd.figures.resid_mlp import resid_run_page
+
+    fig = resid_run_page(_three_layer_resid_run())
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    tables = [text for ax in fig.axes for text in ax.texts if "alive_subcomponents" in text.get_text()]
+    assert len(tables) == 3
+    for layer, table in enumerate(tables):
+        shown = {word for word in table.get_text().split() if word.startswith("layers.")}
+        assert shown == {f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"}
+        assert table.get_window_extent(renderer).x1 <= fig.bbox.x1
+    plt.close(fig)

@@ -2,7 +2,7 @@
 
 Per run, per layer: the neuron contributions of features 0-9 (target vs SPD's best-matching W_in
 subcomponent), the all-features target-vs-SPD scatter, and the CI heatmaps of W_in and W_out on
-the one-hot probes; then loss curves and every metric.
+the one-hot probes beside the layer's metrics; then the loss curves.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.ticker import MaxNLocator
 
 from spd.figures.common import ci_heatmap, loss_axes, metrics_text, run_title
 from spd.io import atomic_path, read_parquet
@@ -51,6 +52,7 @@ def _contribution_bars(fig: plt.Figure, slot, contributions: pd.DataFrame, layer
         ax.plot(of_feature.neuron, of_feature.spd, ".", color="tab:red", markersize=3, label="SPD")
         ax.set_title(f"feature {feature}", fontsize=7)
         ax.tick_params(labelsize=5)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # neuron indices
         if feature == 0:
             ax.legend(fontsize=5)
 
@@ -73,14 +75,18 @@ def resid_run_page(run: ResidRunTables) -> plt.Figure:
     fig = plt.figure(figsize=(13, 3.6 * n_rows))
     grid = fig.add_gridspec(n_rows, 3, hspace=0.6, wspace=0.35)
     for i, layer in enumerate(layers):
+        modules = (f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out")
         _contribution_bars(fig, grid[2 * i, 0:2], run.neuron_contributions, layer)
         _scatter(fig.add_subplot(grid[2 * i, 2]), run.neuron_contributions, layer)
-        ci_heatmap(fig.add_subplot(grid[2 * i + 1, 0]), run.ci_probes, f"layers.{layer}.mlp_in")
-        ci_heatmap(fig.add_subplot(grid[2 * i + 1, 1]), run.ci_probes, f"layers.{layer}.mlp_out")
-    loss_axes(fig.add_subplot(grid[n_rows - 1, 0:2]), run.losses)
-    text_ax = fig.add_subplot(grid[n_rows - 1, 2])
-    text_ax.axis("off")
-    text_ax.text(0, 1, metrics_text(run.metrics), family="monospace", fontsize=6, va="top")
+        for column, module in enumerate(modules):
+            ci_heatmap(fig.add_subplot(grid[2 * i + 1, column]), run.ci_probes, module)
+        # This layer's metrics beside its heatmaps: one table of every layer would not fit the
+        # width of a column for two or three layers.
+        text_ax = fig.add_subplot(grid[2 * i + 1, 2])
+        text_ax.axis("off")
+        layer_metrics = run.metrics[run.metrics.layer.isin(modules)]
+        text_ax.text(0, 1, metrics_text(layer_metrics), family="monospace", fontsize=7, va="top")
+    loss_axes(fig.add_subplot(grid[n_rows - 1, :]), run.losses)
     fig.suptitle(f"SPD on {run.title}: neuron contributions of features 0-9 (target vs SPD)", fontsize=12)
     return fig
 
