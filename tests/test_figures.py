@@ -8,7 +8,7 @@ from spd.config import ConfigError, parse_params
 from spd.figures.collect import robustness_summary
 from spd.figures.common import live_subcomponents as _alive
 from spd.figures.common import not_done_note
-from spd.figures.robustness import write_robustness_figures
+from spd.figures.robustness import sweep_page, write_robustness_figures
 
 
 def test_live_subcomponents_are_ordered_by_the_probe_they_fire_on():
@@ -69,6 +69,9 @@ def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path
     assert not_done_note(done, "x", "C") == ""
     write_robustness_figures(summary, {"C": "C"}, tmp_path / "robustness.pdf")
     assert (tmp_path / "robustness.pdf").read_bytes().startswith(b"%PDF")
+    # every recovery threshold has its panel, so a run missed on ML2R alone shows why
+    sweep = sweep_page(summary[summary.sweep == "C"], "a", "C", "C")
+    assert [ax.get_ylabel().split(" ")[0] for ax in sweep.axes] == ["MMCS", "ML2R", "live", "CI-pattern"]
     # a page with nothing evaluated yet is drawn empty, with its note
     sweeps_only = summary.assign(done=summary.done & (summary.sweep != "seeds"))
     write_robustness_figures(sweeps_only, {"C": "C"}, tmp_path / "sweeps_only.pdf")

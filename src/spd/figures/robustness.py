@@ -16,19 +16,23 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 
+from spd.evaluate.recovery import ML2R_RANGE, MMCS_MIN
 from spd.figures.common import not_done_note
 from spd.io import atomic_path
 
 # panel -> its y label and the values it draws per run (the live panel draws two: a layer's surplus
 # up, another's shortfall down, so that they cannot cancel)
 PANELS: dict[str, tuple[str, Callable[[pd.DataFrame], list[pd.Series]]]] = {
-    "mmcs": ("MMCS (linear1)", lambda rows: [rows.mmcs]),
+    "mmcs": (f"MMCS (linear1)\n(shaded: section 7's >= {MMCS_MIN})", lambda rows: [rows.mmcs]),
+    "ml2r": ("ML2R (linear1)\n(shaded: section 7's {:g} to {:g})".format(*ML2R_RANGE), lambda rows: [rows.ml2r]),
     "alive": (
         "live subcomponents vs ground truth\n(above 0: surplus, below: shortfall;\nsummed over layers)",
         lambda rows: [rows.alive_surplus, -rows.alive_shortfall],
     ),
     "ci_errors": ("CI-pattern errors\n(summed over layers)", lambda rows: [rows.ci_errors]),
 }
+# panel -> the values section 7 accepts, shaded; the other panels' ground truth is 0, a line
+ACCEPTED: dict[str, tuple[float, float]] = {"mmcs": (MMCS_MIN, 1.0), "ml2r": ML2R_RANGE}
 RECOVERED = {True: ("tab:green", "o", "all section 7 thresholds met"), False: ("tab:red", "x", "missed")}
 
 
@@ -40,10 +44,17 @@ def _points(ax: Axes, rows: pd.DataFrame, values: list[pd.Series], x: pd.Series)
                     linestyle="none")
 
 
+def _accepted(ax: Axes, panel: str) -> None:
+    if panel in ACCEPTED:
+        ax.axhspan(*ACCEPTED[panel], color="tab:green", alpha=0.12, lw=0)
+    else:
+        ax.axhline(0, color="0.7", lw=0.8)
+
+
 def seeds_page(runs: pd.DataFrame) -> plt.Figure:
     experiments = list(dict.fromkeys(runs.experiment))
     rows = runs[runs.done]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(18, 4.5))
     position = rows.experiment.map({name: i for i, name in enumerate(experiments)}).astype(float)
     jitter = rows.groupby("experiment").cumcount() * 0.08 - 0.16
     for ax, (panel, (label, values_of)) in zip(axes, PANELS.items(), strict=True):
@@ -51,8 +62,7 @@ def seeds_page(runs: pd.DataFrame) -> plt.Figure:
         ax.set_xticks(range(len(experiments)), experiments, fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
-        if panel != "mmcs":
-            ax.axhline(0, color="0.7", lw=0.8)
+        _accepted(ax, panel)
     axes[0].legend(fontsize=7)
     seeds = ",".join(str(s) for s in sorted(set(runs.x.astype(int))))
     note = not_done_note(runs, "seed", "seeds")
@@ -63,7 +73,7 @@ def seeds_page(runs: pd.DataFrame) -> plt.Figure:
 
 def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) -> plt.Figure:
     rows = runs[runs.done]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 4.5))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(18, 4.5))
     grid = sorted(set(runs.x))  # every grid value, run or not: the axis spans the whole grid
     for ax, (panel, (label, values_of)) in zip(axes, PANELS.items(), strict=True):
         _points(ax, rows, values_of(rows), rows.x)
@@ -76,8 +86,7 @@ def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) ->
         ax.set_xlabel(f"{setting} (dashed: params.yaml's value)", fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
-        if panel != "mmcs":
-            ax.axhline(0, color="0.7", lw=0.8)
+        _accepted(ax, panel)
     axes[0].legend(fontsize=7)
     seeds = ",".join(str(s) for s in sorted(set(runs.seed)))
     note = not_done_note(runs, "x", sweep)
