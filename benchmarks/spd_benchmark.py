@@ -4,12 +4,15 @@
     python benchmarks/spd_benchmark.py step-time resid_mlp1 --threads 2
     python benchmarks/spd_benchmark.py time-to-quality tms_5-2 --steps 20000 40000
     python benchmarks/spd_benchmark.py time-to-quality resid_mlp1 --steps 30000 --eval-every 2500
+    python benchmarks/spd_benchmark.py state-quality resid_mlp2 --target T.pt --states S1.pt S2.pt
 
 step-time times paper-mode steps on an untrained target of the right shape, each experiment in its
 own process so that peak RSS is per experiment. time-to-quality trains the target, then runs full
 decompositions of the given lengths and prints each one's wall time, key metrics and section 7
 verdict. With `--eval-every N` (constant learning rate only, where the first N steps of a long run
-are exactly a run of N steps) one run is evaluated every N steps instead.
+are exactly a run of N steps) one run is evaluated every N steps instead. state-quality scores
+copies of a pipeline run's saved training state (`decomposition.state.pt`, taken while it runs):
+with a constant learning rate, the state after N steps is a run of N steps.
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ from pathlib import Path
 
 import torch
 
+from spd.checkpointing import TRAINING_STATE_KIND
 from spd.config import APDConfig, ExperimentConfig, SPDConfig, load_params
 from spd.decomp.component_model import ComponentModel
+from spd.decomp.storage import untrained_decomposition
 from spd.decomp.train import decompose, make_optimizer, spd_losses
 from spd.evaluate.causal_importance_metrics import evaluation_ci
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.report import metric_rows
+from spd.io import load_checkpoint
 from spd.targets.base import Target
-from spd.targets.registry import FAMILIES, build_target, train_target
+from spd.targets.registry import FAMILIES, build_target, load_target, train_target
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 
@@ -101,15 +107,35 @@ def verdict(model: ComponentModel, config: ExperimentConfig, spd: SPDConfig) -> 
     return {"recovered": not failures, **metrics, "failures": failures}
 
 
-def time_to_quality(args: argparse.Namespace) -> None:
+def spd_config(args: argparse.Namespace, prefixes_are_runs: bool) -> tuple[ExperimentConfig, SPDConfig]:
+    """The experiment and its SPD settings; with `prefixes_are_runs`, checked to have a constant
+    learning rate (a cosine run's first N steps are not a run of N steps)."""
     config = load_params(args.params).experiment(args.experiment)
-    assert isinstance(config.decomposition, SPDConfig), "time-to-quality measures SPD"
+    spd = config.decomposition
+    if not isinstance(spd, SPDConfig):
+        sys.exit(f"{args.experiment} is not an SPD experiment")
+    if prefixes_are_runs and spd.lr_schedule != "constant":
+        sys.exit(f"{args.experiment}: scoring part of a run needs a constant learning rate, not {spd.lr_schedule}")
+    return config, spd
+
+
+def state_quality(args: argparse.Namespace) -> None:
+    config, spd = spd_config(args, prefixes_are_runs=True)
+    target, _, _ = load_target(args.target, args.device)
+    for path in args.states:
+        state = load_checkpoint(path, TRAINING_STATE_KIND)
+        model = untrained_decomposition(target, spd)
+        model.load_state_dict(state["model"])
+        line = {"config": config.name, "steps": state["next_step"], "state": str(path)}
+        print(json.dumps(line | verdict(model, config, spd)), flush=True)
+
+
+def time_to_quality(args: argparse.Namespace) -> None:
+    config, base = spd_config(args, prefixes_are_runs=bool(args.eval_every))
     target_model, _ = train_target(config.target, args.device, lambda _: None)
     target = build_target(target_model, config.target)
     if args.eval_every:
-        if config.decomposition.lr_schedule != "constant":
-            sys.exit("--eval-every needs a constant learning rate (a cosine run's prefix is not a shorter run)")
-        spd = config.decomposition.model_copy(update={"steps": max(args.steps)})
+        spd = base.model_copy(update={"steps": max(args.steps)})
         start = time.perf_counter()
 
         def report(step: int, model: ComponentModel) -> None:
@@ -121,7 +147,7 @@ def time_to_quality(args: argparse.Namespace) -> None:
         decompose(target, spd, log=lambda _: None, after_step=report)
         return
     for steps in args.steps:
-        spd = config.decomposition.model_copy(update={"steps": steps, "log_every": steps})
+        spd = base.model_copy(update={"steps": steps, "log_every": steps})
         result = decompose(target, spd, log=lambda _: None)
         line = {"config": config.name, "steps": steps, "wall_s": round(result.seconds, 1)}
         print(json.dumps(line | verdict(result.model, config, spd)), flush=True)
@@ -140,7 +166,11 @@ def main() -> None:
     quality.add_argument("experiment")
     quality.add_argument("--steps", type=int, nargs="+", required=True)
     quality.add_argument("--eval-every", type=int, help="evaluate one run every N steps (constant lr)")
-    for sub in (step, one, quality):
+    states = commands.add_parser("state-quality")
+    states.add_argument("experiment")
+    states.add_argument("--target", type=Path, required=True, help="the run's target.pt")
+    states.add_argument("--states", type=Path, nargs="+", required=True, help="copies of its decomposition.state.pt")
+    for sub in (step, one, quality, states):
         sub.add_argument("--device", default="cpu")
         sub.add_argument("--params", type=Path, default=PARAMS)
         sub.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -151,6 +181,8 @@ def main() -> None:
     elif args.command == "_one-step-time":
         config = load_params(args.params).experiment(args.experiment)
         print(json.dumps(time_steps(config, args.steps, warmup=5, device=args.device)))
+    elif args.command == "state-quality":
+        state_quality(args)
     else:
         time_to_quality(args)
 

@@ -37,16 +37,20 @@ def load_decomposition(
         config = _DECOMPOSITION_CONFIG.validate_python(payload["config"])
     except ValidationError:
         raise CheckpointError(f"{path}: its decomposition config is not valid") from None
-    target = target.restricted_to(config.modules)
-    device = next(target.model.parameters()).device
-    generator = torch.Generator(device=device)
-    if isinstance(config, APDConfig):
-        model: ComponentModel | APDModel = APDModel(target, config.C, config.m, generator, config.unit_norm_A)
-    else:
-        model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
+    model = untrained_decomposition(target, config)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{path}: does not fit the target ({first_line})") from None
     return model, config
+
+
+def untrained_decomposition(target: Target, config: SPDConfig | APDConfig) -> ComponentModel | APDModel:
+    """The decomposition `config` describes, on `target`, before any training: what a saved state
+    dict (a checkpoint's, or a training state's) is loaded into."""
+    target = target.restricted_to(config.modules)
+    generator = torch.Generator(device=next(target.model.parameters()).device)
+    if isinstance(config, APDConfig):
+        return APDModel(target, config.C, config.m, generator, config.unit_norm_A)
+    return ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
