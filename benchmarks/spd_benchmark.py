@@ -11,8 +11,10 @@ own process so that peak RSS is per experiment. time-to-quality trains the targe
 decompositions of the given lengths and prints each one's wall time, key metrics and section 7
 verdict. With `--eval-every N` (constant learning rate only, where the first N steps of a long run
 are exactly a run of N steps) one run is evaluated every N steps instead. state-quality scores
-copies of a pipeline run's saved training state (`decomposition.state.pt`, taken while it runs):
-with a constant learning rate, the state after N steps is a run of N steps.
+copies of a pipeline run's saved training state (`decomposition.state.pt`, rewritten every 1000
+steps; copy it while the run goes on, e.g. `while sleep 600; do cp STATE states/$(date +%s).pt;
+done`): with a constant learning rate, the state after N steps is a run of N steps, and each
+state says its step.
 """
 
 from __future__ import annotations
@@ -28,15 +30,15 @@ from pathlib import Path
 
 import torch
 
-from spd.checkpointing import TRAINING_STATE_KIND
+from spd.checkpointing import load_state
 from spd.config import APDConfig, ExperimentConfig, SPDConfig, load_params
 from spd.decomp.component_model import ComponentModel
+from spd.decomp.loop import checkpointing_for
 from spd.decomp.storage import untrained_decomposition
 from spd.decomp.train import decompose, make_optimizer, spd_losses
 from spd.evaluate.causal_importance_metrics import evaluation_ci
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.report import metric_rows
-from spd.io import load_checkpoint
 from spd.targets.base import Target
 from spd.targets.registry import FAMILIES, build_target, load_target, train_target
 
@@ -121,12 +123,18 @@ def spd_config(args: argparse.Namespace, prefixes_are_runs: bool) -> tuple[Exper
 
 def state_quality(args: argparse.Namespace) -> None:
     config, spd = spd_config(args, prefixes_are_runs=True)
+    spd = spd.model_copy(update={"seed": args.seed})
     target, _, _ = load_target(args.target, args.device)
+    target = target.restricted_to(spd.modules)
+    model = untrained_decomposition(target, spd)
     for path in args.states:
-        state = load_checkpoint(path, TRAINING_STATE_KIND)
-        model = untrained_decomposition(target, spd)
-        model.load_state_dict(state["model"])
-        line = {"config": config.name, "steps": state["next_step"], "state": str(path)}
+        # the run's own identity check (config hash, target fingerprint): a state of another
+        # seed, setting or target is refused rather than scored
+        state = load_state(checkpointing_for("decomposition", spd, target, path, every=1), log=lambda _: None)
+        if state is None:
+            sys.exit(f"{path}: not a readable training state of {config.name} seed {spd.seed} on {args.target}")
+        model.load_state_dict(state.model)
+        line = {"config": config.name, "steps": state.next_step, "state": str(path)}
         print(json.dumps(line | verdict(model, config, spd)), flush=True)
 
 
@@ -170,6 +178,7 @@ def main() -> None:
     states.add_argument("experiment")
     states.add_argument("--target", type=Path, required=True, help="the run's target.pt")
     states.add_argument("--states", type=Path, nargs="+", required=True, help="copies of its decomposition.state.pt")
+    states.add_argument("--seed", type=int, default=0, help="the run's decomposition seed (default 0)")
     for sub in (step, one, quality, states):
         sub.add_argument("--device", default="cpu")
         sub.add_argument("--params", type=Path, default=PARAMS)
