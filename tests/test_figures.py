@@ -133,6 +133,36 @@ def _three_layer_resid_run():
     return ResidRunTables(metrics, ci_probes, contributions, losses)
 
 
+def test_resid_mlp_page_heatmap_titles_do_not_overlap():
+    # Side by side, one-line titles ("CI on one-hot probes: layers.1.mlp_in (107 live on them)", as
+    # on resid_mlp2's page) ran into each other.
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from spd.figures.resid_mlp import resid_run_page
+
+    run = _three_layer_resid_run()
+    live = 107
+    modules = sorted(run.ci_probes.layer.unique())
+    probe, subcomponent = (grid.ravel() for grid in np.meshgrid(range(live), range(live), indexing="ij"))
+    ci_probes = pd.concat(
+        pd.DataFrame({"layer": module, "probe": probe, "subcomponent": subcomponent,
+                      "ci": (probe == subcomponent).astype(float)})
+        for module in modules
+    )
+    fig = resid_run_page(dataclasses.replace(run, ci_probes=ci_probes))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if "live on them" in ax.get_title()]
+    assert len(titles) == 6
+    boxes = [title.get_window_extent(renderer) for title in titles]
+    for i, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[i + 1:])
+    plt.close(fig)
+
+
 def test_resid_mlp_page_shows_each_layers_metrics_inside_the_page():
     # One table of all six modules ran off the page's right edge for resid_mlp2 and resid_mlp3.
     import matplotlib.pyplot as plt

@@ -70,7 +70,7 @@ def ci_heatmap(ax: Axes, ci_probes: pd.DataFrame, layer: str, title: str | None 
     live = live_subcomponents(ci_probes, layer)
     ci = ci_probes[ci_probes.layer == layer].pivot(index="probe", columns="subcomponent", values="ci")
     matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
-    title = title or f"CI on one-hot probes: {layer} ({len(live)} live on them)"
+    title = title or f"CI on one-hot probes\n{layer}: {len(live)} live on them"
     heatmap(ax, matrix, title, "live subcomponent", "probe (feature)", cmap="viridis")
     if live and len(live) <= 20:
         ax.set_xticks(range(len(live)), [str(c) for c in live])
