@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from spd.evaluate.causal_importance_metrics import alive_mask, ci_l0, ci_pattern_errors
+from spd.evaluate.causal_importance_metrics import (
+    alive_mask,
+    ci_l0,
+    ci_pattern_error_kinds,
+    ci_pattern_errors,
+    ci_pattern_rows,
+)
 from spd.evaluate.tms import feature_match, mmcs_ml2r
 
 
@@ -55,3 +61,30 @@ def test_ci_pattern_errors_counts_weak_diagonal_offdiagonal_and_shared():
     assert ci_pattern_errors(leaky, 0.9, 0.1) == 1
     shared = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # both probes use subcomponent 0
     assert ci_pattern_errors(shared, 0.9, 0.1) == 1
+
+
+def test_ci_pattern_error_kinds_split_the_count():
+    # probe 0: its own subcomponent at 0.5 (weak); probe 1 leaks 0.3 and 0.2 into subcomponents 0
+    # and 2 (two off-diagonal); probes 2 and 3 both use subcomponent 3 (one shared)
+    ci = torch.tensor([
+        [0.5, 0.0, 0.0, 0.0],
+        [0.3, 1.0, 0.2, 0.0],
+        [0.0, 0.0, 0.0, 0.95],
+        [0.0, 0.0, 0.05, 1.0],
+    ])
+    kinds = ci_pattern_error_kinds(ci, 0.9, 0.1)
+    assert kinds == {"weak_diagonal": 1, "off_diagonal": 2, "shared": 1}
+    assert ci_pattern_errors(ci, 0.9, 0.1) == 4
+
+
+def test_ci_pattern_rows_give_the_count_then_each_kind():
+    from spd.config import EvalConfig
+
+    config = EvalConfig(diag_min=0.9, offdiag_max=0.1)
+    rows = ci_pattern_rows("linear2", torch.tensor([[0.8, 0.0], [0.0, 1.0]]), config)
+    assert rows == [
+        ("linear2", "ci_pattern_errors", 1, "count"),
+        ("linear2", "ci_errors_weak_diagonal", 1, "count"),
+        ("linear2", "ci_errors_off_diagonal", 0, "count"),
+        ("linear2", "ci_errors_shared", 0, "count"),
+    ]

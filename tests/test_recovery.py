@@ -41,6 +41,14 @@ def test_each_threshold_is_reported():
     assert tms_recovery_failures(_rows(linear1__ci_pattern_errors=2), PLAIN) == ["linear1: 2 CI-pattern errors"]
 
 
+def test_ci_pattern_failure_names_each_kind_where_the_table_has_them():
+    rows = _rows(linear2__ci_pattern_errors=22, linear2__ci_errors_weak_diagonal=1,
+                 linear2__ci_errors_off_diagonal=20, linear2__ci_errors_shared=1)
+    assert tms_recovery_failures(rows, PLAIN) == [
+        "linear2: 22 CI-pattern errors (1 weak diagonal, 20 off diagonal, 1 shared)"
+    ]
+
+
 def test_expected_alive_per_layer_for_both_families():
     from spd.config import ResidMLPTargetConfig
     from spd.evaluate.recovery import expected_alive

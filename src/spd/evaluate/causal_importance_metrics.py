@@ -29,19 +29,42 @@ def ci_l0(causal_importances: Tensor, threshold: float) -> float:
     return (causal_importances > threshold).sum(dim=-1).float().mean().item()
 
 
-def ci_pattern_errors(probe_ci: Tensor, diag_min: float, offdiag_max: float) -> int:
-    """Errors of a (n_probes, C) CI matrix against a permuted diagonal.
+Row = tuple[str, str, float, str]  # layer, metric, value, unit
 
-    Each probe is matched to its highest-CI subcomponent. Errors: matched CI below `diag_min`,
-    every other entry above `offdiag_max`, and one more for each extra probe sharing a subcomponent.
+# The three ways a probe's CI misses a permuted diagonal (metric "ci_errors_<kind>").
+CI_ERROR_KINDS = ("weak_diagonal", "off_diagonal", "shared")
+
+
+def ci_pattern_error_kinds(probe_ci: Tensor, diag_min: float, offdiag_max: float) -> dict[str, int]:
+    """Errors of a (n_probes, C) CI matrix against a permuted diagonal, by kind.
+
+    Each probe is matched to its highest-CI subcomponent. 'weak_diagonal': a matched CI below
+    `diag_min`; 'off_diagonal': any other entry above `offdiag_max`; 'shared': one for each extra
+    probe matched to a subcomponent another probe is matched to (merged features).
     """
     matched = probe_ci.argmax(dim=1)
     rows = torch.arange(probe_ci.shape[0])
     diagonal = probe_ci[rows, matched]
     off_diagonal = probe_ci.clone()
     off_diagonal[rows, matched] = 0.0
-    shared = matched.numel() - matched.unique().numel()
-    return int((diagonal < diag_min).sum()) + int((off_diagonal > offdiag_max).sum()) + shared
+    return {
+        "weak_diagonal": int((diagonal < diag_min).sum()),
+        "off_diagonal": int((off_diagonal > offdiag_max).sum()),
+        "shared": matched.numel() - matched.unique().numel(),
+    }
+
+
+def ci_pattern_errors(probe_ci: Tensor, diag_min: float, offdiag_max: float) -> int:
+    """All errors of a (n_probes, C) CI matrix against a permuted diagonal (every kind)."""
+    return sum(ci_pattern_error_kinds(probe_ci, diag_min, offdiag_max).values())
+
+
+def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Row]:
+    """'ci_pattern_errors' (section 7's count) of one layer, then its count of each kind."""
+    kinds = ci_pattern_error_kinds(probe_ci, config.diag_min, config.offdiag_max)
+    return [(layer, "ci_pattern_errors", sum(kinds.values()), "count")] + [
+        (layer, f"ci_errors_{kind}", count, "count") for kind, count in kinds.items()
+    ]
 
 
 def dense_pattern_errors(probe_ci: Tensor, k: int, strong_min: float, weak_max: float) -> int:

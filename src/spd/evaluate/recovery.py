@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from spd.config import ResidMLPTargetConfig, TargetConfig, TMSTargetConfig
+from spd.evaluate.causal_importance_metrics import CI_ERROR_KINDS
 
 MMCS_MIN = 0.999
 ML2R_RANGE = (0.98, 1.04)
@@ -16,6 +17,20 @@ Rows = Iterable[Mapping[str, object]]
 
 def _values(rows: Rows) -> dict[tuple[str, str], float]:
     return {(str(r["layer"]), str(r["metric"])): float(r["value"]) for r in rows}  # type: ignore[arg-type]
+
+
+def _ci_pattern_failures(value: dict[tuple[str, str], float], layer: str) -> list[str]:
+    """'<layer>: N CI-pattern errors (a weak diagonal, b off diagonal, c shared)' when N > 0; the
+    kinds are named where the metrics table has them (tables written before it had no kinds)."""
+    errors = int(value.get((layer, "ci_pattern_errors"), 0))
+    if not errors:
+        return []
+    kinds = [
+        f"{int(value[(layer, f'ci_errors_{kind}')])} {kind.replace('_', ' ')}"
+        for kind in CI_ERROR_KINDS
+        if (layer, f"ci_errors_{kind}") in value
+    ]
+    return [f"{layer}: {errors} CI-pattern errors" + (f" ({', '.join(kinds)})" if kinds else "")]
 
 
 def recovery_failures(rows: Rows, target: TargetConfig) -> list[str]:
@@ -37,8 +52,7 @@ def resid_mlp_recovery_failures(rows: Rows, target: ResidMLPTargetConfig) -> lis
             alive = int(value[(w_in, "alive_subcomponents")])
             if alive != target.n_features:
                 failures.append(f"{w_in}: {alive} alive subcomponents, expected {target.n_features}")
-            if errors := int(value[(w_in, "ci_pattern_errors")]):
-                failures.append(f"{w_in}: {errors} CI-pattern errors")
+            failures += _ci_pattern_failures(value, w_in)
             correlation = value[(w_in, "neuron_contribution_corr")]
             if correlation < NEURON_CORRELATION_MIN:
                 failures.append(f"{w_in}: neuron-contribution correlation {correlation:.3f} < {NEURON_CORRELATION_MIN}")
@@ -70,9 +84,7 @@ def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
         if alive != expected:
             failures.append(f"{layer}: {alive} alive subcomponents, expected {expected}")
     for layer in ("linear1", "linear2"):
-        errors = int(value.get((layer, "ci_pattern_errors"), 0))
-        if errors:
-            failures.append(f"{layer}: {errors} CI-pattern errors")
+        failures += _ci_pattern_failures(value, layer)
     return failures
 
 

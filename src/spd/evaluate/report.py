@@ -13,7 +13,7 @@ import torch
 from spd.config import EvalConfig, TargetConfig
 from spd.decomp.component_model import ComponentModel
 from spd.evaluate import resid_mlp, tms
-from spd.evaluate.causal_importance_metrics import EvaluationCI, alive_mask, ci_l0
+from spd.evaluate.causal_importance_metrics import EvaluationCI, Row, alive_mask, ci_l0
 
 
 def code_version() -> str:
@@ -33,7 +33,6 @@ def code_version() -> str:
     return f"{package}+{described}" if described else package
 
 
-Row = tuple[str, str, float, str]  # layer, metric, value, unit
 FAMILY_METRICS: dict[str, Callable[[ComponentModel, EvaluationCI, EvalConfig], list[Row]]] = {
     "tms": tms.metric_rows,
     "resid_mlp": resid_mlp.metric_rows,

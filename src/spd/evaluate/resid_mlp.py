@@ -13,13 +13,12 @@ from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
 from spd.evaluate.causal_importance_metrics import (
     EvaluationCI,
+    Row,
     alive_mask,
-    ci_pattern_errors,
+    ci_pattern_rows,
     dense_pattern_errors,
 )
 from spd.targets.resid_mlp import neuron_contributions
-
-Row = tuple[str, str, float, str]  # layer, metric, value, unit
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -73,8 +72,7 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
     for layer in range(len(model.target.model.layers)):
         w_in, w_out = f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"
         if w_in in model.module_names:
-            errors = ci_pattern_errors(ci.probes[w_in], config.diag_min, config.offdiag_max)
-            rows.append((w_in, "ci_pattern_errors", errors, "count"))
+            rows += ci_pattern_rows(w_in, ci.probes[w_in], config)
             target = neuron_contributions(model.target.model, layer)
             spd = best_subcomponent_contributions(model, ci, layer)
             rows.append((w_in, "neuron_contribution_corr", pearson(target, spd), "pearson r"))

@@ -9,10 +9,8 @@ from spd.config import EvalConfig
 from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.components import subcomponent_weights
-from spd.evaluate.causal_importance_metrics import EvaluationCI, ci_pattern_errors
+from spd.evaluate.causal_importance_metrics import EvaluationCI, Row, ci_pattern_rows
 from spd.targets.tms import ground_truth_mechanisms
-
-Row = tuple[str, str, float, str]  # layer, metric, value, unit
 
 
 def feature_match(U: Tensor, V: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
@@ -56,9 +54,10 @@ FEATURE_ALIGNED_LAYERS = ("linear1", "linear2")
 def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[Row]:
     """CI-pattern errors of linear1/linear2, and MMCS / ML2R of linear1 against the columns of W."""
     rows: list[Row] = [
-        (name, "ci_pattern_errors", ci_pattern_errors(ci.probes[name], config.diag_min, config.offdiag_max), "count")
+        row
         for name in model.module_names
         if name in FEATURE_ALIGNED_LAYERS
+        for row in ci_pattern_rows(name, ci.probes[name], config)
     ]
     if "linear1" in model.module_names:
         with torch.no_grad():
