@@ -5,7 +5,6 @@ from spd.evaluate.causal_importance_metrics import (
     alive_mask,
     ci_l0,
     ci_pattern_error_kinds,
-    ci_pattern_errors,
     ci_pattern_rows,
 )
 from spd.evaluate.tms import feature_match, mmcs_ml2r
@@ -49,18 +48,21 @@ def test_alive_and_l0():
     assert ci_l0(ci, 0.1) == pytest.approx(0.5)
 
 
+NO_ERRORS = {"weak_diagonal": 0, "off_diagonal": 0, "shared": 0}
+
+
 def test_ci_pattern_errors_zero_for_a_permuted_diagonal():
     ci = torch.tensor([[0.0, 0.95, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.92, 0.05, 0.0, 0.0]])
-    assert ci_pattern_errors(ci, diag_min=0.9, offdiag_max=0.1) == 0
+    assert ci_pattern_error_kinds(ci, diag_min=0.9, offdiag_max=0.1) == NO_ERRORS
 
 
 def test_ci_pattern_errors_counts_weak_diagonal_offdiagonal_and_shared():
     weak = torch.tensor([[0.5, 0.0], [0.0, 1.0]])
-    assert ci_pattern_errors(weak, 0.9, 0.1) == 1
+    assert ci_pattern_error_kinds(weak, 0.9, 0.1) == NO_ERRORS | {"weak_diagonal": 1}
     leaky = torch.tensor([[1.0, 0.3], [0.0, 1.0]])
-    assert ci_pattern_errors(leaky, 0.9, 0.1) == 1
+    assert ci_pattern_error_kinds(leaky, 0.9, 0.1) == NO_ERRORS | {"off_diagonal": 1}
     shared = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # both probes use subcomponent 0
-    assert ci_pattern_errors(shared, 0.9, 0.1) == 1
+    assert ci_pattern_error_kinds(shared, 0.9, 0.1) == NO_ERRORS | {"shared": 1}
 
 
 def test_ci_pattern_error_kinds_split_the_count():
@@ -72,19 +74,18 @@ def test_ci_pattern_error_kinds_split_the_count():
         [0.0, 0.0, 0.0, 0.95],
         [0.0, 0.0, 0.05, 1.0],
     ])
-    kinds = ci_pattern_error_kinds(ci, 0.9, 0.1)
-    assert kinds == {"weak_diagonal": 1, "off_diagonal": 2, "shared": 1}
-    assert ci_pattern_errors(ci, 0.9, 0.1) == 4
+    assert ci_pattern_error_kinds(ci, 0.9, 0.1) == {"weak_diagonal": 1, "off_diagonal": 2, "shared": 1}
 
 
-def test_ci_pattern_rows_give_the_count_then_each_kind():
+def test_ci_pattern_rows_give_the_total_then_each_kind():
     from spd.config import EvalConfig
 
     config = EvalConfig(diag_min=0.9, offdiag_max=0.1)
-    rows = ci_pattern_rows("linear2", torch.tensor([[0.8, 0.0], [0.0, 1.0]]), config)
+    # probe 0 weak (0.8) and leaking into subcomponent 1 (0.2): two errors of two kinds
+    rows = ci_pattern_rows("linear2", torch.tensor([[0.8, 0.2], [0.0, 1.0]]), config)
     assert rows == [
-        ("linear2", "ci_pattern_errors", 1, "count"),
+        ("linear2", "ci_pattern_errors", 2, "count"),
         ("linear2", "ci_errors_weak_diagonal", 1, "count"),
-        ("linear2", "ci_errors_off_diagonal", 0, "count"),
+        ("linear2", "ci_errors_off_diagonal", 1, "count"),
         ("linear2", "ci_errors_shared", 0, "count"),
     ]

@@ -54,13 +54,8 @@ def ci_pattern_error_kinds(probe_ci: Tensor, diag_min: float, offdiag_max: float
     }
 
 
-def ci_pattern_errors(probe_ci: Tensor, diag_min: float, offdiag_max: float) -> int:
-    """All errors of a (n_probes, C) CI matrix against a permuted diagonal (every kind)."""
-    return sum(ci_pattern_error_kinds(probe_ci, diag_min, offdiag_max).values())
-
-
 def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Row]:
-    """'ci_pattern_errors' (section 7's count) of one layer, then its count of each kind."""
+    """'ci_pattern_errors' (section 7's count: every kind) of one layer, then its count of each kind."""
     kinds = ci_pattern_error_kinds(probe_ci, config.diag_min, config.offdiag_max)
     return [(layer, "ci_pattern_errors", sum(kinds.values()), "count")] + [
         (layer, f"ci_errors_{kind}", count, "count") for kind, count in kinds.items()
