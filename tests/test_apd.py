@@ -138,6 +138,32 @@ def test_unit_norm_A_normalises_every_column_and_its_gradient_has_no_radial_part
     assert not torch.allclose(_apd_on_resid(unit_norm_A=False).factors("layers.0.mlp_in")[0].norm(dim=1), torch.ones(5, 3))
 
 
+@pytest.mark.parametrize(("make_model", "n_features"),
+                         [(lambda: _apd_on_tms(identity=True), 5), (lambda: _apd_on_resid(unit_norm_A=True), 6)],
+                         ids=["tms_tied", "resid_unit_norm_A"])
+def test_apd_losses_share_one_parametrisation_with_the_same_values_and_gradients(make_model, n_features):
+    # apd_losses computes each layer's (A, B) once per step; the attribution pass reads them under
+    # no_grad, and a cache filled there once left every A without a gradient.
+    from spd.config import APDConfig
+    from spd.decomp.apd import _apd_losses, apd_losses
+
+    config = APDConfig(method="apd", C=4, topk=1.0, simplicity_coeff=0.1, activation_recon_coeff=1.0,
+                       schatten_p=0.9, lr=1e-3)
+    model = make_model()
+    x = torch.rand(8, n_features, generator=torch.Generator().manual_seed(4))
+    results = []
+    for losses_of in (_apd_losses, apd_losses):  # every factor recomputed per use, then shared
+        model.zero_grad()
+        losses = losses_of(model, x, config)
+        losses["total"].backward()
+        results.append(({k: v.detach() for k, v in losses.items()}, [p.grad.clone() for p in model.parameters()]))
+    (plain_losses, plain_grads), (shared_losses, shared_grads) = results
+    torch.testing.assert_close(shared_losses, plain_losses)
+    assert all(grad.abs().sum() > 0 for grad in shared_grads)
+    for shared, plain in zip(shared_grads, plain_grads, strict=True):
+        torch.testing.assert_close(shared, plain)
+
+
 def test_attributions_on_the_residual_mlp_match_finite_differences():
     model = _apd_on_resid(unit_norm_A=True)
     x = torch.rand(3, 6, generator=torch.Generator().manual_seed(2)) - 0.5

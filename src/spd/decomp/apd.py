@@ -66,6 +66,8 @@ class APDModel(nn.Module):
         self._mask: Tensor | None = None
         self._probes: dict[str, Tensor] | None = None
         self._inputs: dict[str, Tensor] = {}
+        # (A, B) per own layer while `one_parametrisation` is open (None: computed on each call)
+        self._factor_cache: dict[str, tuple[Tensor, Tensor]] | None = None
         # ReLU(output) of the target's relu_input_modules: clean (attribution pass) and top-k pass.
         self.clean_activations: dict[str, Tensor] = {}
         self.masked_activations: dict[str, Tensor] = {}
@@ -79,10 +81,23 @@ class APDModel(nn.Module):
     def _own_factors(self, name: str) -> tuple[Tensor, Tensor]:
         """With unit_norm_A, every column A[c, :, k] is normalised: a parametrisation whose
         gradient is the projected one (the radial part removed), as APD's published resid runs."""
+        if self._factor_cache is not None:
+            return self._factor_cache[name]
         layer = self.components[_key(name)]
-        if not self.unit_norm_A:
-            return layer.A, layer.B
-        return layer.A / layer.A.norm(dim=1, keepdim=True), layer.B
+        return (layer.A / layer.A.norm(dim=1, keepdim=True) if self.unit_norm_A else layer.A), layer.B
+
+    @contextmanager
+    def one_parametrisation(self) -> Iterator[None]:
+        """Within it, each layer's (A, B) is computed once and shared by every pass and loss, so the
+        normalisation of A (and its backward) runs once per step instead of once per use. They are
+        computed on entry, with gradients on, because the attribution pass reads them under no_grad."""
+        with torch.enable_grad():
+            factors = {name: self._own_factors(name) for name in self.module_names if name not in self.target.tied_modules}
+        self._factor_cache = factors
+        try:
+            yield
+        finally:
+            self._factor_cache = None
 
     def factors(self, name: str) -> tuple[Tensor, Tensor]:
         """(A, B) of a layer; a tied layer uses its source's, transposed (A' = B^T, B' = A^T)."""
@@ -189,6 +204,11 @@ def simplicity_loss(model: APDModel, mask: Tensor, p: float, n_entries: int) -> 
 
 def apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tensor]:
     """Faithfulness, top-k minimality (reconstruction) and simplicity, and their weighted total."""
+    with model.one_parametrisation():
+        return _apd_losses(model, x, config)
+
+
+def _apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tensor]:
     attributions, target_output = model.attributions(x)
     mask = batch_topk_mask(attributions, config.topk)
     names = model.module_names
