@@ -64,7 +64,7 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
     assert isinstance(spd, SPDConfig), "step-time measures SPD"
     target = untrained_target(config, device)
     generator = torch.Generator(device=device).manual_seed(0)
-    components = ComponentModel(target, spd.C, spd.d_gate, spd.fused_gates, generator, spd.tied_adam)
+    components = ComponentModel.from_config(target, spd, generator)
     optimizer = make_optimizer(components, spd)
     times = []
     for i in range(warmup + steps):

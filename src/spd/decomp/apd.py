@@ -74,6 +74,11 @@ class APDModel(nn.Module):
         for name in self.module_names:
             self._linears[name].register_forward_hook(self._make_hook(name))
 
+    @classmethod
+    def from_config(cls, target: Target, config: APDConfig, generator: torch.Generator) -> APDModel:
+        """The untrained decomposition `config` describes, on a target already restricted to its modules."""
+        return cls(target, config.C, config.m, generator, config.unit_norm_A)
+
     @property
     def target(self) -> Target:
         return self._target
@@ -260,7 +265,7 @@ def decompose_apd(
     target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    model = APDModel(target, config.C, config.m, generator, config.unit_norm_A)
+    model = APDModel.from_config(target, config, generator)
     checkpointing = checkpointing_for("apd", config, target, state_file, checkpoint_every)
     run = Optimisation(
         model=model,

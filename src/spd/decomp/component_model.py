@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from spd.config import SPDConfig
 from spd.decomp.causal_importance import CausalImportanceGates
 from spd.decomp.components import LinearComponents
 from spd.targets.base import LazyActivation, Target, linear_product
@@ -66,6 +67,11 @@ class ComponentModel(nn.Module):
         self._masked_x: Tensor | None = None
         for name in self.module_names:
             self._linears[name].register_forward_hook(self._make_hook(name))
+
+    @classmethod
+    def from_config(cls, target: Target, config: SPDConfig, generator: torch.Generator) -> ComponentModel:
+        """The untrained decomposition `config` describes, on a target already restricted to its modules."""
+        return cls(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
 
     @property
     def target(self) -> Target:

@@ -52,5 +52,5 @@ def untrained_decomposition(target: Target, config: SPDConfig | APDConfig) -> Co
     target = target.restricted_to(config.modules)
     generator = torch.Generator(device=next(target.model.parameters()).device)
     if isinstance(config, APDConfig):
-        return APDModel(target, config.C, config.m, generator, config.unit_norm_A)
-    return ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
+        return APDModel.from_config(target, config, generator)
+    return ComponentModel.from_config(target, config, generator)

@@ -145,7 +145,7 @@ def _train(
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
-    model = ComponentModel(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
+    model = ComponentModel.from_config(target, config, generator)
     label = "decomposition (CUDA graph)" if cuda_graph else "decomposition"  # its Adam state differs
     checkpointing = checkpointing_for(label, config, target, state_file, checkpoint_every)
     run = Optimisation(
