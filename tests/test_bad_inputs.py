@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY_TMS
+from conftest import TINY_RESID_MLP, TINY_TMS
 
 from spd.cli import main
 
@@ -16,12 +16,23 @@ REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A finished tiny run: target.pt, decomposition.pt and every table."""
+def finished(tmp_path_factory, resid_target) -> Path:
+    """A finished tiny run: target.pt, decomposition.pt and every table; beside it, a trained
+    residual-MLP target (resid_target.pt)."""
     root = tmp_path_factory.mktemp("finished")
     (root / "tiny.yaml").write_text(yaml.safe_dump(TINY_TMS))
     assert main(["run", "--config", str(root / "tiny.yaml"), "--out", str(root / "run")]) == 0
+    (root / "resid_target.pt").write_bytes(resid_target.read_bytes())
     return root / "run"
+
+
+@pytest.fixture(scope="module")
+def resid_target(tmp_path_factory) -> Path:
+    """A trained tiny residual-MLP target.pt."""
+    root = tmp_path_factory.mktemp("resid")
+    (root / "resid.yaml").write_text(yaml.safe_dump(TINY_RESID_MLP))
+    assert main(["train-target", "--config", str(root / "resid.yaml"), "--out", str(root)]) == 0
+    return root / "target.pt"
 
 
 def _config_case(section: str, key: str, value, bad_key: str):
@@ -60,6 +71,21 @@ def _damaged_copy(source: Path, tmp: Path, damage: Callable[[bytes], bytes]) -> 
     return str(path)
 
 
+def _changed_config(tmp: Path, section: str, **changes) -> str:
+    raw = copy.deepcopy(TINY_TMS)
+    raw[section].update(changes)
+    (tmp / "changed.yaml").write_text(yaml.safe_dump(raw))
+    return str(tmp / "changed.yaml")
+
+
+def _retrained_target(tmp: Path, finished: Path) -> str:
+    """The same settings and shapes, other weights: as if trained again elsewhere."""
+    payload = torch.load(finished / "target.pt", weights_only=True)
+    payload["state_dict"] = {k: v + 0.01 for k, v in payload["state_dict"].items()}
+    torch.save(payload, tmp / "retrained.pt")
+    return str(tmp / "retrained.pt")
+
+
 def _truncate(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
@@ -80,6 +106,40 @@ def _decomposition_of_another_target(tmp: Path, finished: Path) -> str:
 
 BAD_INPUTS = [
     _config_case("decomposition", "Cx", 3, "decomposition.Cx"),
+    _config_case("decomposition", "importance_minimality_coef", 3e-3, "decomposition.importance_minimality_coef"),
+    _file_case(
+        lambda tmp, fin: ["run", "--config", _changed_config(tmp, "decomposition", C=1_000_000_000)],
+        "decomposition.C=1000000000 with decomposition.batch_size=64 needs about", "C too large for memory",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(fin.parent / "resid_target.pt")],
+        "a resid_mlp target, but experiment 'tms_tiny' asks for a tms target", "target of another family",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _changed_config(tmp, "target", n_features=6),
+                          "--target", str(fin / "target.pt")],
+        "trained with target n_features=5 (experiment: 6)", "target of another size",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _changed_config(tmp, "target", identity_layer=True),
+                          "--target", str(fin / "target.pt"), "--decomposition", str(fin / "decomposition.pt")],
+        "trained with target identity_layer=False (experiment: True)", "identity variant on a plain run",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _changed_config(tmp, "decomposition", importance_minimality_coeff=1e-2),
+                          "--target", str(fin / "target.pt"), "--decomposition", str(fin / "decomposition.pt")],
+        "made with decomposition importance_minimality_coeff=0.003 (experiment: 0.01)",
+        "decomposition of other settings",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", _retrained_target(tmp, fin),
+                          "--decomposition", str(fin / "decomposition.pt")],
+        "decomposition.pt: made from target", "decomposition of another target's weights",
+    ),
+    _file_case(
+        lambda tmp, fin: ["train-target", "--config", _changed_config(tmp, "target", max_seed_tries=1, min_feature_norm=50.0)],
+        "target: no seed in [0] represented all 5 features", "target that never represents every feature",
+    ),
     _config_case("decomposition", "C", 0, "decomposition.C"),
     _config_case("decomposition", "C", -4, "decomposition.C"),
     _config_case("decomposition", "C", "many", "decomposition.C"),

@@ -93,9 +93,24 @@ def test_sweep_points_are_experiments_sharing_their_target_and_default_run(tmp_p
         ({"C": {"setting": "C", "experiments": {"huge": [1]}}},
          r"bad config key 'sweeps\.C\.experiments\.huge': no experiment named 'huge'"),
         ({"C": {"setting": "C", "experiments": {"tiny": [4]}, "color": 1}},
-         r"bad config key 'sweeps\.C\.color'"),
+         r"unknown config key 'sweeps\.C\.color'"),
     ],
 )
 def test_bad_sweeps_fail_at_load_naming_the_key(tmp_path, sweeps, message):
     with pytest.raises(ConfigError, match=message):
         load_params(_sweep_params(tmp_path, sweeps))
+
+
+def test_a_typo_is_named_with_every_place_it_occurs_and_the_key_it_resembles(tmp_path):
+    body = {k: copy.deepcopy(v) for k, v in TINY_TMS.items() if k != "name"}
+    body["decomposition"]["importance_minimality_coef"] = body["decomposition"].pop("importance_minimality_coeff")
+    other = copy.deepcopy(body)
+    other["target"]["n_featurs"] = 3
+    with pytest.raises(ConfigError) as raised:
+        load_params(_params(tmp_path, {"tiny": body, "other": other}))
+    message = str(raised.value)
+    assert "\n" not in message
+    for key in ("tiny.decomposition.importance_minimality_coef", "other.decomposition.importance_minimality_coef"):
+        assert f"unknown config key 'experiments.{key}' (did you mean 'importance_minimality_coeff'?)" in message
+    assert "unknown config key 'experiments.other.target.n_featurs' (did you mean 'n_features'?)" in message
+    assert "Field required" not in message

@@ -181,7 +181,6 @@ def test_targets_start_first_then_the_costliest_decomposition(workdir: Path):
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(params))
     log = _snakemake(workdir, "--cores", "1", "--until", "decompose")
     started = re.findall(r"rule (\w+):\n(?:\s+\w+: .*\n)*?\s+wildcards: experiment=([\w-]+)", log)
-    assert started == [
-        ("train_target", "tiny_a"), ("train_target", "tiny_b"),
-        ("decompose", "tiny_b"), ("decompose", "tiny_a"),
-    ], log
+    # The two targets have equal priority, so their order is the scheduler's to choose.
+    assert sorted(started[:2]) == [("train_target", "tiny_a"), ("train_target", "tiny_b")], log
+    assert started[2:] == [("decompose", "tiny_b"), ("decompose", "tiny_a")], log

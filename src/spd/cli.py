@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 import yaml
 
+from spd.checks import check_fits_in_memory, check_output_folder
 from spd.config import (
     APDConfig,
     ConfigError,
@@ -40,6 +41,7 @@ CI_PROBES_FILE = "ci_probes.parquet"
 WEIGHTS_FILE = "weights.parquet"  # TMS runs
 NEURON_CONTRIBUTIONS_FILE = "neuron_contributions.parquet"  # residual-MLP runs
 CI_HISTOGRAM_FILE = "ci_histogram.parquet"
+RUN_RECORD_FILE = "run.json"  # the run's settings, provenance and verdict, written by evaluate
 TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
 TARGET_STATE_FILE = "target.state.pt"  # likewise for target training
 
@@ -81,12 +83,15 @@ def _decompose(
     config: ExperimentConfig, target_path: Path, out: Path, device: str, checkpoint_every: int,
     cuda_graph: bool = False,
 ) -> Path:
+    from spd.checks import check_target
     from spd.decomp.apd import decompose_apd
     from spd.decomp.storage import save_decomposition
     from spd.decomp.train import decompose
+    from spd.provenance import run_record
     from spd.targets.registry import load_target
 
-    target, _, _ = load_target(target_path, device)
+    target, trained, info = load_target(target_path, device)
+    check_target(target_path, trained, config)
     spd = config.decomposition
     restarts = (
         f" restarts={spd.restarts} (x{spd.restart_steps} steps)"
@@ -104,52 +109,81 @@ def _decompose(
     else:
         result = decompose(target, spd, _log, state_path, checkpoint_every, cuda_graph=cuda_graph)
         model, history = result.model, result.loss_history
+    elapsed = time.perf_counter() - start
+    record = {
+        "target_fingerprint": info["fingerprint"],
+        **run_record(device, torch.get_num_threads(), elapsed),
+    }
     path = out / DECOMPOSITION_FILE
-    save_decomposition(model, spd, path)
+    save_decomposition(model, spd, record, path)
     write_parquet(history.assign(experiment=config.name, seed=spd.seed), out / LOSSES_FILE)
     state_path.unlink(missing_ok=True)
-    _log(f"[{config.name}] decomposition saved to {path} ({time.perf_counter() - start:.1f} s)")
+    _log(f"[{config.name}] decomposition saved to {path} ({elapsed:.1f} s)")
     return path
 
 
 def _evaluate(
     config: ExperimentConfig, target_path: Path, decomposition_path: Path, out: Path, device: str
 ) -> Path:
+    from spd.checks import check_decomposition, check_fingerprint, check_target
     from spd.decomp.storage import load_decomposition
     from spd.evaluate.causal_importance_metrics import evaluation_ci
     from spd.evaluate.exports import ci_histogram_table, ci_probe_table, weight_table
-    from spd.evaluate.recovery import recovery_failures
+    from spd.evaluate.recovery import verdict
     from spd.evaluate.report import metric_rows, metrics_table
     from spd.evaluate.resid_mlp import neuron_contribution_table
-    from spd.targets.registry import load_target
+    from spd.evaluate.run_record import write_run_record
+    from spd.targets.registry import load_target, missing_features
 
-    target, target_config, _ = load_target(target_path, device)
-    model, spd_config = load_decomposition(decomposition_path, target)
-    if isinstance(spd_config, APDConfig):
-        return _evaluate_apd(config, model, spd_config, target_config, out)
-    ci = evaluation_ci(model, target_config.n_features, spd_config, config.evaluation)
-    rows = metric_rows(model, ci, target_config, config.evaluation)
-    metrics = metrics_table(
-        rows, config.name, spd_config.seed, config_hash(config), target_config.family, "spd"
-    )
-    provenance = {"experiment": config.name, "seed": spd_config.seed}
-    write_parquet(ci_probe_table(ci.probes).assign(**provenance), out / CI_PROBES_FILE)
-    write_parquet(ci_histogram_table(ci.random).assign(**provenance), out / CI_HISTOGRAM_FILE)
-    # What each family's figures draw besides CIs: TMS weights; residual-MLP neuron contributions.
-    if target_config.family == "tms":
-        write_parquet(weight_table(model).assign(**provenance), out / WEIGHTS_FILE)
+    target, target_config, info = load_target(target_path, device)
+    check_target(target_path, target_config, config)
+    model, made, record = load_decomposition(decomposition_path, target)
+    check_decomposition(decomposition_path, made, config)
+    check_fingerprint(decomposition_path, record.get("target_fingerprint"), str(info["fingerprint"]))
+    # The run's own settings (a --steps or --seed override included) identify its results.
+    run_config = config.model_copy(update={"decomposition": made})
+    run_hash = config_hash(run_config)
+    missing = missing_features(target.model, target_config)
+    if isinstance(made, APDConfig):
+        rows = _apd_rows(model, target_config, config)
+        family_tables: dict[str, pd.DataFrame] = {}
     else:
-        table = neuron_contribution_table(model, ci).assign(**provenance)
-        write_parquet(table, out / NEURON_CONTRIBUTIONS_FILE)
+        ci = evaluation_ci(model, target_config.n_features, made, config.evaluation)
+        rows = metric_rows(model, ci, target_config, config.evaluation)
+        # What each family's figures draw besides CIs: TMS weights; residual-MLP neuron contributions.
+        family_tables = {CI_PROBES_FILE: ci_probe_table(ci.probes), CI_HISTOGRAM_FILE: ci_histogram_table(ci.random)}
+        if target_config.family == "tms":
+            family_tables[WEIGHTS_FILE] = weight_table(model)
+        else:
+            family_tables[NEURON_CONTRIBUTIONS_FILE] = neuron_contribution_table(model, ci)
+    metrics = metrics_table(rows, config.name, made.seed, run_hash, target_config.family, made.method)
+    provenance = {"experiment": config.name, "seed": made.seed}
+    for name, table in family_tables.items():
+        write_parquet(table.assign(**provenance), out / name)
     path = out / METRICS_FILE
     write_parquet(metrics, path)
     summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
     _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
-    failures = recovery_failures(rows, target_config)
-    verdict = "all section 7 thresholds met" if not failures else "; ".join(failures)
-    _log(f"[{config.name}] ground-truth recovery: {verdict}")
+    outcome = verdict(rows, target_config, made.method, missing)
+    write_run_record(out / RUN_RECORD_FILE, run_config, run_hash, info, record, outcome)
+    _log(f"[{config.name}] ground-truth recovery: {outcome.text}")
     _log(f"[{config.name}] metrics saved to {path}")
     return path
+
+
+def _apd_rows(model, target_config, config: ExperimentConfig) -> list[dict[str, object]]:
+    """APD has no causal importances: on TMS it is scored by MMCS and ML2R, on the residual MLP by
+    the neuron contributions of each feature's highest-attribution component."""
+    from spd.evaluate import resid_mlp, tms
+
+    if target_config.family == "tms":
+        metric_rows = tms.apd_metric_rows(model)
+    else:
+        metric_rows = resid_mlp.apd_metric_rows(model, config.evaluation)
+    return [
+        {"layer": layer, "metric": metric, "value": float(value), "unit": unit}
+        for layer, metric, value, unit in metric_rows
+    ]
 
 
 def _selected_runs(listed: list[Path], params_path: Path | None, root: Path) -> list[Path]:
@@ -164,36 +198,18 @@ def _selected_runs(listed: list[Path], params_path: Path | None, root: Path) -> 
 
 
 def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
+    from spd.evaluate.run_record import read_run_record
     from spd.evaluate.summary import loss_curve, metric_summary
     from spd.io import atomic_write
 
-    metrics, losses = (read_parquet(path) for path in _run_tables([run_dir], [METRICS_FILE, LOSSES_FILE])[0])
-    text = json.dumps(metric_summary(metrics, losses), indent=2, sort_keys=True) + "\n"
+    names = [METRICS_FILE, LOSSES_FILE, RUN_RECORD_FILE]
+    metrics_path, losses_path, record_path = _run_tables([run_dir], names)[0]
+    metrics, losses = read_parquet(metrics_path), read_parquet(losses_path)
+    summary = metric_summary(metrics, losses, read_run_record(record_path))
+    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
     atomic_write(metrics_json, lambda tmp: tmp.write_text(text))
     atomic_write(losses_csv, lambda tmp: loss_curve(losses).to_csv(tmp, index=False))
     _log(f"summary saved to {metrics_json} and {losses_csv}")
-
-
-def _evaluate_apd(config: ExperimentConfig, model, apd_config: APDConfig, target_config, out: Path) -> Path:
-    """APD has no causal importances: on TMS it is scored by MMCS and ML2R, on the residual MLP by
-    the neuron contributions of each feature's highest-attribution component."""
-    from spd.evaluate import resid_mlp, tms
-    from spd.evaluate.report import metrics_table
-
-    if target_config.family == "tms":
-        metric_rows = tms.apd_metric_rows(model)
-    else:
-        metric_rows = resid_mlp.apd_metric_rows(model, config.evaluation)
-    rows = [
-        {"layer": layer, "metric": metric, "value": float(value), "unit": unit}
-        for layer, metric, value, unit in metric_rows
-    ]
-    metrics = metrics_table(rows, config.name, apd_config.seed, config_hash(config), target_config.family, "apd")
-    path = out / METRICS_FILE
-    write_parquet(metrics, path)
-    _log(yaml.safe_dump({f"{r['layer']}/{r['metric']}": round(r["value"], 4) for r in rows}).rstrip())
-    _log(f"[{config.name}] metrics saved to {path}")
-    return path
 
 
 def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
@@ -400,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.threads < 1:
                 raise ConfigError(f"--threads {args.threads}: must be at least 1")
             torch.set_num_threads(args.threads)
+        check_output_folder(args.out)
+        if args.command in ("decompose", "run"):
+            check_fits_in_memory(config, device)
         if args.command == "train-target":
             _train_target(config, args.out, device, args.checkpoint_every)
         elif args.command == "decompose":

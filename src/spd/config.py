@@ -6,6 +6,7 @@ message naming the key (see `load_experiment_config`).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -282,16 +283,41 @@ class Params(StrictModel):
         return next(other for other, settings in self.experiments.items() if settings.target == target)
 
 
+_SCHEMAS = (TMSTargetConfig, ResidMLPTargetConfig, SPDConfig, APDConfig, EvalConfig, Sweep, Params)
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    # A target's family and a decomposition's method select its schema; pydantic puts that tag
+    # into the location, where the user wrote no key.
+    return ".".join(str(part) for part in loc if part not in TARGET_FAMILIES + METHODS) or "<root>"
+
+
+def _known_keys() -> set[str]:
+    return {field for model in _SCHEMAS for field in model.model_fields}
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    match = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+    hint = f" (did you mean '{match[0]}'?)" if match else ""
+    return f"unknown config key '{_key(loc)}'{hint}"
+
+
 def _format_validation_error(error: ValidationError, source: str) -> str:
-    first = error.errors()[0]
-    # A target's family selects its schema; pydantic puts the family name into the location.
-    parts = [str(part) for part in first["loc"] if part not in TARGET_FAMILIES + METHODS]
-    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        parts.append("family")
-    key = ".".join(parts) or "<root>"
-    extra = len(error.errors()) - 1
+    """One line: every unknown key the user wrote (a typo also makes its intended key missing,
+    so those come first), else the first problem; the count of the others."""
+    errors = error.errors()
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    if unknown:
+        shown = [_unknown_key(e["loc"]) for e in unknown]
+    else:
+        first = errors[0]
+        key = _key(first["loc"])
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            key = f"{key}.family" if key != "<root>" else "family"
+        shown = [f"bad config key '{key}': {first['msg']}"]
+    extra = len(errors) - len(shown)
     more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
-    return f"{source}: bad config key '{key}': {first['msg']}{more}"
+    return f"{source}: {'; '.join(shown)}{more}"
 
 
 def _validate(schema: type[ModelT], raw: object, source: str) -> ModelT:

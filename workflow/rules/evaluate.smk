@@ -9,6 +9,7 @@ rule evaluate:
         ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
         ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
         weights="results/runs/{experiment}/seed{seed}/weights.parquet",
+        record="results/runs/{experiment}/seed{seed}/run.json",
     wildcard_constraints:
         experiment=_runs_of(lambda c: c.target.family == "tms" and c.decomposition.method == "spd"),
     params:
@@ -33,6 +34,7 @@ use rule evaluate as evaluate_resid_mlp with:
         ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
         ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
         neuron_contributions="results/runs/{experiment}/seed{seed}/neuron_contributions.parquet",
+        record="results/runs/{experiment}/seed{seed}/run.json",
     wildcard_constraints:
         experiment=_runs_of(lambda c: c.target.family == "resid_mlp" and c.decomposition.method == "spd"),
 
@@ -40,6 +42,7 @@ use rule evaluate as evaluate_resid_mlp with:
 use rule evaluate as evaluate_apd with:
     output:
         metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
+        record="results/runs/{experiment}/seed{seed}/run.json",
     wildcard_constraints:
         experiment=_runs_of(lambda c: c.decomposition.method == "apd"),
 
@@ -48,6 +51,7 @@ rule summary:
     input:
         metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
         losses="results/runs/{experiment}/seed{seed}/losses.parquet",
+        record="results/runs/{experiment}/seed{seed}/run.json",
     output:
         metrics="results/metrics/{experiment}/seed{seed}.json",
         losses="results/plots/{experiment}/seed{seed}_losses.csv",

@@ -18,11 +18,16 @@ DECOMPOSITION_KIND = "decomposition"
 _DECOMPOSITION_CONFIG = TypeAdapter(DecompositionConfig)
 
 
-def save_decomposition(model: nn.Module, config: SPDConfig | APDConfig, path: str | Path) -> None:
+def save_decomposition(
+    model: nn.Module, config: SPDConfig | APDConfig, record: dict[str, object], path: str | Path
+) -> None:
+    """`record`: how the run was made (its target's fingerprint, wall time, device, threads, code
+    version), kept beside the weights so that evaluation and summaries can report it."""
     payload = {
         "kind": DECOMPOSITION_KIND,
         "config": config.model_dump(mode="json"),
         "config_hash": config_hash(config),
+        "record": record,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     save_checkpoint(payload, path)
@@ -30,8 +35,9 @@ def save_decomposition(model: nn.Module, config: SPDConfig | APDConfig, path: st
 
 def load_decomposition(
     path: str | Path, target: Target
-) -> tuple[ComponentModel | APDModel, SPDConfig | APDConfig]:
-    """The trained SPD components and gates (or APD components), rebuilt on `target`."""
+) -> tuple[ComponentModel | APDModel, SPDConfig | APDConfig, dict[str, object]]:
+    """The trained SPD components and gates (or APD components), rebuilt on `target`, with the
+    record of how they were made (empty for checkpoints written before records were kept)."""
     payload = load_checkpoint(path, DECOMPOSITION_KIND)
     try:
         config = _DECOMPOSITION_CONFIG.validate_python(payload["config"])
@@ -43,7 +49,7 @@ def load_decomposition(
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{path}: does not fit the target ({first_line})") from None
-    return model, config
+    return model, config, dict(payload.get("record", {}))
 
 
 def untrained_decomposition(target: Target, config: SPDConfig | APDConfig) -> ComponentModel | APDModel:

@@ -1,8 +1,10 @@
-"""The section 7 verdict: did the decomposition recover the ground-truth mechanisms?"""
+"""The verdict: did the decomposition recover the ground-truth mechanisms? The criteria are those
+of docs/method.md, "Recovery criteria"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from spd.config import ResidMLPTargetConfig, TargetConfig, TMSTargetConfig
 from spd.evaluate.causal_importance_metrics import CI_ERROR_KINDS
@@ -10,7 +12,7 @@ from spd.evaluate.causal_importance_metrics import CI_ERROR_KINDS
 MMCS_MIN = 0.999
 ML2R_RANGE = (0.98, 1.04)
 NEURON_CORRELATION_MIN = 0.95
-W_OUT_ALIVE_TOLERANCE = 2  # per layer, around d_mlp (issue: "50 +- 2" for resid_mlp1)
+W_OUT_ALIVE_TOLERANCE = 2  # live W_out subcomponents per layer: d_mlp +- 2
 
 Rows = Iterable[Mapping[str, object]]
 
@@ -33,8 +35,44 @@ def _ci_pattern_failures(value: dict[tuple[str, str], float], layer: str) -> lis
     return [f"{layer}: {errors} CI-pattern errors" + (f" ({', '.join(kinds)})" if kinds else "")]
 
 
+CRITERIA = "docs/method.md, Recovery criteria"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """recovered: True or False against the criteria, None where there is no verdict to give
+    (`reason` says why); failures: every criterion missed."""
+
+    recovered: bool | None
+    failures: tuple[str, ...] = ()
+    reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self.recovered is None:
+            return f"no verdict: {self.reason}"
+        if self.recovered:
+            return f"recovered: every recovery criterion met ({CRITERIA})"
+        return f"not recovered ({CRITERIA}): " + "; ".join(self.failures)
+
+
+def verdict(rows: Rows, target: TargetConfig, method: str, missing_features: Sequence[int]) -> Verdict:
+    """The run's verdict; none for a target that does not represent every feature (nothing to
+    recover there), nor for APD (no causal importances: MMCS and ML2R are its scores)."""
+    if missing_features:
+        listed = ", ".join(str(j) for j in missing_features)
+        return Verdict(
+            None, reason=f"the target does not represent every feature (missing: {listed}), "
+            "so there is no ground truth to score against"
+        )
+    if method == "apd":
+        return Verdict(None, reason="APD has no causal importances; it is scored by MMCS and ML2R")
+    failures = recovery_failures(rows, target)
+    return Verdict(not failures, tuple(failures))
+
+
 def recovery_failures(rows: Rows, target: TargetConfig) -> list[str]:
-    """Every section 7 threshold the decomposition misses; empty means full recovery."""
+    """Every recovery criterion the decomposition misses; empty means full recovery."""
     if isinstance(target, TMSTargetConfig):
         return tms_recovery_failures(rows, target)
     return resid_mlp_recovery_failures(rows, target)
@@ -66,7 +104,7 @@ def resid_mlp_recovery_failures(rows: Rows, target: ResidMLPTargetConfig) -> lis
 
 
 def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
-    """Every section 7 threshold a TMS decomposition misses; empty means full recovery."""
+    """Every recovery criterion a TMS decomposition misses; empty means full recovery."""
     value = _values(rows)
     if ("linear1", "mmcs") not in value:
         return ["linear1 was not decomposed: the ground truth cannot be scored"]
@@ -89,7 +127,7 @@ def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
 
 
 def expected_alive(target: TargetConfig) -> dict[str, int]:
-    """The ground truth's number of mechanisms per decomposed layer (section 7)."""
+    """The ground truth's number of mechanisms per decomposed layer."""
     if isinstance(target, TMSTargetConfig):
         expected = {"linear1": target.n_features, "linear2": target.n_features}
         if target.identity_layer:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -14,24 +11,7 @@ from spd.config import EvalConfig, TargetConfig
 from spd.decomp.component_model import ComponentModel
 from spd.evaluate import resid_mlp, tms
 from spd.evaluate.causal_importance_metrics import EvaluationCI, Row, alive_mask, ci_l0
-
-
-def code_version() -> str:
-    """`git describe` of the source tree when it is a checkout, else the package version."""
-    source_dir = Path(__file__).resolve().parent
-    try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=source_dir, capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        described = ""
-    try:
-        package = version("spd-pipeline")
-    except PackageNotFoundError:
-        package = "unknown"
-    return f"{package}+{described}" if described else package
-
+from spd.provenance import code_version
 
 FAMILY_METRICS: dict[str, Callable[[ComponentModel, EvaluationCI, EvalConfig], list[Row]]] = {
     "tms": tms.metric_rows,

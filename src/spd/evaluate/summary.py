@@ -1,20 +1,33 @@
-"""A run's headline numbers as a small flat mapping (for `dvc metrics`), and its loss curve as a
-plain table (for `dvc plots`); the Parquet tables stay the record."""
+"""A run's summary, the project's record of it: the headline numbers per layer (which `dvc
+metrics` reads), the final losses, and from the run's record its settings hash, steps, seed,
+provenance and verdict; and its loss curve as a plain table (for `dvc plots`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-HEADLINE_METRICS = ("mmcs", "ml2r", "alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors")
+HEADLINE_METRICS = (
+    "mmcs", "ml2r", "alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors",
+    "ci_errors_weak_diagonal", "ci_errors_off_diagonal", "ci_errors_shared",
+)
 
 
-def metric_summary(metrics: pd.DataFrame, losses: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """{layer: {metric: value}} for the headline metrics, plus {"final_loss": {term: value}}."""
-    summary: dict[str, dict[str, float]] = {}
+RUN_KEYS = ("experiment", "seed", "family", "method", "config_hash", "steps")
+
+
+def metric_summary(
+    metrics: pd.DataFrame, losses: pd.DataFrame, record: dict[str, object]
+) -> dict[str, dict[str, object]]:
+    """{layer: {metric: value}} for the headline metrics, {"final_loss": {term: value}}, and from
+    the run record {"run": {...}, "provenance": {...}, "verdict": {...}}."""
+    summary: dict[str, dict[str, object]] = {}
     for row in metrics[metrics.metric.isin(HEADLINE_METRICS)].itertuples():
         summary.setdefault(str(row.layer), {})[str(row.metric)] = round(float(row.value), 6)
     last = losses.sort_values("step").iloc[-1]
     summary["final_loss"] = {name: float(last[name]) for name in loss_terms(losses)}
+    summary["run"] = {key: record[key] for key in RUN_KEYS}
+    summary["provenance"] = dict(record["decomposition"])  # type: ignore[call-overload]
+    summary["verdict"] = {k: v for k, v in record["verdict"].items() if k != "text"}  # type: ignore[union-attr]
     return summary
 
 

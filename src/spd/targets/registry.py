@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 from pydantic import TypeAdapter, ValidationError
-from torch import nn
+from torch import Tensor, nn
 
 from spd.config import TargetConfig
 from spd.io import CheckpointError, load_checkpoint, save_checkpoint
@@ -34,6 +35,11 @@ def build_target(model: nn.Module, config: TargetConfig) -> Target:
     return FAMILIES[config.family].as_target(model, config)
 
 
+def untrained_target(config: TargetConfig) -> Target:
+    """The target's structure before training: what its layer shapes are."""
+    return build_target(FAMILIES[config.family].build_model(config), config)
+
+
 def save_target(model: nn.Module, config: TargetConfig, info: dict[str, object], path: Path) -> None:
     payload = {
         "kind": TARGET_KIND,
@@ -44,8 +50,23 @@ def save_target(model: nn.Module, config: TargetConfig, info: dict[str, object],
     save_checkpoint(payload, path)
 
 
+def fingerprint(config: TargetConfig, state_dict: dict[str, Tensor]) -> str:
+    """A short hash of a trained target: its settings and every weight's bytes."""
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    for name in sorted(state_dict):
+        digest.update(name.encode())
+        digest.update(state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def missing_features(model: nn.Module, config: TargetConfig) -> list[int]:
+    """Features the trained target does not represent (no ground truth to score them by)."""
+    return FAMILIES[config.family].missing_features(model, config)
+
+
 def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, dict[str, object]]:
-    """Rebuild a trained target from its checkpoint; wrong shapes or keys are a CheckpointError."""
+    """Rebuild a trained target from its checkpoint; wrong shapes or keys are a CheckpointError.
+    The info returned is the checkpoint's, with the target's `fingerprint` added."""
     payload = load_checkpoint(path, TARGET_KIND)
     try:
         config = _TARGET_CONFIG.validate_python(payload["config"])
@@ -60,4 +81,5 @@ def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, di
     model = model.to(device).eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    return build_target(model, config), config, payload["info"]
+    info = {**payload["info"], "fingerprint": fingerprint(config, payload["state_dict"])}
+    return build_target(model, config), config, info

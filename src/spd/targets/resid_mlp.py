@@ -154,6 +154,11 @@ def train(
     return model, {"seed_used": config.seed, "final_loss": final_loss}
 
 
+def missing_features(model: ResidMLPModel, config: ResidMLPTargetConfig) -> list[int]:
+    """None: each feature's mechanism is its own embedding direction read by the MLPs."""
+    return []
+
+
 def as_target(model: ResidMLPModel, config: ResidMLPTargetConfig) -> Target:
     return Target(
         model=model,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spd.checkpointing import Checkpointing, TrainingState, load_state
-from spd.config import TMSTargetConfig, config_hash
+from spd.config import ConfigError, TMSTargetConfig, config_hash
 from spd.targets.base import Target, TargetTraining, run_target_training, sparse_feature_batch
 
 
@@ -68,6 +68,11 @@ def batch_sampler(config: TMSTargetConfig) -> Callable[[int, torch.Generator], T
 def represented_features(model: TMSModel, min_norm: float) -> Tensor:
     """Boolean mask over features: is column j of W long enough to count as represented?"""
     return model.linear1.weight.detach().norm(dim=0) >= min_norm
+
+
+def missing_features(model: TMSModel, config: TMSTargetConfig) -> list[int]:
+    """The features the target does not represent: for them there is no mechanism to recover."""
+    return torch.nonzero(~represented_features(model, config.min_feature_norm)).flatten().tolist()
 
 
 def ground_truth_mechanisms(model: TMSModel) -> Tensor:
@@ -144,8 +149,8 @@ def train(
         log(f"target seed {seed}: {int(represented.sum())}/{config.n_features} features represented")
         if bool(represented.all()):
             return model, {"seed_used": seed, "seeds_tried": tried, "final_loss": final_loss}
-    raise RuntimeError(
-        f"no seed in {tried} represented all {config.n_features} features; "
+    raise ConfigError(
+        f"target: no seed in {tried} represented all {config.n_features} features; "
         "raise target.max_seed_tries or lower target.min_feature_norm"
     )
 

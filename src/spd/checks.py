@@ -1,0 +1,116 @@
+"""What a stage is given against what it is asked, before any compute: the target's and the
+decomposition's settings against the experiment's, the output folder, the memory a run needs.
+
+Each check raises ConfigError with one line that names both sides of the mismatch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel
+
+from spd.config import APDConfig, ConfigError, ExperimentConfig, SPDConfig, TargetConfig
+from spd.targets.base import Target
+from spd.targets.registry import untrained_target
+
+# Settings a user may override on the command line (`spd decompose --seed/--steps`): a
+# decomposition that differs from its experiment only in these is still that experiment's run.
+OVERRIDABLE = ("seed", "steps")
+
+
+def _differences(given: BaseModel, asked: BaseModel, ignore: tuple[str, ...] = ()) -> list[str]:
+    got, want = given.model_dump(mode="json"), asked.model_dump(mode="json")
+    keys = [key for key in want | got if key not in ignore and got.get(key) != want.get(key)]
+    return [f"{key}={got.get(key)!r} (experiment: {want.get(key)!r})" for key in keys]
+
+
+def check_target(path: Path, trained: TargetConfig, config: ExperimentConfig) -> None:
+    """The checkpoint at `path` was trained with the settings `config` asks for."""
+    if trained.family != config.target.family:
+        raise ConfigError(
+            f"{path}: a {trained.family} target, but experiment '{config.name}' asks for "
+            f"a {config.target.family} target"
+        )
+    differences = _differences(trained, config.target)
+    if differences:
+        raise ConfigError(
+            f"{path}: trained with target {', '.join(differences)}, not as experiment "
+            f"'{config.name}' asks"
+        )
+
+
+def check_decomposition(path: Path, made: SPDConfig | APDConfig, config: ExperimentConfig) -> None:
+    """The decomposition at `path` was made with `config`'s settings, up to the overridable ones."""
+    if made.method != config.decomposition.method:
+        raise ConfigError(
+            f"{path}: an {made.method.upper()} decomposition, but experiment '{config.name}' "
+            f"runs {config.decomposition.method.upper()}"
+        )
+    differences = _differences(made, config.decomposition, ignore=OVERRIDABLE)
+    if differences:
+        raise ConfigError(
+            f"{path}: made with decomposition {', '.join(differences)}, not as experiment "
+            f"'{config.name}' asks"
+        )
+
+
+def check_fingerprint(path: Path, made_from: str | None, target_fingerprint: str) -> None:
+    """The decomposition was made from this very target (checkpoints that record it)."""
+    if made_from is not None and made_from != target_fingerprint:
+        raise ConfigError(
+            f"{path}: made from target {made_from}, not from the given target {target_fingerprint}"
+        )
+
+
+def check_output_folder(out: Path) -> None:
+    """`out` exists or can be made, and is writable."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"--out {out}: not a folder (it or a parent is a file)") from None
+    except PermissionError:
+        raise ConfigError(f"--out {out}: no permission to create it") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: not writable")
+
+
+def decomposition_bytes(target: Target, config: SPDConfig | APDConfig) -> int:
+    """A rough upper estimate of a decomposition's peak memory: parameters with their gradients
+    and Adam moments, plus per-example activations of every masked pass (about 64 bytes per
+    example x subcomponent x layer, measured on the TMS and residual-MLP runs), plus a base for
+    the runtime."""
+    modules = dict(target.model.named_modules())
+    layers = target.restricted_to(config.modules).decomposed_modules
+    widths = [(modules[name].in_features, modules[name].out_features) for name in layers]
+
+    def per_subcomponent(d_in: int, d_out: int) -> int:
+        if isinstance(config, APDConfig):
+            return (config.m or min(d_in, d_out)) * (d_in + d_out)
+        return d_in + d_out + 3 * config.d_gate + 1
+
+    parameters = sum(config.C * per_subcomponent(d_in, d_out) for d_in, d_out in widths)
+    activations = config.batch_size * sum(64 * config.C + 40 * (d_in + d_out) for d_in, d_out in widths)
+    return 400_000_000 + 16 * parameters + activations
+
+
+def available_bytes(device: str) -> int:
+    if device == "cuda":
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits_in_memory(config: ExperimentConfig, device: str) -> None:
+    """The decomposition's estimated peak memory is below the device's; the target's shapes come
+    from its settings (an untrained copy), so this runs before the target is even trained."""
+    decomposition = config.decomposition
+    needed = decomposition_bytes(untrained_target(config.target), decomposition)
+    available = available_bytes(device)
+    if needed > available:
+        raise ConfigError(
+            f"decomposition.C={decomposition.C} with decomposition.batch_size="
+            f"{decomposition.batch_size} needs about {needed / 1e9:.3g} GB, more than the "
+            f"{available / 1e9:.3g} GB of this {device}; lower one of them"
+        )

@@ -1,0 +1,66 @@
+"""A run's results carry what the run itself was: the settings it ran with, the target it was
+made from, and a verdict only where there is a ground truth to score against."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from conftest import TINY_TMS
+
+from spd.cli import main
+
+
+def _run(tmp_path: Path, name: str, *extra: str) -> Path:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_TMS))
+    out = tmp_path / name
+    assert main(["run", "--config", str(config), "--out", str(out), *extra]) == 0
+    return out
+
+
+def test_a_shorter_run_has_its_own_config_hash_and_says_its_steps(tmp_path):
+    full, short = _run(tmp_path, "full"), _run(tmp_path, "short", "--steps", "20")
+    hashes = [set(pd.read_parquet(run / "metrics.parquet").config_hash) for run in (full, short)]
+    assert len(hashes[0]) == len(hashes[1]) == 1 and hashes[0] != hashes[1]
+    records = [json.loads((run / "run.json").read_text()) for run in (full, short)]
+    assert [r["steps"] for r in records] == [30, 20]
+    assert {records[1]["config_hash"]} == hashes[1]
+    # evaluate, given the experiment, scores the shorter decomposition under its own settings
+    out = tmp_path / "again"
+    assert main(["evaluate", "--config", str(tmp_path / "tiny.yaml"), "--target", str(short / "target.pt"),
+                 "--decomposition", str(short / "decomposition.pt"), "--out", str(out)]) == 0
+    assert set(pd.read_parquet(out / "metrics.parquet").config_hash) == hashes[1]
+    summary = tmp_path / "summary.json"
+    assert main(["summary", str(short), "--metrics", str(summary), "--losses", str(tmp_path / "l.csv")]) == 0
+    run = json.loads(summary.read_text())
+    assert run["run"]["steps"] == 20 and run["run"]["config_hash"] in hashes[1]
+    assert run["provenance"]["device"] == "cpu" and run["provenance"]["wall_s"] > 0
+    assert run["verdict"]["recovered"] is False and run["verdict"]["failures"]
+
+
+def test_a_target_missing_a_feature_gets_no_verdict_whoever_trained_it(tmp_path, capsys):
+    run = _run(tmp_path, "run")
+    payload = torch.load(run / "target.pt", weights_only=True)
+    payload["state_dict"]["linear1.weight"][:, 4] = 0.0  # feature 4 no longer represented
+    damaged = tmp_path / "elsewhere" / "target.pt"
+    damaged.parent.mkdir()
+    torch.save(payload, damaged)
+    out = tmp_path / "scored"
+    config = str(tmp_path / "tiny.yaml")
+    assert main(["decompose", "--config", config, "--target", str(damaged), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--config", config, "--target", str(damaged),
+                 "--decomposition", str(out / "decomposition.pt"), "--out", str(out)]) == 0
+    assert "no verdict: the target does not represent every feature (missing: 4)" in capsys.readouterr().err
+    verdict = json.loads((out / "run.json").read_text())["verdict"]
+    assert verdict["recovered"] is None and "missing: 4" in verdict["reason"]
+
+
+def test_an_output_folder_under_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_TMS))
+    (tmp_path / "file").write_text("not a folder")
+    code = main(["run", "--config", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "file" / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"spd: error: --out {tmp_path / 'file' / 'run'}: not a folder (it or a parent is a file)"]
