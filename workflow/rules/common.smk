@@ -58,7 +58,7 @@ def settings(section):
 
 
 # Resource estimates for schedulers (SLURM via the executor plugin; ignored when run locally
-# beyond --resources limits). Fitted to the measured CPU runs (README, "Results"): an SPD step
+# beyond --resources limits). Fitted to measured CPU runs (benchmarks/results/): an SPD step
 # costs about 60 ns per batch row x subcomponent x decomposed layer on 2 threads, plus the target's
 # dense matmuls (about 14 flops per row x weight, at 40 GFLOP/s); peak memory is about 400 MB of
 # runtime plus 64 bytes per row x subcomponent x layer.

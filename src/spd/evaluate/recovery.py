@@ -10,7 +10,7 @@ from spd.evaluate.causal_importance_metrics import CI_ERROR_KINDS
 MMCS_MIN = 0.999
 ML2R_RANGE = (0.98, 1.04)
 NEURON_CORRELATION_MIN = 0.95
-W_OUT_ALIVE_TOLERANCE = 2  # per layer, around d_mlp (issue: "50 +- 2" for resid_mlp1)
+W_OUT_ALIVE_TOLERANCE = 2  # per layer, around d_mlp: 50 +- 2 for resid_mlp1
 
 Rows = Iterable[Mapping[str, object]]
 
@@ -21,7 +21,7 @@ def _values(rows: Rows) -> dict[tuple[str, str], float]:
 
 def _ci_pattern_failures(value: dict[tuple[str, str], float], layer: str) -> list[str]:
     """'<layer>: N CI-pattern errors (a weak diagonal, b off diagonal, c shared)' when N > 0; the
-    kinds are named where the metrics table has them (tables written before it had no kinds)."""
+    kinds are named where the metrics table has them (tables without the ci_errors_* rows name none)."""
     errors = int(value.get((layer, "ci_pattern_errors"), 0))
     if not errors:
         return []
