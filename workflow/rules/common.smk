@@ -96,3 +96,11 @@ TARGETS_FIRST = 1e9  # above any decomposition's expected seconds
 
 def costliest_first(wildcards):
     return _decomposition_seconds(wildcards.experiment)
+
+
+def cuda_graph_flag(wildcards, resources):
+    """' --cuda-graph' when a profile sets resources cuda_graph=1 on cuda, for SPD runs only: APD
+    runs eagerly and `spd decompose` refuses the flag for it. Otherwise empty (the CPU command)."""
+    wanted = int(resources.cuda_graph) and resources.device == "cuda"
+    is_spd = CONFIGS[wildcards.experiment].decomposition.method == "spd"
+    return " --cuda-graph" if wanted and is_spd else ""
