@@ -58,7 +58,7 @@ def settings(section):
 
 
 # Resource estimates for schedulers (SLURM via the executor plugin; ignored when run locally
-# beyond --resources limits). Fitted to the measured CPU runs (README, "Results"): an SPD step
+# beyond --resources limits). Fitted to measured CPU runs (benchmarks/results/): an SPD step
 # costs about 60 ns per batch row x subcomponent x decomposed layer on 2 threads, plus the target's
 # dense matmuls (about 14 flops per row x weight, at 40 GFLOP/s); peak memory is about 400 MB of
 # runtime plus 64 bytes per row x subcomponent x layer.
@@ -96,3 +96,11 @@ TARGETS_FIRST = 1e9  # above any decomposition's expected seconds
 
 def costliest_first(wildcards):
     return _decomposition_seconds(wildcards.experiment)
+
+
+def cuda_graph_flag(wildcards, resources):
+    """' --cuda-graph' when a profile sets resources cuda_graph=1 on cuda, for SPD runs only: APD
+    runs eagerly and `spd decompose` refuses the flag for it. Otherwise empty (the CPU command)."""
+    wanted = int(resources.cuda_graph) and resources.device == "cuda"
+    is_spd = CONFIGS[wildcards.experiment].decomposition.method == "spd"
+    return " --cuda-graph" if wanted and is_spd else ""

@@ -7,6 +7,7 @@ rule decompose:
     params:
         params_file=PARAMS_FILE,
         settings=settings("decomposition"),
+        cuda_graph=cuda_graph_flag,
     log:
         "logs/decompose/{experiment}/seed{seed}.log",
     benchmark:
@@ -17,8 +18,10 @@ rule decompose:
         mem_mb=decompose_mem_mb,
         runtime=decompose_runtime_min,
         device="cpu",  # a profile may set cuda (and a GPU request) for this rule
+        cuda_graph=0,  # 1: record SPD steps as CUDA graphs (with device cuda; profiles/gpu sets it)
+        gpu_slots=0,  # GPU slots taken: none on CPU; profiles/gpu takes 1 a job and caps the total
     shell:
         "python -m spd decompose --params {params.params_file} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --target {input.target}"
         " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
-        " --threads {threads} --device {resources.device} > {log} 2>&1"
+        " --threads {threads} --device {resources.device}{params.cuda_graph} > {log} 2>&1"

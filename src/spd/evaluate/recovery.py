@@ -23,7 +23,7 @@ def _values(rows: Rows) -> dict[tuple[str, str], float]:
 
 def _ci_pattern_failures(value: dict[tuple[str, str], float], layer: str) -> list[str]:
     """'<layer>: N CI-pattern errors (a weak diagonal, b off diagonal, c shared)' when N > 0; the
-    kinds are named where the metrics table has them (tables written before it had no kinds)."""
+    kinds are named where the metrics table has them (tables without the ci_errors_* rows name none)."""
     errors = int(value.get((layer, "ci_pattern_errors"), 0))
     if not errors:
         return []
