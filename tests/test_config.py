@@ -50,8 +50,10 @@ def test_repository_params_file_is_valid():
     }
     assert params.target_source("tms_40-10_apd") == "tms_40-10"
     assert params.main_experiments == ("tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id")
-    for name in params.main_experiments:  # paper mode, on targets trained the reference's way
+    for name in params.main_experiments:  # paper mode as the reference implementation runs it
         assert params.experiment(name).target.tied_adam == "per_layer"
+        assert params.experiment(name).decomposition.tied_adam == "per_layer"
+        assert params.experiment(name).target.zero_bias_init == name.startswith("tms_40-10")
         assert params.experiment(name).decomposition.restarts == 1
     assert params.experiment("tms_5-2-id_joint-tying").target.tied_adam == "joint"
     assert len(params.sweeps["beta3"].experiments["resid_mlp1"]) == 5

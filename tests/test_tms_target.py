@@ -49,3 +49,15 @@ def test_per_layer_tying_takes_two_adam_steps_and_two_weight_decays():
     assert model.linear2.weight.data_ptr() != model.linear1.weight.data_ptr()
     assert not any(param.requires_grad for param in model.parameters())
 
+
+
+def test_zero_bias_init_zeroes_linear2_bias_and_keeps_the_random_stream():
+    torch.manual_seed(3)
+    default = tms.build_model(TMSTargetConfig(n_features=5, d_hidden=2))
+    after_default = torch.rand(1)
+    torch.manual_seed(3)
+    zeroed = tms.build_model(TMSTargetConfig(n_features=5, d_hidden=2, zero_bias_init=True))
+    assert torch.equal(zeroed.linear2.bias, torch.zeros(5))
+    assert default.linear2.bias.abs().sum() > 0
+    assert torch.equal(zeroed.linear1.weight, default.linear1.weight)
+    assert torch.equal(torch.rand(1), after_default)

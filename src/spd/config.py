@@ -59,6 +59,11 @@ class TMSTargetConfig(StrictModel):
     min_feature_norm: PositiveFloat = Field(
         0.5, description="A feature counts as represented if its column of W has this norm."
     )
+    zero_bias_init: bool = Field(
+        False,
+        description="Start linear2's bias at zero instead of nn.Linear's uniform init (the "
+        "reference implementation's 40-10 targets); the random stream is the same either way.",
+    )
     tied_adam: Literal["joint", "per_layer"] = Field(
         "joint",
         description="AdamW on the tied W: 'joint', one parameter and one state for the summed "

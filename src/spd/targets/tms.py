@@ -53,7 +53,11 @@ class TMSModel(nn.Module):
 
 
 def build_model(config: TMSTargetConfig) -> TMSModel:
-    return TMSModel(config.n_features, config.d_hidden, config.identity_layer)
+    model = TMSModel(config.n_features, config.d_hidden, config.identity_layer)
+    if config.zero_bias_init:
+        with torch.no_grad():
+            model.linear2.bias.zero_()
+    return model
 
 
 def batch_sampler(config: TMSTargetConfig) -> Callable[[int, torch.Generator], Tensor]:
