@@ -63,6 +63,13 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
     assert "Nothing to be done" in _snakemake(workdir, "-n")
     _snakemake(workdir, "--report", "report.html")
     assert "tms_table1.md" in (workdir / "report.html").read_text()
+    # The parameter file's content is what reruns jobs, not its name.
+    shutil.copy(workdir / "tiny.yaml", workdir / "copy.yaml")
+    same = subprocess.run(
+        ["snakemake", "--cores", "2", "-n", "--config", "params=copy.yaml"],
+        cwd=workdir, capture_output=True, text=True, check=True,
+    )
+    assert "Nothing to be done" in same.stdout + same.stderr
 
     params = yaml.safe_load((workdir / "tiny.yaml").read_text())
     params["experiments"]["tiny_b"]["decomposition"]["importance_minimality_coeff"] = 1e-2
@@ -73,6 +80,21 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
     before = (workdir / "results/runs/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns
     _snakemake(workdir)
     assert (workdir / "results/runs/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns == before
+
+
+def test_a_partly_built_tree_still_gets_a_report(workdir: Path):
+    _snakemake(workdir, "--report", "report.html")
+    assert (workdir / "report.html").stat().st_size > 0
+
+
+def test_a_configfile_is_refused_by_name_not_silently_ignored(workdir: Path):
+    (workdir / "other.yaml").write_text(yaml.safe_dump({"seeds": [3]}))
+    result = subprocess.run(
+        ["snakemake", "--cores", "1", "-n", "--configfile", "other.yaml"],
+        cwd=workdir, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode != 0
+    assert "spd: error: Snakemake config keys 'seeds' are not read" in result.stdout + result.stderr
 
 
 def test_bad_params_fail_before_any_job(workdir: Path):

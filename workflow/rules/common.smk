@@ -1,10 +1,19 @@
 # Settings come from params.yaml only, validated by the package's own schema before any job runs.
 import re
 import sys
+from pathlib import Path
 
 from spd import runsets
 from spd.config import ConfigError, load_params
 
+# The one setting Snakemake's config carries is which parameter file to read. Anything else there
+# (--configfile FILE, --config KEY=VALUE) would be silently unused, so it is refused by name.
+_UNUSED = sorted(set(config) - {"params"})
+if _UNUSED:
+    sys.exit(
+        f"spd: error: Snakemake config keys {', '.join(map(repr, _UNUSED))} are not read: settings "
+        "come from the parameter file alone; name another one with --config params=FILE"
+    )
 PARAMS_FILE = config.get("params", "params.yaml")
 try:
     PARAMS = load_params(PARAMS_FILE)
@@ -32,6 +41,12 @@ def _runs_of(predicate):
 wildcard_constraints:
     experiment=_one_of(CONFIGS),
     seed=r"\d+",
+
+
+def report_if_built(path, **kwargs):
+    """`report(path, ...)` for a file that exists, else the plain path: `snakemake --report` on a
+    partly built tree then reports what is there instead of failing on what is not."""
+    return report(path, **kwargs) if Path(path).exists() else path
 
 
 def run_dirs(names, seeds):

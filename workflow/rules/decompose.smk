@@ -5,7 +5,6 @@ rule decompose:
         decomposition="results/runs/{experiment}/seed{seed}/decomposition.pt",
         losses="results/runs/{experiment}/seed{seed}/losses.parquet",
     params:
-        params_file=PARAMS_FILE,
         settings=settings("decomposition"),
         cuda_graph=cuda_graph_flag,
     log:
@@ -21,7 +20,7 @@ rule decompose:
         cuda_graph=0,  # 1: record SPD steps as CUDA graphs (with device cuda; profiles/gpu sets it)
         gpu_slots=0,  # GPU slots taken: none on CPU; profiles/gpu takes 1 a job and caps the total
     shell:
-        "python -m spd decompose --params {params.params_file} --experiment {wildcards.experiment}"
+        "python -m spd decompose --params {PARAMS_FILE} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --target {input.target}"
         " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
         " --threads {threads} --device {resources.device}{params.cuda_graph} > {log} 2>&1"

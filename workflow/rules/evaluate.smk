@@ -13,7 +13,6 @@ rule evaluate:
     wildcard_constraints:
         experiment=_runs_of(lambda c: c.target.family == "tms" and c.decomposition.method == "spd"),
     params:
-        params_file=PARAMS_FILE,
         settings=settings("evaluation"),
     log:
         "logs/evaluate/{experiment}/seed{seed}.log",
@@ -22,7 +21,7 @@ rule evaluate:
         mem_mb=1500,
         runtime=15,
     shell:
-        "python -m spd evaluate --params {params.params_file} --experiment {wildcards.experiment}"
+        "python -m spd evaluate --params {PARAMS_FILE} --experiment {wildcards.experiment}"
         " --target {input.target} --decomposition {input.decomposition}"
         " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
         " --threads {threads} > {log} 2>&1"

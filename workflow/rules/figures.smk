@@ -13,7 +13,7 @@ rule tms_figures:
         runs=tables(TMS_RUNS, TMS_TABLES),
         table1="results/tables/tms_table1.parquet",
     output:
-        report(
+        report_if_built(
             "results/figures/tms.pdf",
             caption="../report/tms_figures.rst",
             category="TMS figures",
@@ -31,7 +31,7 @@ rule tms_table1:
     input:
         tables(TMS_RUNS, ["metrics"]),
     output:
-        markdown=report(
+        markdown=report_if_built(
             "results/tables/tms_table1.md", caption="../report/tms_table1.rst", category="Tables"
         ),
         table="results/tables/tms_table1.parquet",
@@ -48,7 +48,7 @@ rule resid_mlp_figures:
     input:
         tables(run_dirs(RESID_SPD, SEEDS), RESID_MLP_TABLES),
     output:
-        report(
+        report_if_built(
             "results/figures/resid_mlp.pdf",
             caption="../report/resid_mlp_figures.rst",
             category="Residual MLP figures",
@@ -93,13 +93,11 @@ rule sweep_figures:
         ),
     wildcard_constraints:
         sweep=_one_of(PARAMS.sweeps),
-    params:
-        params_file=PARAMS_FILE,
     log:
         "logs/figures/{experiment}_{sweep}_sweep.log",
     threads: 1
     shell:
-        "python -m spd sweep-figures --params {params.params_file} --sweep {wildcards.sweep}"
+        "python -m spd sweep-figures --params {PARAMS_FILE} --sweep {wildcards.sweep}"
         " --experiment {wildcards.experiment} --out {output} > {log} 2>&1"
 
 
@@ -108,25 +106,23 @@ rule robustness_figures:
         tables(run_dirs(MAIN, ROBUSTNESS_SEEDS), ["metrics"]),
         tables(run_dirs(runsets.tms_sweep_points(PARAMS), SEEDS), ["metrics"]),
     output:
-        report(
+        report_if_built(
             "results/figures/robustness.pdf",
             caption="../report/robustness.rst",
             category="Robustness",
         ),
-    params:
-        params_file=PARAMS_FILE,
     log:
         "logs/figures/robustness.log",
     threads: 1
     shell:
-        "python -m spd robustness --params {params.params_file} --out {output} > {log} 2>&1"
+        "python -m spd robustness --params {PARAMS_FILE} --out {output} > {log} 2>&1"
 
 
 rule table1:
     input:
         tables(run_dirs(COMPARED, ROBUSTNESS_SEEDS), ["metrics"]),
     output:
-        markdown=report("results/tables/table1.md", caption="../report/table1.rst", category="Tables"),
+        markdown=report_if_built("results/tables/table1.md", caption="../report/table1.rst", category="Tables"),
         table="results/tables/table1.parquet",
     params:
         runs=run_dirs(COMPARED, ROBUSTNESS_SEEDS),
@@ -146,15 +142,13 @@ rule method_comparison:
             seed=ROBUSTNESS_SEEDS,
         ),
     output:
-        report(
+        report_if_built(
             "results/figures/method_comparison.pdf",
             caption="../report/method_comparison.rst",
             category="SPD vs APD",
         ),
-    params:
-        params_file=PARAMS_FILE,
     log:
         "logs/figures/method_comparison.log",
     threads: 1
     shell:
-        "python -m spd compare --params {params.params_file} --out {output} > {log} 2>&1"
+        "python -m spd compare --params {PARAMS_FILE} --out {output} > {log} 2>&1"

@@ -2,7 +2,6 @@ rule train_target:
     output:
         "data/targets/{experiment}/target.pt",
     params:
-        params_file=PARAMS_FILE,
         settings=settings("target"),
     log:
         "logs/train_target/{experiment}.log",
@@ -14,5 +13,5 @@ rule train_target:
         mem_mb=1000,
         runtime=30,
     shell:
-        "python -m spd train-target --params {params.params_file} --experiment {wildcards.experiment}"
+        "python -m spd train-target --params {PARAMS_FILE} --experiment {wildcards.experiment}"
         " --out data/targets/{wildcards.experiment} --threads {threads} > {log} 2>&1"

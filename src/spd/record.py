@@ -1,0 +1,275 @@
+"""The record: the committed run summaries (results/metrics/<run>/seed<N>.json), read and written
+out as the results report, docs/results.md. Nothing here reads a run folder, so the report is
+rebuilt from a fresh clone; the same summaries always give the same bytes."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from spd.config import ConfigError, ExperimentConfig, Params, config_hash
+from spd.evaluate.recovery import CRITERIA, recovery_failures
+from spd.evaluate.table1 import PAPER_VALUES
+from spd.runsets import all_configs, compared_experiments, main_experiments, sweep_points_of
+
+METRICS_ROOT = Path("results/metrics")
+REPORT = Path("docs/results.md")
+CURRENT, EARLIER, UNRECORDED = "current", "earlier settings", "settings not recorded"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One run's committed summary, and how it stands against params.yaml's settings today."""
+
+    run: str  # the run folder's name: an experiment, or a sweep point
+    seed: int
+    path: Path
+    data: dict
+    status: str
+
+    def value(self, layer: str, metric: str) -> float:
+        return float(self.data.get(layer, {}).get(metric, math.nan))
+
+    @property
+    def config_hash(self) -> str | None:
+        return self.data.get("run", {}).get("config_hash")
+
+
+def read_summaries(params: Params, root: Path = METRICS_ROOT) -> list[Summary]:
+    """Every summary under `root` whose run params.yaml still names, sorted by run and seed."""
+    configs = all_configs(params)
+    summaries = []
+    for path in sorted(root.glob("*/seed*.json")):
+        run, seed = path.parent.name, int(path.stem.removeprefix("seed"))
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            raise ConfigError(f"{path}: not a readable summary (invalid JSON)") from None
+        config = configs.get(run)
+        status = _status(data, config) if config is not None else "no longer in params.yaml"
+        summaries.append(Summary(run, seed, path, data, status))
+    return sorted(summaries, key=lambda s: (s.run, s.seed))
+
+
+def _status(data: dict, config: ExperimentConfig) -> str:
+    recorded = data.get("run", {}).get("config_hash")
+    if recorded is None:
+        return UNRECORDED
+    return CURRENT if recorded == config_hash(config) else EARLIER
+
+
+def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
+    """The summary's recorded verdict; for a summary from before verdicts were recorded, the
+    verdict its own metrics give (marked so)."""
+    verdict = summary.data.get("verdict")
+    if verdict is not None:
+        if verdict["recovered"] is None:
+            return f"no verdict: {verdict['reason']}"
+        return "recovers" if verdict["recovered"] else "misses: " + "; ".join(verdict["failures"])
+    if config is None or config.decomposition.method != "spd":
+        return "-"
+    rows = [
+        {"layer": layer, "metric": metric, "value": value}
+        for layer, metrics in summary.data.items()
+        if layer not in ("final_loss", "run", "provenance", "verdict")
+        for metric, value in metrics.items()
+    ]
+    failures = recovery_failures(rows, config.target)
+    return ("recovers" if not failures else "misses: " + "; ".join(failures)) + " (from its metrics)"
+
+
+def _number(value: float, digits: int = 4) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _count(value: float) -> str:
+    return "-" if math.isnan(value) else str(int(value))
+
+
+def _link(summary: Summary, report_dir: Path) -> str:
+    relative = Path("..") / summary.path if not summary.path.is_absolute() else summary.path
+    return f"[{summary.path.as_posix()}]({relative.as_posix()})" if report_dir == REPORT.parent else summary.path.as_posix()
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _mean_std(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.4f}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+class Report:
+    def __init__(self, params: Params, summaries: list[Summary]) -> None:
+        self.params = params
+        self.configs = all_configs(params)
+        self.summaries = summaries
+        self.by_run: dict[str, list[Summary]] = {}
+        for summary in summaries:
+            self.by_run.setdefault(summary.run, []).append(summary)
+
+    def runs_of(self, name: str) -> list[Summary]:
+        return self.by_run.get(self.params.run_source(name), [])
+
+    def source(self, summary: Summary) -> str:
+        return _link(summary, REPORT.parent)
+
+    def tms_cells(self, summary: Summary) -> list[str]:
+        """MMCS, ML2R, live subcomponents per layer, CI-pattern errors per layer."""
+        layers = ["linear1", "linear2"] + (["hidden"] if "hidden" in summary.data else [])
+        alive = " / ".join(_count(summary.value(layer, "alive_subcomponents")) for layer in layers)
+        errors = " / ".join(_count(summary.value(layer, "ci_pattern_errors")) for layer in ("linear1", "linear2"))
+        return [_number(summary.value("linear1", "mmcs")), _number(summary.value("linear1", "ml2r")), alive, errors]
+
+    def table1(self) -> list[str]:
+        lines = [
+            "## Table 1: TMS, MMCS and ML2R",
+            "",
+            "Mean ± sample standard deviation over the seeds with a summary, one row per experiment and",
+            "settings; runs of different settings are never averaged together. Paper: the values the SPD",
+            "paper reports (for APD, one run's ± over its features).",
+            "",
+        ]
+        rows = []
+        names = list(dict.fromkeys([*main_experiments(self.params), *compared_experiments(self.params)]))
+        for name in names:
+            groups: dict[str, list[Summary]] = {}
+            for summary in self.runs_of(name):
+                groups.setdefault(summary.status, []).append(summary)
+            paper = PAPER_VALUES.get(name)
+            paper_cells = [f"{paper[0]:.3f}", f"{paper[1]:.3f}"] if paper else ["-", "-"]
+            method = self.configs[name].decomposition.method.upper()
+            if not groups:
+                rows.append([name, method, "-", "not run", "-", "-", *paper_cells, "-"])
+            for status in sorted(groups, key=lambda s: (s != CURRENT, s)):
+                group = groups[status]
+                seeds = ",".join(str(s.seed) for s in group)
+                mmcs = _mean_std([s.value("linear1", "mmcs") for s in group])
+                ml2r = _mean_std([s.value("linear1", "ml2r") for s in group])
+                recovered = sum(verdict_text(s, self.configs[name]).startswith("recovers") for s in group)
+                verdicts = f"{recovered} of {len(group)}" if method == "SPD" else "-"
+                rows.append([name, method, seeds, status, mmcs, ml2r, *paper_cells, verdicts])
+        header = ["experiment", "method", "seeds", "settings", "MMCS", "ML2R", "paper MMCS", "paper ML2R", "recover"]
+        return lines + _table(header, rows)
+
+    def seed_tables(self) -> list[str]:
+        lines = ["## Seeds, per TMS experiment", ""]
+        header = ["seed", "settings", "MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)", "verdict", "summary"]
+        for name in main_experiments(self.params):
+            lines += [f"### {name}", ""]
+            runs = self.runs_of(name)
+            if not runs:
+                lines += ["No summary in the record.", ""]
+                continue
+            rows = [
+                [str(s.seed), s.status, *self.tms_cells(s), verdict_text(s, self.configs[name]), self.source(s)]
+                for s in runs
+            ]
+            lines += _table(header, rows)
+        return lines
+
+    def sweeps(self) -> list[str]:
+        lines = ["## Sweeps", ""]
+        for sweep_name, sweep in self.params.sweeps.items():
+            for experiment in sweep.experiments:
+                family = self.configs[experiment].target.family
+                lines += [f"### {experiment}, {sweep_name} ({sweep.setting})", ""]
+                rows = []
+                for point, value in sweep_points_of(self.params, sweep_name, experiment).items():
+                    runs = [s for s in self.runs_of(point) if s.seed in self.params.seeds]
+                    if not runs:
+                        rows.append([f"{value:g}", "-", "not run", *["-"] * (5 if family == "tms" else 3)])
+                    for s in runs:
+                        cells = self.tms_cells(s) if family == "tms" else self.resid_cells(s)[:2]
+                        rows.append([f"{value:g}", str(s.seed), s.status, *cells,
+                                     verdict_text(s, self.configs[point]), self.source(s)][: 9])
+                header = ["value", "seed", "settings"]
+                header += ["MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)"] if family == "tms" else ["live W_in / W_out", "CI errors W_in"]
+                lines += _table([*header, "verdict", "summary"], rows)
+        return lines
+
+    def resid_cells(self, summary: Summary) -> list[str]:
+        layers = sorted({layer.rsplit(".", 1)[0] for layer in summary.data if layer.startswith("layers.")})
+        alive = ", ".join(
+            f"{_count(summary.value(f'{layer}.mlp_in', 'alive_subcomponents'))} / "
+            f"{_count(summary.value(f'{layer}.mlp_out', 'alive_subcomponents'))}"
+            for layer in layers
+        )
+        errors = ", ".join(_count(summary.value(f"{layer}.mlp_in", "ci_pattern_errors")) for layer in layers)
+        return [alive or "-", errors or "-"]
+
+    def residual_mlps(self) -> list[str]:
+        lines = ["## Residual MLPs", ""]
+        names = [n for n, s in self.params.experiments.items() if s.target.family == "resid_mlp"]
+        rows = []
+        for name in names:
+            runs = self.runs_of(name)
+            method = self.configs[name].decomposition.method.upper()
+            if not runs:
+                rows.append([name, method, "-", "not run", "-", "-", "-", "-"])
+            for s in runs:
+                rows.append([name, method, str(s.seed), s.status, *self.resid_cells(s),
+                             verdict_text(s, self.configs[name]), self.source(s)])
+        header = ["experiment", "method", "seed", "settings", "live W_in / W_out, per layer",
+                  "CI errors W_in, per layer", "verdict", "summary"]
+        return lines + _table(header, rows)
+
+    def not_run(self) -> list[str]:
+        """Every run a pipeline target asks for that has no summary with today's settings."""
+        wanted: dict[str, list[int]] = {}
+        p = self.params
+        for name in main_experiments(p):
+            wanted.setdefault(name, []).extend([*p.seeds, *p.robustness_seeds])
+        for name in compared_experiments(p):
+            wanted.setdefault(name, []).extend(p.robustness_seeds)
+        for name, settings in p.experiments.items():
+            if settings.target.family == "resid_mlp":
+                wanted.setdefault(name, []).extend(p.seeds)
+        for name in p.sweep_points():
+            wanted.setdefault(p.run_source(name), []).extend(p.seeds)
+        rows = []
+        for name, seeds in wanted.items():
+            done = {s.seed for s in self.runs_of(name) if s.status == CURRENT}
+            missing = sorted(set(seeds) - done)
+            if missing:
+                rows.append([name, ", ".join(str(seed) for seed in missing)])
+        lines = [
+            "## Not yet run with the current settings",
+            "",
+            "Runs that a pipeline target asks for and that have no summary with today's settings in the",
+            "record (a summary of earlier settings does not count).",
+            "",
+        ]
+        return lines + _table(["run", "seeds"], rows)
+
+    def render(self) -> str:
+        counts = {status: sum(s.status == status for s in self.summaries) for status in (CURRENT, EARLIER, UNRECORDED)}
+        lines = [
+            "# Results",
+            "",
+            "Generated from the run summaries committed in `results/metrics/` by `python -m spd report`",
+            "(or `snakemake --cores 1 docs/results.md`); a test fails when it differs from what they give,",
+            f"so do not edit it by hand. The verdicts apply the criteria of {CRITERIA.replace('docs/method.md', '[method.md](method.md#recovery-criteria)')}.",
+            "",
+            f"The record holds {len(self.summaries)} summaries: {counts[CURRENT]} made with the settings params.yaml gives",
+            f"today (**{CURRENT}**), {counts[EARLIER]} with other settings (**{EARLIER}**), and {counts[UNRECORDED]}",
+            f"from before summaries recorded their settings (**{UNRECORDED}**; their verdicts are worked out",
+            "from the metrics they hold).",
+            "",
+        ]
+        lines += self.table1() + self.seed_tables() + self.sweeps() + self.residual_mlps() + self.not_run()
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def results_report(params: Params, root: Path = METRICS_ROOT) -> str:
+    return Report(params, read_summaries(params, root)).render()
