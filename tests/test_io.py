@@ -82,3 +82,12 @@ def test_current_umask_without_proc(monkeypatch):
         assert os.umask(0o027) == 0o027  # left as it was
     finally:
         os.umask(old)
+
+
+def test_equal_checkpoints_are_equal_bytes(tmp_path):
+    # DVC and Snakemake compare outputs by content: a rerun must not change target.pt's hash
+    payload = {"kind": "target", "x": torch.arange(10)}
+    save_checkpoint(payload, tmp_path / "a" / "target.pt")
+    save_checkpoint(payload, tmp_path / "b" / "target.pt")
+    assert (tmp_path / "a/target.pt").read_bytes() == (tmp_path / "b/target.pt").read_bytes()
+    assert load_checkpoint(tmp_path / "a/target.pt", "target")["x"].tolist() == list(range(10))

@@ -70,7 +70,14 @@ def atomic_write(destination: str | Path, write: Callable[[Path], Any]) -> None:
 
 
 def save_checkpoint(payload: dict[str, Any], destination: str | Path) -> None:
-    atomic_write(destination, lambda tmp: torch.save(payload, tmp))
+    """torch.save into an open file: given a path, torch names the zip's records after the file's
+    stem, here the random temporary name, and equal payloads would give different bytes."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+
+    atomic_write(destination, write)
 
 
 def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
