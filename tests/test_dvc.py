@@ -1,7 +1,9 @@
 """DVC drives the same entry points as Snakemake: full build, no-op rebuild, minimal rerun after a
-parameter change, `dvc metrics diff`, and a push / fresh clone / pull round trip, on a temporary
-copy of the repository with tiny settings."""
+parameter change, `dvc metrics diff`, and push / fresh clone / pull round trips (a local folder
+remote, and an S3 remote on a local moto server), on a temporary copy of the repository with tiny
+settings. Also: each stage's code deps cover the spd modules its command imports."""
 
+import ast
 import copy
 import shutil
 import subprocess
@@ -99,3 +101,216 @@ def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_pat
     # them up to date instead of recomputing.
     _run(clone, "snakemake", "--cores", "1", "--touch", "--quiet")
     assert "Nothing to be done" in _run(clone, "snakemake", "--cores", "1", "-n")
+
+
+# --- dvc.yaml's code deps cover every spd module a stage's command imports ----------------------
+
+SRC = REPO / "src"
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of module `name` under src/ (a package's __init__.py), None for other modules."""
+    base = SRC.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _spd_imports(nodes) -> set[str]:
+    """spd modules imported anywhere in `nodes` (function-local imports included); for `from
+    spd.x import y`, also spd.x.y where that is a module."""
+    found: set[str] = set()
+    for node in (n for top in nodes for n in ast.walk(top)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "spd"}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "spd":
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names
+                      if _module_file(f"{node.module}.{a.name}")}
+    return found
+
+
+def _import_closure(roots: set[str]) -> set[Path]:
+    """Files of `roots` and of every spd module they import, transitively, with the __init__.py
+    of each package on the way (importing spd.a.b runs spd/__init__.py and spd/a/__init__.py).
+    spd.cli is not followed: which of its imports run depends on the command."""
+    seen: set[str] = {"spd.cli"}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for module in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+            if module in seen or _module_file(module) is None:
+                continue
+            seen.add(module)
+            tree = ast.parse(_module_file(module).read_text())
+            todo.extend(_spd_imports([tree]))
+    return {_module_file(name) for name in seen - {"spd.cli"}}
+
+
+def _cli_functions_run_by(command: str) -> set[str]:
+    """Top-level functions of spd/cli.py that `spd <command>` can call: main's body is walked with
+    `args.command` known, so only the branches that command can take count; an `if` that does
+    not depend on the command counts both ways; a branch that returns ends the walk."""
+    tree = ast.parse((SRC / "spd" / "cli.py").read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    main = functions["main"]
+    local = {}
+    for node in ast.walk(main):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                local[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    env = {**local, "args": type("Args", (), {"command": command})()}
+
+    def branch_taken(test: ast.expr) -> bool | None:
+        uses_command = any(isinstance(n, ast.Attribute) and n.attr == "command" for n in ast.walk(test))
+        if not uses_command:
+            return None
+        try:
+            return bool(eval(compile(ast.Expression(test), "cli.py", "eval"), {}, env))
+        except Exception:  # noqa: BLE001 - anything not decidable from the command alone
+            return None
+
+    called: set[str] = set()
+
+    def walk(statements: list[ast.stmt]) -> bool:
+        """Collects calls; True when the walk certainly returned."""
+        for statement in statements:
+            if isinstance(statement, ast.FunctionDef):
+                continue  # main's argparse helpers
+            if isinstance(statement, ast.If):
+                taken = branch_taken(statement.test)
+                called.update(_called_names(statement.test))
+                if taken is None:
+                    returned = walk(statement.body) & walk(statement.orelse)
+                else:
+                    returned = walk(statement.body if taken else statement.orelse)
+                if returned:
+                    return True
+            elif isinstance(statement, ast.Try):
+                if walk(statement.body):
+                    return True
+            else:
+                called.update(_called_names(statement))
+                if isinstance(statement, ast.Return):
+                    return True
+        return False
+
+    walk(main.body)
+    reached: set[str] = set()
+    todo = [name for name in called if name in functions]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(n for n in _called_names(functions[name]) if n in functions)
+    return reached
+
+
+def _called_names(node: ast.AST) -> set[str]:
+    return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+
+def _modules_run_by(command: str) -> set[Path]:
+    """Every spd file that `python -m spd <command>` can import: spd.__main__, spd.cli's
+    module-level imports, and the imports of the cli functions that command runs."""
+    tree = ast.parse((SRC / "spd" / "cli.py").read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    module_level = [n for n in tree.body if not isinstance(n, ast.FunctionDef)]
+    run = [functions[name] for name in _cli_functions_run_by(command)]
+    roots = {"spd.__main__"} | _spd_imports(module_level) | _spd_imports(run)
+    return _import_closure(roots) | {SRC / "spd" / "cli.py"}
+
+
+def _stage_commands(stage: dict) -> list[str]:
+    commands = stage["cmd"] if isinstance(stage["cmd"], list) else [stage["cmd"]]
+    found = []
+    for command in commands:
+        words = command.split()
+        assert words[:3] == ["python", "-m", "spd"], f"not a `python -m spd` command: {command}"
+        found.append(words[3])
+    return found
+
+
+def test_cli_walk_follows_the_subcommand():
+    assert "_summary" in _cli_functions_run_by("summary")
+    assert "_evaluate" not in _cli_functions_run_by("summary")
+    assert {"_evaluate", "_require_file"} <= _cli_functions_run_by("evaluate")
+    assert "_decompose" not in _cli_functions_run_by("evaluate")
+    assert {"_train_target", "_decompose", "_evaluate"} <= _cli_functions_run_by("run")
+    assert {"_selected_runs", "_table1"} <= _cli_functions_run_by("table1")
+    assert SRC / "spd" / "evaluate" / "table1.py" in _modules_run_by("figures")  # via _figures
+
+
+@pytest.mark.parametrize("name", sorted(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]))
+def test_stage_deps_cover_every_module_its_command_imports(name: str):
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][name]
+    deps = [REPO / dep for dep in stage["deps"] if "${" not in dep]
+    for command in _stage_commands(stage):
+        needed = _modules_run_by(command)
+        missing = sorted(
+            str(path.relative_to(REPO)) for path in needed
+            if not any(path == dep or dep in path.parents for dep in deps)
+        )
+        assert not missing, f"stage {name} (spd {command}) imports files not in its deps: {missing}"
+
+
+# --- an S3 remote: a local S3-compatible server (moto), loopback only ---------------------------
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch):
+    """http://127.0.0.1:PORT of an in-process moto S3 server on a free port, with dummy
+    credentials in the environment (the dvc subprocesses inherit them) and every other way for
+    botocore to reach the network (instance metadata, config files, proxies) shut off."""
+    server_module = pytest.importorskip("moto.server", reason="moto[server] not installed")
+    pytest.importorskip("dvc_s3", reason="dvc[s3] not installed")
+    boto3 = pytest.importorskip("boto3", reason="boto3 not installed")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "NO_PROXY": "127.0.0.1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                 "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        assert host == "127.0.0.1"
+        endpoint = f"http://{host}:{port}"
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="spd-test")
+        yield endpoint, boto3.client("s3", endpoint_url=endpoint)
+    finally:
+        server.stop()
+
+
+def test_push_to_s3_and_pull_into_a_fresh_clone(repo: Path, tmp_path: Path, s3_endpoint):
+    endpoint, s3 = s3_endpoint
+    stage, output = "train_target@tiny_a", "data/targets/tiny_a/target.pt"
+    assert "Running stage" in _run(repo, "dvc", "repro", stage)
+    _run(repo, "dvc", "remote", "add", "-d", "s3", "s3://spd-test/dvc-cache")
+    _run(repo, "dvc", "remote", "modify", "s3", "endpointurl", endpoint)
+    _run(repo, "dvc", "push", stage)
+    stored = [item["Key"] for item in s3.list_objects_v2(Bucket="spd-test")["Contents"]]
+    assert stored and all(key.startswith("dvc-cache/files/md5/") for key in stored)
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-qm", "tiny target, S3 remote")
+
+    clone = tmp_path / "clone"
+    _run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    assert not (clone / output).exists()
+    _run(clone, "dvc", "pull", stage)
+    assert (clone / output).read_bytes() == (repo / output).read_bytes()
+    assert "Data and pipelines are up to date" in _run(clone, "dvc", "status", stage)
+    assert "in sync" in _run(clone, "dvc", "status", "--cloud", stage)
+    assert "Running stage" not in _run(clone, "dvc", "repro", stage)

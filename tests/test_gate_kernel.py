@@ -5,13 +5,17 @@ Both entry points: z alone, and z squashed by both leaky hard sigmoids (lower, u
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor
 
+from spd.decomp import gate_kernel
 from spd.decomp.causal_importance import CausalImportanceGates, plain_gate_mlp
 from spd.decomp.gate_kernel import (
     build_directory,
@@ -177,7 +181,50 @@ def test_gates_causal_importances_fused_matches_plain(d_gate: int) -> None:
 
 
 def test_a_build_killed_part_way_does_not_block_later_loads() -> None:
-    # torch's lock file, as left behind by a build killed while holding it
+    # torch's lock file, as left behind by a build killed while holding it; without the marker
+    # of a finished build the load goes through torch's build step, which waits on that lock
     (build_directory() / "lock").touch()
+    (build_directory() / "spd_built.json").unlink()
     load = "from spd.decomp.gate_kernel import compiled_kernel_available as a; assert a()"
     subprocess.run([sys.executable, "-c", load], check=True, timeout=300)
+    assert (build_directory() / "spd_built.json").is_file()
+
+
+def _checkout_copy(root: Path) -> Path:
+    """The kernel's source as another checkout of the project holds it."""
+    copy = root / "src" / "spd" / "decomp" / "csrc" / "gate_mlp.cpp"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(gate_kernel._SOURCE, copy)
+    return copy
+
+
+def test_build_folder_depends_on_source_content_not_its_path(tmp_path: Path) -> None:
+    first, second = _checkout_copy(tmp_path / "a"), _checkout_copy(tmp_path / "b")
+    assert build_directory(first) == build_directory(second) == build_directory()
+    second.write_text(second.read_text() + "\n// changed\n")
+    assert build_directory(second) != build_directory(first)
+    assert build_directory(second).name.startswith("spd_gate_mlp_")
+
+
+def test_loads_from_two_checkouts_share_one_build(tmp_path: Path) -> None:
+    # each process loads the kernel from its own copy of the source, as two clones would
+    load = (
+        "import sys; from pathlib import Path; from spd.decomp import gate_kernel as g; "
+        "g._SOURCE = Path(sys.argv[1]); assert g.compiled_kernel_available(); "
+        "print(g._extension().__file__)"
+    )
+
+    def library_after_load(checkout: Path) -> tuple[str, int, int]:
+        run = subprocess.run(
+            [sys.executable, "-c", load, str(_checkout_copy(checkout))],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        library = run.stdout.strip().splitlines()[-1]
+        return library, os.stat(library).st_ino, os.stat(library).st_mtime_ns
+
+    first = library_after_load(tmp_path / "a")
+    assert library_after_load(tmp_path / "b") == first  # the same file, not rebuilt
+    assert library_after_load(tmp_path / "a") == first

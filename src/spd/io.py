@@ -23,6 +23,22 @@ class CheckpointError(RuntimeError):
     the file."""
 
 
+def current_umask() -> int:
+    """The process umask. On Linux it is read from /proc/self/status, which changes nothing;
+    elsewhere it is set and restored, which is racy against threads that create files meanwhile
+    but harmless here."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 @contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `destination`; rename it into place only on success, then
@@ -31,7 +47,11 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     destination.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{destination.name}."
     fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=prefix, suffix=".tmp")
-    os.close(fd)
+    try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would have
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp_name)
     try:
         yield tmp_path
@@ -50,7 +70,14 @@ def atomic_write(destination: str | Path, write: Callable[[Path], Any]) -> None:
 
 
 def save_checkpoint(payload: dict[str, Any], destination: str | Path) -> None:
-    atomic_write(destination, lambda tmp: torch.save(payload, tmp))
+    """torch.save into an open file: given a path, torch names the zip's records after the file's
+    stem, here the random temporary name, and equal payloads would give different bytes."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+
+    atomic_write(destination, write)
 
 
 def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:

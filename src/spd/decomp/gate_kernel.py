@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
 import os
 import subprocess
 import sys
+import sysconfig
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,17 +30,49 @@ _ISA_FLAGS = {
     "AVX512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw"],
     "AVX2": ["-mavx2", "-mfma"],
 }
+_LDFLAGS = ["-fopenmp"]
+# Written into the build folder once the library in it is complete; its presence lets later loads
+# import the library without running torch's build step.
+_BUILT_MARKER = "spd_built.json"
 
 
-def build_directory() -> Path:
-    """Where this CPU's kernel is built (its folder name is the extension's name): under
-    $TORCH_EXTENSIONS_DIR or torch's default root, per torch and Python version (a build for one
-    does not load in another) and per instruction set."""
+def _cflags() -> list[str]:
+    capability = torch.backends.cpu.get_cpu_capability()
+    return ["-O3", "-fopenmp", "-ffp-contract=fast", *_ISA_FLAGS.get(capability, [])]
+
+
+def build_inputs(source: Path | None = None) -> dict[str, object]:
+    """What determines the built library: the C++ source's content (not its path), the compiler
+    and its flags, the CPU's instruction set, torch's exact build and the Python ABI. Paths of
+    the checkout or the virtual environment are left out, so every checkout and every venv with
+    the same torch and Python shares one build."""
+    source = _SOURCE if source is None else source
+    return {
+        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "cxx": os.environ.get("CXX", "c++"),
+        "cflags": _cflags(),
+        "ldflags": _LDFLAGS,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "torch_git": torch.version.git_version,
+        "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
+        "python_abi": f"{sys.implementation.cache_tag}{sysconfig.get_config_var('EXT_SUFFIX')}",
+    }
+
+
+def build_key(source: Path | None = None) -> str:
+    canonical = json.dumps(build_inputs(source), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def build_directory(source: Path | None = None) -> Path:
+    """Where the kernel is built (its folder name is the extension's name): under
+    $TORCH_EXTENSIONS_DIR or torch's default root, one folder per `build_key`."""
     from torch.utils.cpp_extension import get_default_build_root
 
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-    version = f"spd_torch{torch.__version__}_py{sys.version_info.major}{sys.version_info.minor}"
-    return root / version / f"spd_gate_mlp_{torch.backends.cpu.get_cpu_capability().lower()}"
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    return root / f"spd_gate_mlp_{capability}_{build_key(source)}"
 
 
 @contextlib.contextmanager
@@ -59,22 +96,63 @@ def _exclusive_build(directory: Path) -> Iterator[None]:
         yield
 
 
-@functools.cache
-def _extension() -> ModuleType | None:
+def _library_path(directory: Path) -> Path:
+    from torch.utils.cpp_extension import LIB_EXT
+
+    return directory / f"{directory.name}{LIB_EXT}"
+
+
+def _import_built(directory: Path) -> ModuleType | None:
+    """The library already built in `directory`, imported; None when it is not (completely) there."""
+    library = _library_path(directory)
+    if not ((directory / _BUILT_MARKER).is_file() and library.is_file()):
+        return None
+    loader = importlib.machinery.ExtensionFileLoader(directory.name, str(library))
+    spec = importlib.util.spec_from_file_location(directory.name, library, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _build_and_import(source: Path) -> ModuleType:
+    """Build from a copy of `source` inside the keyed folder, so the source path torch and ninja
+    record is the same whichever checkout asked, and import the result."""
     from torch.utils.cpp_extension import load
 
-    capability = torch.backends.cpu.get_cpu_capability()
-    flags = ["-O3", "-fopenmp", "-ffp-contract=fast", *_ISA_FLAGS.get(capability, [])]
-    directory = build_directory()
+    directory = build_directory(source)
+    with _exclusive_build(directory):
+        module = _import_built(directory)  # another process may have built it meanwhile
+        if module is not None:
+            return module
+        copy = directory / source.name
+        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
+            tmp = directory / f".{source.name}.{os.getpid()}.tmp"
+            tmp.write_bytes(source.read_bytes())
+            os.replace(tmp, copy)
+        module = load(
+            name=directory.name,
+            sources=[str(copy)],
+            extra_cflags=_cflags(),
+            extra_ldflags=_LDFLAGS,
+            build_directory=str(directory),
+        )
+        marker = directory / f".{_BUILT_MARKER}.{os.getpid()}.tmp"
+        marker.write_text(json.dumps(build_inputs(source), indent=2, sort_keys=True) + "\n")
+        os.replace(marker, directory / _BUILT_MARKER)
+        return module
+
+
+def load_kernel(source: Path | None = None) -> ModuleType:
+    """The kernel built from `source` (default: the package's), built first if no checkout or
+    environment with the same `build_key` has built it yet."""
+    source = _SOURCE if source is None else source
+    return _import_built(build_directory(source)) or _build_and_import(source)
+
+
+@functools.cache
+def _extension() -> ModuleType | None:
     try:
-        with _exclusive_build(directory):
-            return load(
-                name=directory.name,
-                sources=[str(_SOURCE)],
-                extra_cflags=flags,
-                extra_ldflags=["-fopenmp"],
-                build_directory=str(directory),
-            )
+        return load_kernel()
     except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as err:
         # no compiler, no ninja or a failed build: callers fall back to the eager path
         warnings.warn(f"gate MLP C++ kernel unavailable, using the eager path: {err}", stacklevel=2)
