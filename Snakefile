@@ -4,6 +4,7 @@
 #   snakemake --cores 2 results/figures/tms.pdf           everything in params.yaml, and the figures
 #   snakemake --cores 2                                     the figures, Table 1, metric summaries
 #   snakemake --report results/report.html                  an HTML report of figures and tables
+#   snakemake --cores 1 docs/results.md                     the results report, from the summaries
 #   snakemake --cores 2 results/runs/tms_5-2/seed0/metrics.parquet     one experiment, one seed
 #   snakemake --cores 2 --config params=other.yaml        another parameter file
 
@@ -15,6 +16,7 @@ include: "workflow/rules/targets.smk"
 include: "workflow/rules/decompose.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

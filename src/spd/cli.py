@@ -212,6 +212,15 @@ def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
     _log(f"summary saved to {metrics_json} and {losses_csv}")
 
 
+def _report(params_path: Path, metrics_root: Path, out: Path) -> None:
+    from spd.io import atomic_write
+    from spd.record import results_report
+
+    text = results_report(load_params(params_path), metrics_root)
+    atomic_write(out, lambda tmp: tmp.write_text(text))
+    _log(f"results report saved to {out}")
+
+
 def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
     """Every run folder's tables, checked to exist before anything is read."""
     return [[_require_file(run / name, "run folder:") for name in names] for run in run_dirs]
@@ -374,6 +383,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--benchmarks-root", type=Path, default=Path("benchmarks/runs/decompose"),
                 help="Snakemake benchmark files of the decompose jobs (default: benchmarks/runs/decompose)",
             )
+    report = commands.add_parser(
+        "report",
+        help="docs/results.md: every result the record holds, from the committed summaries alone.",
+        description="docs/results.md: every result the record holds, from the committed summaries alone.",
+    )
+    report.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
+    report.add_argument(
+        "--metrics-root", type=Path, default=Path("results/metrics"), help="default: results/metrics"
+    )
+    report.add_argument("--out", type=Path, default=Path("docs/results.md"), help="default: docs/results.md")
     summary = commands.add_parser(
         "summary", help="Small metric JSON and loss CSV of one run, for `dvc metrics` / `dvc plots`."
     )
@@ -385,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "summary":
             _summary(args.run, args.metrics, args.losses)
+            return 0
+        if args.command == "report":
+            _report(args.params, args.metrics_root, args.out)
             return 0
         if args.command in over_params:
             _over_params(args)

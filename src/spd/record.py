@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spd.config import ConfigError, ExperimentConfig, Params, config_hash
-from spd.evaluate.recovery import CRITERIA, recovery_failures
+from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.table1 import PAPER_VALUES
 from spd.runsets import all_configs, compared_experiments, main_experiments, sweep_points_of
 
 METRICS_ROOT = Path("results/metrics")
-REPORT = Path("docs/results.md")
 CURRENT, EARLIER, UNRECORDED = "current", "earlier settings", "settings not recorded"
 
 
@@ -89,9 +88,10 @@ def _count(value: float) -> str:
     return "-" if math.isnan(value) else str(int(value))
 
 
-def _link(summary: Summary, report_dir: Path) -> str:
-    relative = Path("..") / summary.path if not summary.path.is_absolute() else summary.path
-    return f"[{summary.path.as_posix()}]({relative.as_posix()})" if report_dir == REPORT.parent else summary.path.as_posix()
+def _link(summary: Summary) -> str:
+    """The summary's path, linked from docs/ when it is relative to the repository root."""
+    path = summary.path.as_posix()
+    return path if summary.path.is_absolute() else f"[{path}](../{path})"
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
@@ -122,7 +122,7 @@ class Report:
         return self.by_run.get(self.params.run_source(name), [])
 
     def source(self, summary: Summary) -> str:
-        return _link(summary, REPORT.parent)
+        return _link(summary)
 
     def tms_cells(self, summary: Summary) -> list[str]:
         """MMCS, ML2R, live subcomponents per layer, CI-pattern errors per layer."""
@@ -188,7 +188,7 @@ class Report:
                 for point, value in sweep_points_of(self.params, sweep_name, experiment).items():
                     runs = [s for s in self.runs_of(point) if s.seed in self.params.seeds]
                     if not runs:
-                        rows.append([f"{value:g}", "-", "not run", *["-"] * (5 if family == "tms" else 3)])
+                        rows.append([f"{value:g}", "-", "not run", *["-"] * (6 if family == "tms" else 4)])
                     for s in runs:
                         cells = self.tms_cells(s) if family == "tms" else self.resid_cells(s)[:2]
                         rows.append([f"{value:g}", str(s.seed), s.status, *cells,
@@ -259,12 +259,12 @@ class Report:
             "",
             "Generated from the run summaries committed in `results/metrics/` by `python -m spd report`",
             "(or `snakemake --cores 1 docs/results.md`); a test fails when it differs from what they give,",
-            f"so do not edit it by hand. The verdicts apply the criteria of {CRITERIA.replace('docs/method.md', '[method.md](method.md#recovery-criteria)')}.",
+            "so do not edit it by hand. Verdicts apply the [recovery criteria](method.md#recovery-criteria).",
             "",
-            f"The record holds {len(self.summaries)} summaries: {counts[CURRENT]} made with the settings params.yaml gives",
-            f"today (**{CURRENT}**), {counts[EARLIER]} with other settings (**{EARLIER}**), and {counts[UNRECORDED]}",
-            f"from before summaries recorded their settings (**{UNRECORDED}**; their verdicts are worked out",
-            "from the metrics they hold).",
+            f"The record holds {len(self.summaries)} summaries: {counts[CURRENT]} made with the settings that",
+            f"params.yaml gives today (**{CURRENT}**), {counts[EARLIER]} made with other settings",
+            f"(**{EARLIER}**), and {counts[UNRECORDED]} from before summaries recorded their settings",
+            f"(**{UNRECORDED}**; their verdicts are worked out from the metrics they hold).",
             "",
         ]
         lines += self.table1() + self.seed_tables() + self.sweeps() + self.residual_mlps() + self.not_run()

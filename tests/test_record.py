@@ -1,0 +1,65 @@
+"""The results report is the record's: rebuilt from the committed summaries alone, byte for byte,
+with each summary's standing against today's settings."""
+
+import copy
+import json
+from pathlib import Path
+
+import yaml
+from conftest import TINY_TMS
+
+from spd.config import config_hash, load_params
+from spd.record import CURRENT, EARLIER, UNRECORDED, read_summaries, results_report
+
+REPO = Path(__file__).parents[1]
+
+
+def test_the_committed_report_is_what_the_committed_summaries_give(monkeypatch):
+    monkeypatch.chdir(REPO)
+    expected = results_report(load_params("params.yaml"))
+    assert (REPO / "docs/results.md").read_text() == expected, (
+        "docs/results.md differs from the record: rebuild it with `python -m spd report`"
+    )
+
+
+def _summary(mmcs: float, config_hash: str | None, recovered: bool | None = True) -> dict:
+    summary = {
+        "final_loss": {"total": 0.1},
+        "linear1": {"mmcs": mmcs, "ml2r": 1.0, "alive_subcomponents": 5.0, "ci_pattern_errors": 0.0},
+        "linear2": {"alive_subcomponents": 5.0, "ci_pattern_errors": 0.0},
+    }
+    if config_hash is not None:
+        summary["run"] = {"config_hash": config_hash, "steps": 30}
+        summary["verdict"] = {"recovered": recovered, "failures": [] if recovered else ["MMCS low"], "reason": None}
+    return summary
+
+
+def _record(tmp_path: Path, summaries: dict[int, dict]) -> Path:
+    body = {k: copy.deepcopy(v) for k, v in TINY_TMS.items() if k != "name"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seeds": [0], "robustness_seeds": [0, 1, 2], "experiments": {"tiny": body}}))
+    for seed, summary in summaries.items():
+        path = tmp_path / "metrics/tiny" / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary))
+    return tmp_path
+
+
+def test_summaries_stand_as_current_earlier_or_unrecorded_and_are_never_averaged_across(tmp_path):
+    params_path = _record(tmp_path, {})
+    current = config_hash(load_params(params_path / "params.yaml").experiment("tiny"))
+    root = _record(tmp_path, {0: _summary(1.0, current), 1: _summary(0.9, "0123456789ab", False), 2: _summary(0.5, None)})
+    params = load_params(root / "params.yaml")
+    assert [s.status for s in read_summaries(params, root / "metrics")] == [CURRENT, EARLIER, UNRECORDED]
+    report = results_report(params, root / "metrics")
+    assert f"| tiny | SPD | 0 | {CURRENT} | 1.0000 | 1.0000 | - | - | 1 of 1 |" in report
+    assert f"| tiny | SPD | 1 | {EARLIER} | 0.9000 | 1.0000 | - | - | 0 of 1 |" in report
+    # no recorded verdict: the summary's own metrics give it (MMCS 0.5 misses)
+    assert "misses: MMCS 0.5000 < 0.999 (from its metrics)" in report
+    assert "| tiny | 1, 2 |" in report  # robustness seeds without a current summary
+
+
+def test_a_run_with_no_summary_is_listed_as_not_run(tmp_path):
+    root = _record(tmp_path, {})
+    report = results_report(load_params(root / "params.yaml"), root / "metrics")
+    assert "| tiny | SPD | - | not run |" in report
+    assert "| tiny | 0, 1, 2 |" in report
