@@ -128,6 +128,19 @@ def _check_parameters_finite(model: nn.Module, step: int) -> None:
             raise DivergenceError(f"non-finite parameter {name} after step {step}")
 
 
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def _timing(step: int, first_step: int, end: int, elapsed: float) -> str:
+    """' | elapsed h:mm:ss, ETA h:mm:ss' at the mean rate of this process's steps so far."""
+    done = step + 1 - first_step
+    if done < 2 or elapsed <= 0:
+        return ""
+    return f" | elapsed {_clock(elapsed)}, ETA {_clock((end - step - 1) * elapsed / done)}"
+
+
 def optimise(
     run: Optimisation,
     log: Callable[[str], None],
@@ -150,7 +163,8 @@ def optimise(
     if state is not None:
         restore(state, run.model, run.optimizer, run.generator)
         first_step, history = state.next_step, state.extra["history"]
-    last_time, last_step = time.perf_counter(), first_step
+    started = last_time = time.perf_counter()
+    last_step = first_step
     end = run.steps if stop_at is None else min(stop_at, run.steps)
     step_once = CudaGraphStep(run) if run.cuda_graph else (lambda step: training_step(run, step))
     for step in range(first_step, end):
@@ -164,7 +178,7 @@ def optimise(
             history.append({"step": step, "lr": run.learning_rate(step), **values})
             now = time.perf_counter()
             rate = f" | {(step - last_step) / (now - last_time):.1f} steps/s" if step > last_step else ""
-            log(f"step {step + 1}/{run.steps} {format_losses(values)}{rate}")
+            log(f"step {step + 1}/{run.steps} {format_losses(values)}{rate}{_timing(step, first_step, end, now - started)}")
             last_time, last_step = now, step
         pausing = step + 1 == end < run.steps
         if checkpointing is not None and (pausing or checkpointing.is_due(step, run.steps)):
