@@ -212,3 +212,13 @@ def test_tiny_apd_on_the_residual_mlp_end_to_end(tmp_path):
     assert 1 <= values[("all layers", "distinct_feature_components")] <= 8
     for layer in (0, 1):
         assert -1 <= values[(f"layers.{layer}.mlp_in", "neuron_contribution_corr")] <= 1
+
+
+def test_components_start_at_the_published_xavier_normal_scale():
+    from spd.decomp.apd import APDLayerComponents
+
+    layer = APDLayerComponents(40, 10, C=50, m=11, generator=torch.Generator().manual_seed(0), device="cpu",
+                               init_instances=3)
+    expected_A, expected_B = (2 / (53 * 40 * 11)) ** 0.5, (2 / (53 * 11 * 10)) ** 0.5
+    assert abs(layer.A.std().item() / expected_A - 1) < 0.02
+    assert abs(layer.B.std().item() / expected_B - 1) < 0.02

@@ -155,6 +155,11 @@ class APDConfig(StrictModel):
         0.0, description="lambda_act: MSE of the MLP activations, target vs top-k pass (residual MLP)."
     )
     unit_norm_A: bool = Field(False, description="Constrain every column of every A to unit norm.")
+    init_instances: PositiveInt = Field(
+        1,
+        description="Models the published code trains at once, which sets the scale of its "
+        "xavier-normal init of A and B (its TMS runs: 12 for 5-2, 3 for 40-10).",
+    )
     schatten_p: PositiveFloat = Field(description="Schatten p of the simplicity loss.")
     lr: PositiveFloat = Field(description="Adam learning rate.")
     lr_schedule: Literal["cosine", "constant"] = Field("constant", description="After the warm-up.")

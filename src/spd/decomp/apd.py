@@ -31,19 +31,32 @@ def _key(module_name: str) -> str:
 
 
 class APDLayerComponents(nn.Module):
-    def __init__(self, d_in: int, d_out: int, C: int, m: int, generator: torch.Generator, device) -> None:
+    """A [C, d_in, m] and B [C, m, d_out] of one layer, initialised as the published code does:
+    xavier-normal on the (init_instances, C, d_in, m) and (init_instances, C, m, d_out) tensors
+    its runs train, std(A) = sqrt(2 / ((C + init_instances) d_in m)) and std(B) likewise with
+    d_out; the components start near zero."""
+
+    def __init__(
+        self, d_in: int, d_out: int, C: int, m: int, generator: torch.Generator, device, init_instances: int = 1
+    ) -> None:
         super().__init__()
-        # No init is published with the spec: A ~ N(0, 1/d_in), B ~ N(0, 1/m), so that each
-        # component's x A B starts at the scale of a unit-variance linear map.
-        self.A = nn.Parameter(torch.randn(C, d_in, m, generator=generator, device=device) / math.sqrt(d_in))
-        self.B = nn.Parameter(torch.randn(C, m, d_out, generator=generator, device=device) / math.sqrt(m))
+        std_A = math.sqrt(2 / ((C + init_instances) * d_in * m))
+        std_B = math.sqrt(2 / ((C + init_instances) * m * d_out))
+        self.A = nn.Parameter(torch.randn(C, d_in, m, generator=generator, device=device) * std_A)
+        self.B = nn.Parameter(torch.randn(C, m, d_out, generator=generator, device=device) * std_B)
 
 
 class APDModel(nn.Module):
     """A frozen target whose decomposed layers can run as sum_c s_c (x A_c) B_c (+ the frozen bias)."""
 
     def __init__(
-        self, target: Target, C: int, m: int | None, generator: torch.Generator, unit_norm_A: bool = False
+        self,
+        target: Target,
+        C: int,
+        m: int | None,
+        generator: torch.Generator,
+        unit_norm_A: bool = False,
+        init_instances: int = 1,
     ) -> None:
         super().__init__()
         self._target = target
@@ -60,7 +73,7 @@ class APDModel(nn.Module):
             weight = self._linears[name].weight
             d_out, d_in = weight.shape
             components[_key(name)] = APDLayerComponents(
-                d_in, d_out, C, m or min(d_in, d_out), generator, weight.device
+                d_in, d_out, C, m or min(d_in, d_out), generator, weight.device, init_instances
             )
         self.components = nn.ModuleDict(components)
         self._mask: Tensor | None = None
@@ -77,7 +90,7 @@ class APDModel(nn.Module):
     @classmethod
     def from_config(cls, target: Target, config: APDConfig, generator: torch.Generator) -> APDModel:
         """The untrained decomposition `config` describes, on a target already restricted to its modules."""
-        return cls(target, config.C, config.m, generator, config.unit_norm_A)
+        return cls(target, config.C, config.m, generator, config.unit_norm_A, config.init_instances)
 
     @property
     def target(self) -> Target:
