@@ -62,15 +62,24 @@ def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Ro
     ]
 
 
+def densest_columns(probe_ci: Tensor, weak_max: float) -> Tensor:
+    """Column indices of a (n_probes, C) CI matrix, densest first: by the number of probes with CI
+    above `weak_max` (the public reference implementation's ordering), ties broken by CI mass."""
+    by_mass = probe_ci.sum(dim=0).argsort(descending=True, stable=True)
+    counts = (probe_ci > weak_max).sum(dim=0)[by_mass]
+    return by_mass[counts.argsort(descending=True, stable=True)]
+
+
 def dense_pattern_errors(probe_ci: Tensor, k: int, strong_min: float, weak_max: float) -> int:
     """Errors of a (n_probes, C) CI matrix against a dense block of k subcomponents.
 
-    The k columns with the most CI mass should each reach `strong_min` on at least one probe (one
-    error per column that never does); every other column should stay at or below `weak_max` on
-    all probes (one error per entry above). The public reference implementation scores its
-    residual-MLP W_out decompositions this way; it is weaker than "active on every probe".
+    The k densest columns (`densest_columns`) should each reach `strong_min` on at least one probe
+    (one error per column that never does); every other column should stay at or below
+    `weak_max` on all probes (one error per entry above). The public reference implementation
+    scores its residual-MLP W_out decompositions by the second part; it is weaker than "active on
+    every probe".
     """
-    order = probe_ci.sum(dim=0).argsort(descending=True)
+    order = densest_columns(probe_ci, weak_max)
     block, rest = probe_ci[:, order[:k]], probe_ci[:, order[k:]]
     never_strong = int((~(block >= strong_min).any(dim=0)).sum())
     return never_strong + int((rest > weak_max).sum())

@@ -1,6 +1,7 @@
 """Residual-MLP ground truth (spec 7): every feature has its own W_in mechanism (a diagonal CI
-pattern on the one-hot probes); W_out acts as one dense mechanism (all its live subcomponents
-active on every probe); neuron contributions of the SPD W_in match the target's."""
+pattern on the one-hot probes); W_out acts as one dense mechanism (d_mlp dense columns of CI on
+the probes, no subcomponent selective for a feature); neuron contributions of the SPD W_in match
+the target's."""
 
 from __future__ import annotations
 
