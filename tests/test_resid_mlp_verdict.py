@@ -1,6 +1,7 @@
-"""The residual-MLP W_out verdict on hand-made CI matrices: d_mlp +- 2 live subcomponents and the
-dense-columns test, computed from the CI through the metric rows."""
+"""The residual-MLP W_out evaluation on hand-made CI matrices, through the metric rows: the verdict
+(d_mlp +- 2 live subcomponents and the dense-columns test) and the informative co-activation counts."""
 
+import pytest
 import torch
 
 from spd.config import EvalConfig, ResidMLPTargetConfig
@@ -16,13 +17,16 @@ ONE_LAYER = ResidMLPTargetConfig(family="resid_mlp", n_features=6, d_embed=10, d
 C = 10
 
 
-def _failures(probes: torch.Tensor, random: torch.Tensor) -> list[str]:
+def _rows(probes: torch.Tensor, random: torch.Tensor) -> list[dict[str, object]]:
     torch.manual_seed(0)
     target = resid_mlp.as_target(resid_mlp.build_model(ONE_LAYER), ONE_LAYER).restricted_to([W_OUT])
     model = ComponentModel(target, C, 2, False, torch.Generator().manual_seed(0))
     ci = EvaluationCI(probes={W_OUT: probes}, random={W_OUT: random})
-    rows = metric_rows(model, ci, ONE_LAYER, EvalConfig())
-    return resid_mlp_recovery_failures(rows, ONE_LAYER)
+    return metric_rows(model, ci, ONE_LAYER, EvalConfig())
+
+
+def _failures(probes: torch.Tensor, random: torch.Tensor) -> list[str]:
+    return resid_mlp_recovery_failures(_rows(probes, random), ONE_LAYER)
 
 
 def test_two_dense_columns_each_reaching_0_9_on_some_probe_pass():
@@ -64,3 +68,13 @@ def test_densest_columns_rank_by_probes_above_0_1_then_by_mass():
     assert densest_columns(probes, 0.1).tolist() == [0, 2, 1]
     # Block {dense, single}: `single` never reaches 0.9 (1 error); `flat` stays at 0.1 (none).
     assert dense_pattern_errors(probes, 2, 0.9, 0.1) == 1
+
+
+def test_co_activation_counts_per_probe_above_0_1_and_at_least_0_9():
+    probes = torch.zeros(6, C)
+    probes[0, :4] = torch.tensor([0.95, 0.91, 0.1, 0.0])  # above 0.1: 2; >= 0.9: 2
+    probes[1, :4] = torch.tensor([0.9, 0.05, 0.2, 0.89])  # 3; 1
+    probes[2, :4] = torch.tensor([0.3, 0.92, 0.0, 0.11])  # 3; 1
+    value = {(r["layer"], r["metric"]): r["value"] for r in _rows(probes, torch.zeros(4, C))}
+    assert value[(W_OUT, "ci_per_probe@0.1")] == pytest.approx(8 / 6)
+    assert value[(W_OUT, "ci_per_probe@0.9")] == pytest.approx(4 / 6)

@@ -85,6 +85,13 @@ def dense_pattern_errors(probe_ci: Tensor, k: int, strong_min: float, weak_max: 
     return never_strong + int((rest > weak_max).sum())
 
 
+def mean_active_per_probe(probe_ci: Tensor, threshold: float, *, inclusive: bool) -> float:
+    """Mean over the probes of the number of subcomponents with CI above `threshold` (at or above
+    it when `inclusive`)."""
+    active = probe_ci >= threshold if inclusive else probe_ci > threshold
+    return active.sum(dim=1).float().mean().item()
+
+
 @dataclass(frozen=True)
 class EvaluationCI:
     """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7)."""

@@ -18,6 +18,7 @@ from spd.evaluate.causal_importance_metrics import (
     alive_mask,
     ci_pattern_rows,
     dense_pattern_errors,
+    mean_active_per_probe,
 )
 from spd.targets.resid_mlp import neuron_contributions
 
@@ -88,6 +89,10 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             d_mlp = model.target_weight(w_out).shape[1]
             errors = dense_pattern_errors(ci.probes[w_out], d_mlp, config.diag_min, config.offdiag_max)
             rows.append((w_out, "dense_pattern_errors", errors, "count"))
+            # The co-activation: how many subcomponents are above 0.1, and at or above 0.9, per probe.
+            for threshold, inclusive in ((config.offdiag_max, False), (config.diag_min, True)):
+                count = mean_active_per_probe(ci.probes[w_out], threshold, inclusive=inclusive)
+                rows.append((w_out, f"ci_per_probe@{threshold:g}", count, "subcomponents/probe"))
             _, V = model.factors(w_out)
             rows.append((w_out, "neuron_alignment", neuron_alignment(V[alive]), "cosine"))
     return rows
