@@ -89,3 +89,29 @@ def test_ci_pattern_rows_give_the_total_then_each_kind():
         ("linear2", "ci_errors_off_diagonal", 1, "count"),
         ("linear2", "ci_errors_shared", 0, "count"),
     ]
+
+
+def _tms_id_rows(probes: dict, random: dict) -> dict:
+    from conftest import tms_component_model
+
+    from spd.config import EvalConfig, TMSTargetConfig
+    from spd.evaluate.causal_importance_metrics import EvaluationCI
+    from spd.evaluate.report import metric_rows
+
+    model = tms_component_model(5, 2, identity=True, C=4, d_gate=2)
+    target = TMSTargetConfig(n_features=5, d_hidden=2, identity_layer=True)
+    ci = EvaluationCI(probes=probes, random=random)
+    return {(r["layer"], r["metric"]): r["value"] for r in metric_rows(model, ci, target, EvalConfig())}
+
+
+def test_tms_alive_on_probes_counts_the_probes_alone():
+    probes = torch.zeros(5, 4)
+    probes[0, 0] = 0.5  # alive on a probe
+    probes[1, 1] = 0.1  # at the threshold on the probes: alive only through the random batch
+    random = torch.zeros(3, 4)
+    random[2, 1] = 0.5
+    layers = ("linear1", "linear2", "hidden")
+    rows = _tms_id_rows({name: probes for name in layers}, {name: random for name in layers})
+    for name in layers:
+        assert rows[(name, "alive_on_probes")] == 1
+        assert rows[(name, "alive_subcomponents")] == 2

@@ -9,7 +9,12 @@ from spd.config import EvalConfig
 from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.components import subcomponent_weights
-from spd.evaluate.causal_importance_metrics import EvaluationCI, Row, ci_pattern_rows
+from spd.evaluate.causal_importance_metrics import (
+    EvaluationCI,
+    Row,
+    alive_mask,
+    ci_pattern_rows,
+)
 from spd.targets.tms import ground_truth_mechanisms
 
 
@@ -52,8 +57,13 @@ FEATURE_ALIGNED_LAYERS = ("linear1", "linear2")
 
 
 def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[Row]:
-    """CI-pattern errors of linear1/linear2, and MMCS / ML2R of linear1 against the columns of W."""
+    """Per layer, the subcomponents alive on the one-hot probes alone; CI-pattern errors of
+    linear1/linear2; MMCS / ML2R of linear1 against the columns of W."""
     rows: list[Row] = [
+        (name, "alive_on_probes", alive_mask(ci.probes[name], config.alive_threshold).sum().item(), "count")
+        for name in model.module_names
+    ]
+    rows += [
         row
         for name in model.module_names
         if name in FEATURE_ALIGNED_LAYERS
