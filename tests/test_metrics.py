@@ -91,7 +91,7 @@ def test_ci_pattern_rows_give_the_total_then_each_kind():
     ]
 
 
-def _tms_id_rows(probes: dict, random: dict) -> dict:
+def _tms_id_rows(probes: dict, random: dict, random_inputs=None) -> dict:
     from conftest import tms_component_model
 
     from spd.config import EvalConfig, TMSTargetConfig
@@ -100,7 +100,7 @@ def _tms_id_rows(probes: dict, random: dict) -> dict:
 
     model = tms_component_model(5, 2, identity=True, C=4, d_gate=2)
     target = TMSTargetConfig(n_features=5, d_hidden=2, identity_layer=True)
-    ci = EvaluationCI(probes=probes, random=random)
+    ci = EvaluationCI(probes=probes, random=random, random_inputs=random_inputs)
     return {(r["layer"], r["metric"]): r["value"] for r in metric_rows(model, ci, target, EvalConfig())}
 
 
@@ -115,3 +115,28 @@ def test_tms_alive_on_probes_counts_the_probes_alone():
     for name in layers:
         assert rows[(name, "alive_on_probes")] == 1
         assert rows[(name, "alive_subcomponents")] == 2
+
+
+def test_identity_layer_reports_the_active_fraction_on_non_empty_random_inputs():
+    random_inputs = torch.tensor([
+        [0.0, 0.3, 0.0, 0.0, 0.0],
+        [0.5, 0.0, 0.0, 0.2, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.7],
+        [0.0, 0.0, 0.0, 0.0, 0.0],  # empty: left out
+    ])
+    hidden = torch.tensor([  # random-batch CI, one column per subcomponent
+        [0.95, 0.95, 0.5, 0.0],
+        [0.9, 0.95, 0.0, 0.0],
+        [0.2, 0.95, 0.0, 0.0],
+        [0.99, 0.0, 0.0, 0.0],
+    ])
+    # Of the 3 non-empty inputs at CI >= 0.9: subcomponent 0 on 2, 1 on 3, 2 (alive) on none;
+    # 3 is dead and left out.
+    zeros = torch.zeros(5, 4)
+    probes = {"linear1": zeros, "linear2": zeros, "hidden": zeros}
+    random = {"linear1": torch.zeros(4, 4), "linear2": torch.zeros(4, 4), "hidden": hidden}
+    rows = _tms_id_rows(probes, random, random_inputs)
+    assert rows[("hidden", "ci_active_fraction_min")] == 0.0
+    assert rows[("hidden", "ci_active_fraction_mean")] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    # without the random inputs there is nothing to report
+    assert ("hidden", "ci_active_fraction_mean") not in _tms_id_rows(probes, random)

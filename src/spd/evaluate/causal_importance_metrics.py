@@ -92,12 +92,23 @@ def mean_active_per_probe(probe_ci: Tensor, threshold: float, *, inclusive: bool
     return active.sum(dim=1).float().mean().item()
 
 
+def active_fraction(causal_importances: Tensor, inputs: Tensor, threshold: float) -> Tensor:
+    """(C,): per subcomponent, the fraction of the rows of `causal_importances` (batch, C) with CI
+    at or above `threshold`, among those whose row of `inputs` (batch, ...) is non-empty (has a
+    nonzero entry). NaN where there is no such row."""
+    nonempty = inputs.flatten(1).ne(0).any(dim=1)
+    return (causal_importances[nonempty] >= threshold).float().mean(dim=0)
+
+
 @dataclass(frozen=True)
 class EvaluationCI:
-    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7)."""
+    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7);
+    `random_inputs`, the random batch itself (None where not kept: the metrics that need it, such
+    as the identity-layer report, are then left out)."""
 
     probes: dict[str, Tensor]
     random: dict[str, Tensor]
+    random_inputs: Tensor | None = None
 
 
 def evaluation_ci(
@@ -110,4 +121,5 @@ def evaluation_ci(
     return EvaluationCI(
         probes=causal_importances_on(model, probes, spd_config.leaky_alpha),
         random=causal_importances_on(model, random_batch, spd_config.leaky_alpha),
+        random_inputs=random_batch,
     )
