@@ -104,7 +104,7 @@ def verdict(model: ComponentModel, config: ExperimentConfig, spd: SPDConfig) -> 
     rows = metric_rows(model, ci, config.target, config.evaluation)
     failures = recovery_failures(rows, config.target)
     keep = ("mmcs", "ml2r", "alive_subcomponents", "ci_pattern_errors", "neuron_contribution_corr",
-            "active_on_every_probe")
+            "active_on_every_probe", "dense_pattern_errors")
     metrics = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows if r["metric"] in keep}
     return {"recovered": not failures, **metrics, "failures": failures}
 

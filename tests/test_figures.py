@@ -114,8 +114,11 @@ def _three_layer_resid_run():
     from spd.figures.resid_mlp import ResidRunTables
 
     modules = [f"layers.{layer}.mlp_{kind}" for layer in range(3) for kind in ("in", "out")]
-    metric_names = ("alive_subcomponents", "ci_pattern_errors", "neuron_contribution_corr",
-                    "active_on_every_probe", "dense_pattern_errors")
+    metric_names = ("alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors",
+                    "ci_errors_weak_diagonal", "ci_errors_off_diagonal", "ci_errors_shared",
+                    "neuron_contribution_corr", "neuron_contribution_slope", "active_on_every_probe",
+                    "active_probe_fraction", "dense_pattern_errors", "ci_per_probe@0.1",
+                    "ci_per_probe@0.9", "neuron_alignment")
     metrics = pd.DataFrame([
         {"experiment": "resid_mlp3", "seed": 0, "layer": module, "metric": name, "value": 1234.5678}
         for module in modules for name in metric_names
@@ -177,5 +180,8 @@ def test_resid_mlp_page_shows_each_layers_metrics_inside_the_page():
     for layer, table in enumerate(tables):
         shown = {word for word in table.get_text().split() if word.startswith("layers.")}
         assert shown == {f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"}
-        assert table.get_window_extent(renderer).x1 <= fig.bbox.x1
+        box = table.get_window_extent(renderer)
+        assert box.x1 <= fig.bbox.x1
+        # every metric row of the layer fits above the next layer's panels
+        assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes if ax is not table.axes)
     plt.close(fig)

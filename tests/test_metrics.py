@@ -89,3 +89,54 @@ def test_ci_pattern_rows_give_the_total_then_each_kind():
         ("linear2", "ci_errors_off_diagonal", 1, "count"),
         ("linear2", "ci_errors_shared", 0, "count"),
     ]
+
+
+def _tms_id_rows(probes: dict, random: dict, random_inputs=None) -> dict:
+    from conftest import tms_component_model
+
+    from spd.config import EvalConfig, TMSTargetConfig
+    from spd.evaluate.causal_importance_metrics import EvaluationCI
+    from spd.evaluate.report import metric_rows
+
+    model = tms_component_model(5, 2, identity=True, C=4, d_gate=2)
+    target = TMSTargetConfig(n_features=5, d_hidden=2, identity_layer=True)
+    ci = EvaluationCI(probes=probes, random=random, random_inputs=random_inputs)
+    return {(r["layer"], r["metric"]): r["value"] for r in metric_rows(model, ci, target, EvalConfig())}
+
+
+def test_tms_alive_on_probes_counts_the_probes_alone():
+    probes = torch.zeros(5, 4)
+    probes[0, 0] = 0.5  # alive on a probe
+    probes[1, 1] = 0.1  # at the threshold on the probes: alive only through the random batch
+    random = torch.zeros(3, 4)
+    random[2, 1] = 0.5
+    layers = ("linear1", "linear2", "hidden")
+    rows = _tms_id_rows({name: probes for name in layers}, {name: random for name in layers})
+    for name in layers:
+        assert rows[(name, "alive_on_probes")] == 1
+        assert rows[(name, "alive_subcomponents")] == 2
+
+
+def test_identity_layer_reports_the_active_fraction_on_non_empty_random_inputs():
+    random_inputs = torch.tensor([
+        [0.0, 0.3, 0.0, 0.0, 0.0],
+        [0.5, 0.0, 0.0, 0.2, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.7],
+        [0.0, 0.0, 0.0, 0.0, 0.0],  # empty: left out
+    ])
+    hidden = torch.tensor([  # random-batch CI, one column per subcomponent
+        [0.95, 0.95, 0.5, 0.0],
+        [0.9, 0.95, 0.0, 0.0],
+        [0.2, 0.95, 0.0, 0.0],
+        [0.99, 0.0, 0.0, 0.0],
+    ])
+    # Of the 3 non-empty inputs at CI >= 0.9: subcomponent 0 on 2, 1 on 3, 2 (alive) on none;
+    # 3 is dead and left out.
+    zeros = torch.zeros(5, 4)
+    probes = {"linear1": zeros, "linear2": zeros, "hidden": zeros}
+    random = {"linear1": torch.zeros(4, 4), "linear2": torch.zeros(4, 4), "hidden": hidden}
+    rows = _tms_id_rows(probes, random, random_inputs)
+    assert rows[("hidden", "ci_active_fraction_min")] == 0.0
+    assert rows[("hidden", "ci_active_fraction_mean")] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    # without the random inputs there is nothing to report
+    assert ("hidden", "ci_active_fraction_mean") not in _tms_id_rows(probes, random)

@@ -193,3 +193,48 @@ def test_w_out_dense_pattern_errors_and_neuron_alignment_by_hand():
     assert rows[("layers.0.mlp_out", "dense_pattern_errors")] == 3
     # live: 0, 1, 2 (3 never exceeds 0.1): cosines 1, 1 and 1/sqrt(2)
     assert rows[("layers.0.mlp_out", "neuron_alignment")] == pytest.approx((2 + 2**-0.5) / 3)
+
+
+def test_spd_neuron_contributions_pick_the_largest_contribution_and_use_spds_own_w_out():
+    from spd.config import EvalConfig
+    from spd.evaluate.causal_importance_metrics import EvaluationCI
+    from spd.evaluate.resid_mlp import metric_rows, neuron_contribution_table
+
+    config = ResidMLPTargetConfig(family="resid_mlp", n_features=2, d_embed=2, d_mlp=2, n_layers=1)
+    target_model = resid_mlp.build_model(config)
+    with torch.no_grad():
+        target_model.W_E.copy_(torch.eye(2))
+        target_model.layers[0].mlp_in.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        target_model.layers[0].mlp_out.weight.copy_(torch.tensor([[5.0, 6.0], [7.0, 8.0]]))
+    model = ComponentModel(resid_mlp.as_target(target_model, config), 2, 2, False, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        w_in, w_out = model.components["layers-0-mlp_in"], model.components["layers-0-mlp_out"]
+        w_in.U.copy_(torch.tensor([[2.0, 1.0], [0.0, 1.0]]))  # (neuron, c)
+        w_in.V.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # (c, feature): c0 reads 0, c1 both
+        w_out.U.copy_(torch.eye(2))
+        w_out.V.copy_(torch.tensor([[3.0, 1.0], [1.0, 4.0]]))  # SPD's W_out = U V, not the target's
+    # With W_E = I, feature f, subcomponent c, neuron n: U_in[n, c] V_in[c, f] * W_out_spd[f, n].
+    # Feature 0: c0 gives (6, 0), c1 (3, 1): c0. Feature 1: c0 gives (0, 0), c1 (1, 4): c1.
+    expected_spd = torch.tensor([[6.0, 0.0], [1.0, 4.0]])
+    target = torch.tensor([[5.0, 18.0], [14.0, 32.0]])  # test_neuron_contributions_by_hand
+    table = neuron_contribution_table(model).sort_values(["feature", "neuron"])
+    torch.testing.assert_close(torch.tensor(table.spd.to_numpy()).view(2, 2), expected_spd)
+    torch.testing.assert_close(torch.tensor(table.target.to_numpy()).view(2, 2), target)
+    # The CI on the probes prefers the other subcomponent of each feature: it does not decide.
+    probes = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    ci = EvaluationCI(
+        probes={"layers.0.mlp_in": probes, "layers.0.mlp_out": probes},
+        random={"layers.0.mlp_in": probes, "layers.0.mlp_out": probes},
+    )
+    rows = {(layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())}
+    assert rows[("layers.0.mlp_in", "neuron_contribution_corr")] == pytest.approx(pearson(target, expected_spd))
+    # Through the origin: sum(t s) / sum(t t) = (30 + 0 + 14 + 128) / (25 + 324 + 196 + 1024)
+    assert rows[("layers.0.mlp_in", "neuron_contribution_slope")] == pytest.approx(172 / 1569)
+
+
+def test_slope_through_origin():
+    from spd.evaluate.resid_mlp import slope_through_origin
+
+    assert slope_through_origin(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0])) == pytest.approx(2.0)
+    # no intercept: fitted = t + 0.5 has slope (1.5 + 5) / (1 + 4), not 1
+    assert slope_through_origin(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.5])) == pytest.approx(1.3)

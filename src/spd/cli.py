@@ -155,7 +155,7 @@ def _evaluate(
         if target_config.family == "tms":
             family_tables[WEIGHTS_FILE] = weight_table(model)
         else:
-            family_tables[NEURON_CONTRIBUTIONS_FILE] = neuron_contribution_table(model, ci)
+            family_tables[NEURON_CONTRIBUTIONS_FILE] = neuron_contribution_table(model)
     metrics = metrics_table(rows, config.name, made.seed, run_hash, target_config.family, made.method)
     provenance = {"experiment": config.name, "seed": made.seed}
     for name, table in family_tables.items():

@@ -62,26 +62,53 @@ def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Ro
     ]
 
 
+def densest_columns(probe_ci: Tensor, weak_max: float) -> Tensor:
+    """Column indices of a (n_probes, C) CI matrix, densest first: by the number of probes with CI
+    above `weak_max` (the public reference implementation's ordering), ties broken by CI mass."""
+    by_mass = probe_ci.sum(dim=0).argsort(descending=True, stable=True)
+    counts = (probe_ci > weak_max).sum(dim=0)[by_mass]
+    return by_mass[counts.argsort(descending=True, stable=True)]
+
+
 def dense_pattern_errors(probe_ci: Tensor, k: int, strong_min: float, weak_max: float) -> int:
     """Errors of a (n_probes, C) CI matrix against a dense block of k subcomponents.
 
-    The k columns with the most CI mass should each reach `strong_min` on at least one probe (one
-    error per column that never does); every other column should stay at or below `weak_max` on
-    all probes (one error per entry above). The public reference implementation scores its
-    residual-MLP W_out decompositions this way; it is weaker than "active on every probe".
+    The k densest columns (`densest_columns`) should each reach `strong_min` on at least one probe
+    (one error per column that never does); every other column should stay at or below
+    `weak_max` on all probes (one error per entry above). The public reference implementation
+    scores its residual-MLP W_out decompositions by the second part; it is weaker than "active on
+    every probe".
     """
-    order = probe_ci.sum(dim=0).argsort(descending=True)
+    order = densest_columns(probe_ci, weak_max)
     block, rest = probe_ci[:, order[:k]], probe_ci[:, order[k:]]
     never_strong = int((~(block >= strong_min).any(dim=0)).sum())
     return never_strong + int((rest > weak_max).sum())
 
 
+def mean_active_per_probe(probe_ci: Tensor, threshold: float, *, inclusive: bool) -> float:
+    """Mean over the probes of the number of subcomponents with CI above `threshold` (at or above
+    it when `inclusive`)."""
+    active = probe_ci >= threshold if inclusive else probe_ci > threshold
+    return active.sum(dim=1).float().mean().item()
+
+
+def active_fraction(causal_importances: Tensor, inputs: Tensor, threshold: float) -> Tensor:
+    """(C,): per subcomponent, the fraction of the rows of `causal_importances` (batch, C) with CI
+    at or above `threshold`, among those whose row of `inputs` (batch, ...) is non-empty (has a
+    nonzero entry). NaN where there is no such row."""
+    nonempty = inputs.flatten(1).ne(0).any(dim=1)
+    return (causal_importances[nonempty] >= threshold).float().mean(dim=0)
+
+
 @dataclass(frozen=True)
 class EvaluationCI:
-    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7)."""
+    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7);
+    `random_inputs`, the random batch itself (None where not kept: the metrics that need it, such
+    as the identity-layer report, are then left out)."""
 
     probes: dict[str, Tensor]
     random: dict[str, Tensor]
+    random_inputs: Tensor | None = None
 
 
 def evaluation_ci(
@@ -94,4 +121,5 @@ def evaluation_ci(
     return EvaluationCI(
         probes=causal_importances_on(model, probes, spd_config.leaky_alpha),
         random=causal_importances_on(model, random_batch, spd_config.leaky_alpha),
+        random_inputs=random_batch,
     )

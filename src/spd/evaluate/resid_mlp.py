@@ -1,6 +1,7 @@
 """Residual-MLP ground truth (spec 7): every feature has its own W_in mechanism (a diagonal CI
-pattern on the one-hot probes); W_out acts as one dense mechanism (all its live subcomponents
-active on every probe); neuron contributions of the SPD W_in match the target's."""
+pattern on the one-hot probes); W_out acts as one dense mechanism (d_mlp dense columns of CI on
+the probes, no subcomponent selective for a feature); neuron contributions of the SPD W_in match
+the target's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from spd.evaluate.causal_importance_metrics import (
     alive_mask,
     ci_pattern_rows,
     dense_pattern_errors,
+    mean_active_per_probe,
 )
 from spd.targets.resid_mlp import neuron_contributions
 
@@ -26,14 +28,35 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a @ b / (a.norm() * b.norm()).clamp_min(1e-12)).item()
 
 
+def slope_through_origin(target: torch.Tensor, fitted: torch.Tensor) -> float:
+    """Least-squares slope of `fitted` against `target` with no intercept, sum(t f) / sum(t t): 1
+    when SPD's contributions have the target's scale, below 1 when they shrink. No intercept,
+    since a neuron that does not carry a feature contributes exactly 0 in both."""
+    t, f = target.flatten(), fitted.flatten()
+    return (t @ f / (t @ t).clamp_min(1e-12)).item()
+
+
 @torch.no_grad()
-def best_subcomponent_contributions(model: ComponentModel, ci: EvaluationCI, layer: int) -> torch.Tensor:
-    """Neuron contributions with each feature's W_in replaced by its highest-CI subcomponent."""
-    name = f"layers.{layer}.mlp_in"
-    best = ci.probes[name].argmax(dim=1)  # (n_features,)
-    U, V = model.factors(name)  # (d_mlp, C), (C, d_embed)
-    pieces = einops.einsum(U[:, best], V[best], "mlp feature, feature embed -> feature mlp embed")
-    return neuron_contributions(model.target.model, layer, W_in=pieces)
+def spd_neuron_contributions(model: ComponentModel, layer: int) -> torch.Tensor:
+    """(n_features, d_mlp): neuron contributions as the paper computes them for SPD. For feature i
+    and each W_in subcomponent c, (U[:, c] V[c] W_E[:, i])_n * (W_E[:, i]^T W_out)_n with W_out
+    SPD's own, the sum U V of its W_out subcomponents (the target's where W_out is not
+    decomposed); feature i keeps the subcomponent whose largest contribution over the neurons is
+    the largest."""
+    target = model.target.model
+    w_in, w_out = f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"
+    U, V = model.factors(w_in)  # (d_mlp, C), (C, d_embed)
+    if w_out in model.module_names:
+        U_out, V_out = model.factors(w_out)  # (d_embed, C), (C, d_mlp)
+        W_out = U_out @ V_out
+    else:
+        W_out = model.target_weight(w_out)
+    reads = einops.einsum(V, target.W_E, "c embed, embed feature -> feature c")
+    per_subcomponent = einops.einsum(reads, U, "feature c, mlp c -> feature c mlp")
+    write = einops.einsum(target.W_E, W_out, "embed feature, embed mlp -> feature mlp")
+    per_subcomponent = per_subcomponent * write.unsqueeze(1)  # (n_features, C, d_mlp)
+    best = per_subcomponent.amax(dim=-1).argmax(dim=-1)  # (n_features,)
+    return per_subcomponent[torch.arange(len(best)), best]
 
 
 @torch.no_grad()
@@ -46,14 +69,14 @@ def neuron_alignment(read_directions: torch.Tensor) -> float:
     return cosines.mean().item()
 
 
-def neuron_contribution_table(model: ComponentModel, ci: EvaluationCI) -> pd.DataFrame:
+def neuron_contribution_table(model: ComponentModel) -> pd.DataFrame:
     """One row per layer x feature x neuron: the target's and SPD's contribution (spec 7)."""
     frames = []
     for layer in range(len(model.target.model.layers)):
         if f"layers.{layer}.mlp_in" not in model.module_names:
             continue
         target = neuron_contributions(model.target.model, layer)
-        spd = best_subcomponent_contributions(model, ci, layer)
+        spd = spd_neuron_contributions(model, layer)
         feature, neuron = torch.meshgrid(
             torch.arange(target.shape[0]), torch.arange(target.shape[1]), indexing="ij"
         )
@@ -74,8 +97,9 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
         if w_in in model.module_names:
             rows += ci_pattern_rows(w_in, ci.probes[w_in], config)
             target = neuron_contributions(model.target.model, layer)
-            spd = best_subcomponent_contributions(model, ci, layer)
+            spd = spd_neuron_contributions(model, layer)
             rows.append((w_in, "neuron_contribution_corr", pearson(target, spd), "pearson r"))
+            rows.append((w_in, "neuron_contribution_slope", slope_through_origin(target, spd), "ratio"))
         if w_out in model.module_names:
             alive = alive_mask(torch.cat([ci.probes[w_out], ci.random[w_out]]), config.alive_threshold)
             active = ci.probes[w_out] >= config.diag_min  # (probes, C)
@@ -87,6 +111,10 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             d_mlp = model.target_weight(w_out).shape[1]
             errors = dense_pattern_errors(ci.probes[w_out], d_mlp, config.diag_min, config.offdiag_max)
             rows.append((w_out, "dense_pattern_errors", errors, "count"))
+            # The co-activation: how many subcomponents are above 0.1, and at or above 0.9, per probe.
+            for threshold, inclusive in ((config.offdiag_max, False), (config.diag_min, True)):
+                count = mean_active_per_probe(ci.probes[w_out], threshold, inclusive=inclusive)
+                rows.append((w_out, f"ci_per_probe@{threshold:g}", count, "subcomponents/probe"))
             _, V = model.factors(w_out)
             rows.append((w_out, "neuron_alignment", neuron_alignment(V[alive]), "cosine"))
     return rows

@@ -9,7 +9,13 @@ from spd.config import EvalConfig
 from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.components import subcomponent_weights
-from spd.evaluate.causal_importance_metrics import EvaluationCI, Row, ci_pattern_rows
+from spd.evaluate.causal_importance_metrics import (
+    EvaluationCI,
+    Row,
+    active_fraction,
+    alive_mask,
+    ci_pattern_rows,
+)
 from spd.targets.tms import ground_truth_mechanisms
 
 
@@ -51,9 +57,18 @@ def apd_metric_rows(model: APDModel) -> list[Row]:
 FEATURE_ALIGNED_LAYERS = ("linear1", "linear2")
 
 
+# The identity layer of the "-id" variants: its subcomponents should be important on almost every input.
+IDENTITY_LAYER = "hidden"
+
+
 def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[Row]:
-    """CI-pattern errors of linear1/linear2, and MMCS / ML2R of linear1 against the columns of W."""
+    """Per layer, the subcomponents alive on the one-hot probes alone; CI-pattern errors of
+    linear1/linear2; MMCS / ML2R of linear1 against the columns of W; the identity-layer report."""
     rows: list[Row] = [
+        (name, "alive_on_probes", alive_mask(ci.probes[name], config.alive_threshold).sum().item(), "count")
+        for name in model.module_names
+    ]
+    rows += [
         row
         for name in model.module_names
         if name in FEATURE_ALIGNED_LAYERS
@@ -64,4 +79,23 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             U, V = model.factors("linear1")
             mmcs, ml2r = mmcs_ml2r(U, V, ground_truth_mechanisms(model.target.model))
         rows += [("linear1", "mmcs", mmcs, "cosine"), ("linear1", "ml2r", ml2r, "ratio")]
+    if IDENTITY_LAYER in model.module_names:
+        rows += identity_rows(ci, config)
     return rows
+
+
+def identity_rows(ci: EvaluationCI, config: EvalConfig) -> list[Row]:
+    """Over the identity layer's alive subcomponents (alive on probes or random inputs), the least
+    and the mean fraction of non-empty random inputs on which one has CI >= `diag_min`; informative.
+    None where no subcomponent is alive, no random input is non-empty, or the inputs were not kept."""
+    if ci.random_inputs is None:
+        return []
+    probe_ci, random_ci = ci.probes[IDENTITY_LAYER], ci.random[IDENTITY_LAYER]
+    alive = alive_mask(torch.cat([probe_ci, random_ci]), config.alive_threshold)
+    fractions = active_fraction(random_ci, ci.random_inputs, config.diag_min)[alive]
+    if fractions.numel() == 0 or fractions.isnan().any():
+        return []
+    return [
+        (IDENTITY_LAYER, "ci_active_fraction_min", fractions.min().item(), "fraction"),
+        (IDENTITY_LAYER, "ci_active_fraction_mean", fractions.mean().item(), "fraction"),
+    ]

@@ -63,7 +63,9 @@ def _scatter(ax, contributions: pd.DataFrame, layer: int) -> None:
     bound = max(np.abs(rows[["target", "spd"]].to_numpy()).max(), 1e-6)
     ax.plot([-bound, bound], [-bound, bound], color="0.6", lw=0.8)
     correlation = np.corrcoef(rows.target, rows.spd)[0, 1]
-    ax.set_title(f"layer {layer}: all features x neurons (r = {correlation:.3f})", fontsize=9)
+    # least squares through the origin, as the metric neuron_contribution_slope
+    slope = (rows.target @ rows.spd) / max(rows.target @ rows.target, 1e-12)
+    ax.set_title(f"layer {layer}: all features x neurons (r = {correlation:.3f}, slope {slope:.3f})", fontsize=9)
     ax.set_xlabel("target contribution", fontsize=8)
     ax.set_ylabel("SPD contribution", fontsize=8)
     ax.tick_params(labelsize=7)
