@@ -1,4 +1,4 @@
-"""APD, the baseline SPD replaces (APD_SPEC.md): C parameter components, each a rank-m matrix
+"""APD, the baseline SPD replaces (docs/method.md): C parameter components, each a rank-m matrix
 P_{c,l} = A_{c,l} B_{c,l} in every decomposed layer, switched on or off together by batch top-k
 over gradient attributions. It shares SPD's targets, data, loop and evaluation.
 

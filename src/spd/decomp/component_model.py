@@ -1,7 +1,7 @@
 """A frozen target network plus, for each decomposed `nn.Linear`, its subcomponents and CI gates.
 
 Forward hooks on the target's decomposed layers either record the layer's input (clean pass) or
-replace the layer's output by the masked component forward y = U (m * (V x)) + b (spec 1).
+replace the layer's output by the masked component forward y = U (m * (V x)) + b.
 """
 
 from __future__ import annotations

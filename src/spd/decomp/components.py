@@ -1,4 +1,4 @@
-"""Rank-one subcomponents U, V of one decomposed matrix (spec 1), and their initialisation."""
+"""Rank-one subcomponents U, V of one decomposed matrix, and their initialisation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The four SPD losses (spec 4). Each is a pure function of tensors."""
+"""The four SPD losses (docs/method.md). Each is a pure function of tensors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stochastic masks m = g + (1 - g) * u, u ~ U(0, 1) (spec 3)."""
+"""Stochastic masks m = g + (1 - g) * u, u ~ U(0, 1) (docs/method.md)."""
 
 from __future__ import annotations
 

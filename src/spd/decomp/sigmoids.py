@@ -1,4 +1,4 @@
-"""The two leaky hard sigmoids that squash causal-importance pre-activations (spec 2)."""
+"""The two leaky hard sigmoids that squash causal-importance pre-activations."""
 
 from __future__ import annotations
 

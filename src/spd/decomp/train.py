@@ -1,5 +1,5 @@
 """The one SPD training loop: any target that declares its decomposed `nn.Linear` layers and a
-batch sampler is decomposed here (spec 3-4)."""
+batch sampler is decomposed here."""
 
 from __future__ import annotations
 

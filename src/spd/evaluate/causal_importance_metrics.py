@@ -55,7 +55,7 @@ def ci_pattern_error_kinds(probe_ci: Tensor, diag_min: float, offdiag_max: float
 
 
 def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Row]:
-    """'ci_pattern_errors' (section 7's count: every kind) of one layer, then its count of each kind."""
+    """'ci_pattern_errors' (the verdict's count: every kind) of one layer, then its count of each kind."""
     kinds = ci_pattern_error_kinds(probe_ci, config.diag_min, config.offdiag_max)
     return [(layer, "ci_pattern_errors", sum(kinds.values()), "count")] + [
         (layer, f"ci_errors_{kind}", count, "count") for kind, count in kinds.items()
@@ -102,7 +102,7 @@ def active_fraction(causal_importances: Tensor, inputs: Tensor, threshold: float
 
 @dataclass(frozen=True)
 class EvaluationCI:
-    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (spec 7);
+    """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (docs/method.md);
     `random_inputs`, the random batch itself (None where not kept: the metrics that need it, such
     as the identity-layer report, are then left out)."""
 

@@ -1,4 +1,4 @@
-"""Residual-MLP ground truth (spec 7): every feature has its own W_in mechanism (a diagonal CI
+"""Residual-MLP ground truth (docs/method.md): every feature has its own W_in mechanism (a diagonal CI
 pattern on the one-hot probes); W_out acts as one dense mechanism (d_mlp dense columns of CI on
 the probes, no subcomponent selective for a feature); neuron contributions of the SPD W_in match
 the target's."""
@@ -70,7 +70,7 @@ def neuron_alignment(read_directions: torch.Tensor) -> float:
 
 
 def neuron_contribution_table(model: ComponentModel) -> pd.DataFrame:
-    """One row per layer x feature x neuron: the target's and SPD's contribution (spec 7)."""
+    """One row per layer x feature x neuron: the target's and SPD's contribution."""
     frames = []
     for layer in range(len(model.target.model.layers)):
         if f"layers.{layer}.mlp_in" not in model.module_names:

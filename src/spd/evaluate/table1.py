@@ -7,7 +7,7 @@ import pandas as pd
 
 from spd.config import ConfigError
 
-# The paper's reported values (spec section 7; APD_SPEC.md), keyed by params.yaml's experiment
+# The paper's reported values (docs/method.md), keyed by params.yaml's experiment
 # names: (MMCS, ML2R).
 PAPER_VALUES: dict[str, tuple[float, float]] = {
     "tms_5-2": (1.000, 0.993),

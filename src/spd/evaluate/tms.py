@@ -1,4 +1,4 @@
-"""TMS ground truth (spec 7): each feature j is one rank-one mechanism, column j of W in linear1."""
+"""TMS ground truth (docs/method.md): each feature j is one rank-one mechanism, column j of W in linear1."""
 
 from __future__ import annotations
 

@@ -23,17 +23,17 @@ from spd.io import atomic_path
 # panel -> its y label and the values it draws per run (the live panel draws two: a layer's surplus
 # up, another's shortfall down, so that they cannot cancel)
 PANELS: dict[str, tuple[str, Callable[[pd.DataFrame], list[pd.Series]]]] = {
-    "mmcs": (f"MMCS (linear1)\n(shaded: section 7's >= {MMCS_MIN})", lambda rows: [rows.mmcs]),
-    "ml2r": ("ML2R (linear1)\n(shaded: section 7's {:g} to {:g})".format(*ML2R_RANGE), lambda rows: [rows.ml2r]),
+    "mmcs": (f"MMCS (linear1)\n(shaded: the criterion's >= {MMCS_MIN})", lambda rows: [rows.mmcs]),
+    "ml2r": ("ML2R (linear1)\n(shaded: the criterion's {:g} to {:g})".format(*ML2R_RANGE), lambda rows: [rows.ml2r]),
     "alive": (
         "live subcomponents vs ground truth\n(above 0: surplus, below: shortfall;\nsummed over layers)",
         lambda rows: [rows.alive_surplus, -rows.alive_shortfall],
     ),
     "ci_errors": ("CI-pattern errors\n(summed over layers)", lambda rows: [rows.ci_errors]),
 }
-# panel -> the values section 7 accepts, shaded; the other panels' ground truth is 0, a line
+# panel -> the values the recovery criteria accept, shaded; the other panels' ground truth is 0, a line
 ACCEPTED: dict[str, tuple[float, float]] = {"mmcs": (MMCS_MIN, 1.0), "ml2r": ML2R_RANGE}
-RECOVERED = {True: ("tab:green", "o", "all section 7 thresholds met"), False: ("tab:red", "x", "missed")}
+RECOVERED = {True: ("tab:green", "o", "every criterion met"), False: ("tab:red", "x", "missed")}
 
 
 def _points(ax: Axes, rows: pd.DataFrame, values: list[pd.Series], x: pd.Series) -> None:
