@@ -94,6 +94,15 @@ def _link(summary: Summary) -> str:
     return path if summary.path.is_absolute() else f"[{path}](../{path})"
 
 
+def _wall_time(summary: Summary) -> str:
+    """'740 s (cpu, 1 thread)' from the summary's provenance; '-' where it has none."""
+    provenance = summary.data.get("provenance")
+    if not provenance:
+        return "-"
+    threads = provenance["threads"]
+    return f"{provenance['wall_s']:.0f} s ({provenance['device']}, {threads} thread{'s' if threads > 1 else ''})"
+
+
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
     header = list(header)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -164,7 +173,8 @@ class Report:
 
     def seed_tables(self) -> list[str]:
         lines = ["## Seeds, per TMS experiment", ""]
-        header = ["seed", "settings", "MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)", "verdict", "summary"]
+        header = ["seed", "settings", "MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)", "verdict",
+                  "decomposition time", "summary"]
         for name in main_experiments(self.params):
             lines += [f"### {name}", ""]
             runs = self.runs_of(name)
@@ -172,7 +182,8 @@ class Report:
                 lines += ["No summary in the record.", ""]
                 continue
             rows = [
-                [str(s.seed), s.status, *self.tms_cells(s), verdict_text(s, self.configs[name]), self.source(s)]
+                [str(s.seed), s.status, *self.tms_cells(s), verdict_text(s, self.configs[name]), _wall_time(s),
+                 self.source(s)]
                 for s in runs
             ]
             lines += _table(header, rows)
