@@ -94,14 +94,17 @@ def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> 
 
 
 def _pieces(weights: pd.DataFrame, layer: str) -> dict[int, np.ndarray]:
-    subcomponents = sorted(weights[(weights.layer == layer) & (weights.subcomponent >= 0)].subcomponent.unique())
+    rows = weights[(weights.layer == layer) & (weights.subcomponent >= 0)]
+    subcomponents = sorted(rows.subcomponent.unique())
     return {int(c): _matrix(weights, layer, "subcomponent", c) for c in subcomponents}
 
 
 def drawn_columns(piece: np.ndarray, fraction: float = COLUMN_FRACTION) -> list[int]:
     """The columns (features) of a subcomponent drawn as arrows: norm >= `fraction` x the largest."""
     norms = np.linalg.norm(piece, axis=0)
-    return [int(j) for j in np.flatnonzero(norms >= fraction * norms.max())] if norms.max() > 0 else []
+    if norms.max() <= 0:
+        return []
+    return [int(j) for j in np.flatnonzero(norms >= fraction * norms.max())]
 
 
 def _arrow(ax: Axes, tip: np.ndarray, color) -> None:
@@ -127,7 +130,12 @@ def _label_position(tip: np.ndarray, limit: float) -> np.ndarray:
     return np.clip(spot, -0.88 * limit, 0.88 * limit)
 
 
-def _arrow_panels(fig: plt.Figure, slots, W: np.ndarray, pieces: dict[int, np.ndarray], live: list[int]) -> None:
+def _arrow_panels(
+    fig: plt.Figure, slots, W: np.ndarray, pieces: dict[int, np.ndarray], live: list[int]
+) -> None:
+    """W, the sum of all subcomponents, and every drawn column of each live subcomponent, as
+    arrows on one scale; colour: feature, label: subcomponent (arrows shorter than 15% of the
+    axis limit go unlabelled: their labels would pile up on the origin)."""
     total = np.sum(list(pieces.values()), axis=0)
     colors = [plt.cm.tab10(j % 10) for j in range(W.shape[1])]
     drawn = {c: drawn_columns(pieces[c]) for c in live}
@@ -144,7 +152,8 @@ def _arrow_panels(fig: plt.Figure, slots, W: np.ndarray, pieces: dict[int, np.nd
         for j in drawn[c]:
             tip = pieces[c][:, j]
             _arrow(ax, tip, colors[j])
-            ax.text(*_label_position(tip, limit), str(c), fontsize=FONT - 2, ha="center", va="center")
+            if np.linalg.norm(tip) >= 0.15 * limit:
+                ax.text(*_label_position(tip, limit), str(c), fontsize=FONT - 2, ha="center", va="center")
     merged = sum(len(columns) > 1 for columns in drawn.values())
     note = f", {merged} with 2+ columns" if merged else ""
     title = f"{len(live)} live subcomponents{note}\n(columns >= {COLUMN_FRACTION:.0%} of the largest)"
@@ -176,7 +185,7 @@ def _ci_curve_panel(ax: Axes, run: RunTables, layer: str = "linear1") -> None:
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.03, 1.05)
     if run.ci_curves is None:
-        ax.text(0.5, 0.5, "no ci_curves.parquet in the run folder\n(evaluated with older code)",
+        ax.text(0.5, 0.5, "no ci_curves.parquet in the run folder\n(evaluate the run again)",
                 ha="center", va="center", fontsize=FONT - 2, transform=ax.transAxes)
         return
     curves = run.ci_curves[run.ci_curves.layer == layer]
