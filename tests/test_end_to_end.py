@@ -22,6 +22,9 @@ def test_tiny_tms_run_writes_every_output_with_expected_rows(tiny_config_path, t
     assert set(metrics.columns) >= {"experiment", "seed", "layer", "metric", "value", "unit", "config_hash"}
     losses = pd.read_parquet(tmp_path / "a" / "losses.parquet")
     assert list(losses["step"]) == [0, 10, 20, 29]
+    curves = pd.read_parquet(tmp_path / "a" / "ci_curves.parquet")
+    assert set(curves.columns) == {"experiment", "seed", "layer", "subcomponent", "feature", "x", "ci"}
+    assert curves.x.min() == 0.0 and curves.x.max() == 1.0 and set(curves.feature) <= set(range(5))
 
 
 def test_same_seed_gives_bit_identical_metrics(tiny_config_path, tmp_path):

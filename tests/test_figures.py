@@ -185,3 +185,170 @@ def test_resid_mlp_page_shows_each_layers_metrics_inside_the_page():
         # every metric row of the layer fits above the next layer's panels
         assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes if ax is not table.axes)
     plt.close(fig)
+
+
+def _synthetic_tms_run(tmp_path, identity: bool = False):
+    """A 5-2 TMS run folder with hand-made tables: subcomponent 0 serves features 0 and 1 (a merge),
+    1 serves features 2 and 3 (another), 2 serves feature 4; subcomponent 3 is dead. Each live
+    piece also has columns at 1% of its largest (noise, not drawn)."""
+    import json
+
+    import numpy as np
+
+    from spd.figures.tms import read_run
+
+    angles = np.linspace(0, 2 * np.pi, 5, endpoint=False)
+    W = np.stack([np.cos(angles), np.sin(angles)])
+    serves = {0: [0, 1], 1: [2, 3], 2: [4], 3: []}
+    pieces = {}
+    for c, features in serves.items():
+        piece = 0.01 * W.copy() if features else np.zeros_like(W)
+        piece[:, features] = W[:, features]
+        pieces[c] = piece
+    layers = ["linear1", "hidden", "linear2"] if identity else ["linear1", "linear2"]
+    matrices = [("linear1", "target", -1, W)] + [("linear1", "subcomponent", c, p) for c, p in pieces.items()]
+    if identity:
+        hidden = {0: np.diag([1.0, 0.0]), 1: np.diag([0.0, 0.9])}
+        matrices += [("hidden", "target", -1, np.eye(2))]
+        matrices += [("hidden", "subcomponent", c, p) for c, p in hidden.items()]
+    weights = pd.DataFrame([
+        {"layer": layer, "kind": kind, "subcomponent": c, "row": r, "col": k, "value": m[r, k]}
+        for layer, kind, c, m in matrices for r in range(m.shape[0]) for k in range(m.shape[1])
+    ])
+    ci_probes = pd.DataFrame([
+        {"layer": layer, "probe": j, "subcomponent": c, "ci": float(j in serves[c])}
+        for layer in layers for j in range(5) for c in serves
+    ])
+    ci_histogram = pd.DataFrame([
+        {"layer": layer, "bin_left": b / 10, "bin_right": (b + 1) / 10, "count": 10 + b}
+        for layer in layers for b in range(10)
+    ])
+    ci_curves = pd.DataFrame([
+        {"layer": layer, "subcomponent": c, "feature": j, "x": x, "ci": min(1.0, 2 * x) * (j in serves[c])}
+        for layer in layers for c in serves for j in range(5) for x in np.linspace(0, 1, 5)
+    ])
+    steps = np.arange(0, 1000, 100)
+    losses = pd.DataFrame({"step": steps, "faithfulness": 1 / (steps + 1), "stochastic_recon": 0.1 + 0 * steps,
+                           "layerwise_recon": 0.1 + 0 * steps, "importance_minimality": 1.0 + 0 * steps,
+                           "total": 0.3 + 0 * steps})
+    metric_rows = [("linear1", "mmcs", 0.98765), ("linear1", "ml2r", 0.61234)]
+    metric_rows += [(layer, "alive_subcomponents", 3.0) for layer in layers]
+    metric_rows += [(layer, "ci_pattern_errors", 2.0) for layer in layers]
+    metrics = pd.DataFrame([
+        {"experiment": "tms_5-2", "seed": 0, "layer": layer, "metric": metric, "value": value}
+        for layer, metric, value in metric_rows
+    ])
+    tables = {"metrics": metrics, "ci_probes": ci_probes, "ci_histogram": ci_histogram,
+              "weights": weights, "losses": losses, "ci_curves": ci_curves}
+    for name, table in tables.items():
+        table.to_parquet(tmp_path / f"{name}.parquet")
+    verdict = {"recovered": False, "failures": ["MMCS 0.9877 < 0.999", "linear1: 3 alive subcomponents, expected 5"],
+               "reason": None}
+    (tmp_path / "run.json").write_text(json.dumps({"verdict": verdict}))
+    names = ("metrics", "ci_probes", "ci_histogram", "weights", "losses")
+    return read_run(*(tmp_path / f"{name}.parquet" for name in names))
+
+
+def _axes_titled(fig, start: str):
+    return [ax for ax in fig.axes if ax.get_title().startswith(start)]
+
+
+def _page(run):
+    from spd.figures.tms import run_page
+
+    fig = run_page(run)
+    fig.canvas.draw()
+    return fig, fig.canvas.get_renderer()
+
+
+def test_tms_live_panel_draws_every_column_of_a_merged_subcomponent(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, renderer = _page(_synthetic_tms_run(tmp_path))
+    [live] = [ax for ax in fig.axes if "live subcomponents" in ax.get_title() and "CI" not in ax.get_title()]
+    arrows = [text for text in live.texts if text.get_text() == "" and text.arrow_patch is not None]
+    assert len(arrows) == 5  # 0 -> features 0, 1; 1 -> features 2, 3; 2 -> feature 4
+    labels = sorted(text.get_text() for text in live.texts if text.get_text())
+    assert labels == ["0", "0", "1", "1", "2"]
+    # the labels stay inside the frame
+    frame = live.get_window_extent(renderer)
+    for text in live.texts:
+        if text.get_text():
+            box = text.get_window_extent(renderer)
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    plt.close(fig)
+
+
+def test_tms_arrow_panels_share_one_scale_with_the_unit_circle(tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    fig, _ = _page(_synthetic_tms_run(tmp_path))
+    panels = _axes_titled(fig, "target W") + _axes_titled(fig, "sum of all") + [
+        ax for ax in fig.axes if "live subcomponents" in ax.get_title() and "CI" not in ax.get_title()
+    ]
+    assert len(panels) == 3
+    assert len({ax.get_xlim() for ax in panels} | {ax.get_ylim() for ax in panels}) == 1
+    for ax in panels:
+        assert any(isinstance(patch, Circle) and patch.radius == 1.0 for patch in ax.patches)
+        assert len(ax.get_xticks()) > 0
+    plt.close(fig)
+
+
+def test_tms_identity_row_shows_the_sum_of_its_subcomponents(tmp_path):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, _ = _page(_synthetic_tms_run(tmp_path, identity=True))
+    [ax] = _axes_titled(fig, "sum of the identity layer")
+    assert np.allclose(ax.images[0].get_array(), np.diag([1.0, 0.9]))
+    plt.close(fig)
+
+
+def test_tms_loss_panel_draws_the_total_with_its_legend_outside(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, renderer = _page(_synthetic_tms_run(tmp_path))
+    [ax] = _axes_titled(fig, "losses")
+    assert any(line.get_label().startswith("total") for line in ax.get_lines())
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer))
+    assert legend.x1 <= fig.bbox.x1
+    plt.close(fig)
+
+
+def test_tms_metrics_table_has_no_nan_and_shows_the_verdict(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, _ = _page(_synthetic_tms_run(tmp_path))
+    cells = [cell.get_text() for ax in fig.axes for table in ax.tables for cell in table.get_celld().values()]
+    texts = [text.get_text() for text in fig.findobj(plt.Text) + cells]
+    assert not any("nan" in text.lower() for text in texts)
+    assert "0.9877" in texts and "0.6123" in texts  # rounded; linear2 has no MMCS: a dash
+    assert any(text.startswith("verdict: NOT recovered") and "- MMCS 0.9877 < 0.999\n" in text for text in texts)
+    plt.close(fig)
+
+
+def test_tms_page_has_the_ci_curve_panel(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, _ = _page(_synthetic_tms_run(tmp_path))
+    [ax] = _axes_titled(fig, "CI against its feature's input")
+    assert len(ax.get_lines()) == 5  # merged subcomponents have a curve on each feature
+    plt.close(fig)
+
+
+def test_tms_page_text_is_readable_and_leaves_no_blank_band(tmp_path):
+    import matplotlib.pyplot as plt
+
+    for identity in (False, True):
+        fig, renderer = _page(_synthetic_tms_run(tmp_path, identity))
+        sizes = [text.get_fontsize() for text in fig.findobj(plt.Text) if text.get_text().strip()
+                 and text.get_visible()]
+        assert min(sizes) >= 9
+        # every axes holds something (no empty grid slot) and the title sits on the content
+        assert all(ax.has_data() or ax.tables or ax.texts for ax in fig.axes)
+        top = max(ax.get_tightbbox(renderer).y1 for ax in fig.axes)
+        title = fig._suptitle.get_window_extent(renderer)
+        assert title.y0 - top < 0.3 * fig.dpi
+        plt.close(fig)

@@ -69,6 +69,28 @@ def test_ci_histogram_counts_every_value_once_in_equal_bins():
     assert list(table["bin_left"]) == [0.0, 0.25, 0.5, 0.75]
 
 
+def test_ci_curves_are_the_ci_on_one_feature_scaled_from_0_to_1():
+    from conftest import tms_component_model
+
+    from spd.evaluate.causal_importance_metrics import causal_importances_on
+    from spd.evaluate.exports import ci_curve_table
+
+    model = tms_component_model(5, 2, identity=False, C=6, d_gate=4)
+    table = ci_curve_table(model, 5, leaky_alpha=0.01, n_points=5, floor=0.0)
+    assert set(table.layer) == {"linear1", "linear2"}
+    assert sorted(table.x.unique()) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert len(table) == 2 * 6 * 5 * 5  # layers x subcomponents x features x values
+    probe = causal_importances_on(model, 0.75 * torch.eye(5), 0.01)["linear1"]
+    at = table[(table.layer == "linear1") & (table.x == 0.75)].pivot(
+        index="feature", columns="subcomponent", values="ci"
+    )
+    assert torch.allclose(torch.tensor(at.to_numpy(), dtype=probe.dtype), probe, atol=1e-6)
+    # a floor keeps only the subcomponents that reach it somewhere on the layer's curves
+    kept = ci_curve_table(model, 5, leaky_alpha=0.01, n_points=5, floor=0.5)
+    for _, rows in kept.groupby("layer"):
+        assert (rows.groupby("subcomponent").ci.max() >= 0.5).all()
+
+
 def test_truncated_parquet_is_rejected_with_its_name(tmp_path):
     path = tmp_path / "metrics.parquet"
     write_parquet(pd.DataFrame({"a": range(100)}), path)

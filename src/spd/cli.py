@@ -153,7 +153,10 @@ def _evaluate(
         # What each family's figures draw besides CIs: TMS weights; residual-MLP neuron contributions.
         family_tables = {CI_PROBES_FILE: ci_probe_table(ci.probes), CI_HISTOGRAM_FILE: ci_histogram_table(ci.random)}
         if target_config.family == "tms":
+            from spd.evaluate.exports import CI_CURVES_FILE, ci_curve_table
+
             family_tables[WEIGHTS_FILE] = weight_table(model)
+            family_tables[CI_CURVES_FILE] = ci_curve_table(model, target_config.n_features, made.leaky_alpha)
         else:
             family_tables[NEURON_CONTRIBUTIONS_FILE] = neuron_contribution_table(model)
     metrics = metrics_table(rows, config.name, made.seed, run_hash, target_config.family, made.method)

@@ -9,6 +9,7 @@ rule evaluate:
         ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
         ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
         weights="results/runs/{experiment}/seed{seed}/weights.parquet",
+        ci_curves="results/runs/{experiment}/seed{seed}/ci_curves.parquet",
         record="results/runs/{experiment}/seed{seed}/run.json",
     wildcard_constraints:
         experiment=_runs_of(lambda c: c.target.family == "tms" and c.decomposition.method == "spd"),

@@ -1,4 +1,4 @@
-TMS_TABLES = ("metrics", "ci_probes", "ci_histogram", "weights", "losses")
+TMS_TABLES = ("metrics", "ci_probes", "ci_histogram", "weights", "ci_curves", "losses")
 RESID_MLP_TABLES = ("metrics", "ci_probes", "neuron_contributions", "losses")
 TMS_RUNS = run_dirs(MAIN, SEEDS)
 COMPARED = runsets.compared_experiments(PARAMS)  # SPD vs APD: table1, method_comparison.pdf
@@ -11,6 +11,7 @@ def tables(runs, names):
 rule tms_figures:
     input:
         runs=tables(TMS_RUNS, TMS_TABLES),
+        records=[f"{run}/run.json" for run in TMS_RUNS],  # each page's verdict
         table1="results/tables/tms_table1.parquet",
     output:
         report_if_built(

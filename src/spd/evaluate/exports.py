@@ -78,3 +78,42 @@ def weight_table(model: ComponentModel) -> pd.DataFrame:
         for c, piece in enumerate(subcomponent_weights(*model.factors(layer))):
             frames.append(_matrix_rows(layer, "subcomponent", c, piece))
     return pd.concat(frames, ignore_index=True)
+
+
+CI_CURVES_FILE = "ci_curves.parquet"  # TMS runs
+
+
+@torch.no_grad()
+def ci_curve_table(
+    model: ComponentModel, n_features: int, leaky_alpha: float, n_points: int = 21, floor: float = 0.01
+) -> pd.DataFrame:
+    """CI against the input value of one feature (x_j from 0 to 1 in `n_points` steps, every other
+    feature 0): one row per layer x subcomponent x feature x value, for the subcomponents whose CI
+    reaches `floor` somewhere on the layer's curves (the others stay at zero)."""
+    from spd.evaluate.causal_importance_metrics import causal_importances_on
+
+    device = next(model.parameters()).device
+    values = torch.linspace(0.0, 1.0, n_points, device=device)
+    # inputs[j * n_points + i] = values[i] * e_j
+    inputs = (torch.eye(n_features, device=device)[:, None, :] * values[None, :, None]).reshape(
+        n_features * n_points, n_features
+    )
+    frames = []
+    for layer, ci in causal_importances_on(model, inputs, leaky_alpha).items():
+        curves = ci.reshape(n_features, n_points, -1).cpu()  # feature, value, subcomponent
+        kept = torch.nonzero(curves.amax(dim=(0, 1)) >= floor).flatten()
+        feature, point, sub = torch.meshgrid(
+            torch.arange(n_features), torch.arange(n_points), kept, indexing="ij"
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": layer,
+                    "subcomponent": sub.flatten().numpy(),
+                    "feature": feature.flatten().numpy(),
+                    "x": values.cpu()[point.flatten()].numpy(),
+                    "ci": curves[feature.flatten(), point.flatten(), sub.flatten()].numpy(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

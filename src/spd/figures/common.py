@@ -48,42 +48,61 @@ def not_done_note(runs: pd.DataFrame, column: str, label: str) -> str:
 
 
 def heatmap(
-    ax: Axes, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, cmap: str = "RdBu"
+    ax: Axes,
+    matrix: np.ndarray,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    cmap: str = "RdBu",
+    fontsize: float = 9,
 ) -> None:
+    """`fontsize` is the title's; axis labels are 1 pt and tick labels 2 pt smaller."""
     bound = max(np.abs(matrix).max(), 1e-6)
     vmin, vmax = (-bound, bound) if cmap == "RdBu" else (0, 1)
     image = ax.imshow(
         matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
     )
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xlabel(xlabel, fontsize=fontsize - 1)
+    ax.set_ylabel(ylabel, fontsize=fontsize - 1)
+    ax.tick_params(labelsize=fontsize - 2)
     if max(matrix.shape) <= 20:
         ax.set_xticks(range(matrix.shape[1]))
         ax.set_yticks(range(matrix.shape[0]))
-    plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    colorbar = plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    colorbar.ax.tick_params(labelsize=fontsize - 2)
 
 
-def ci_heatmap(ax: Axes, ci_probes: pd.DataFrame, layer: str, title: str | None = None) -> None:
+def ci_heatmap(
+    ax: Axes, ci_probes: pd.DataFrame, layer: str, title: str | None = None, fontsize: float = 9
+) -> None:
     """CI of a layer's live subcomponents (columns, in diagonal order) on the one-hot probes."""
     live = live_subcomponents(ci_probes, layer)
     ci = ci_probes[ci_probes.layer == layer].pivot(index="probe", columns="subcomponent", values="ci")
     matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
     title = title or f"CI on one-hot probes\n{layer}: {len(live)} live on them"
-    heatmap(ax, matrix, title, "live subcomponent", "probe (feature)", cmap="viridis")
+    heatmap(ax, matrix, title, "live subcomponent", "probe (feature)", "viridis", fontsize)
     if live and len(live) <= 20:
         ax.set_xticks(range(len(live)), [str(c) for c in live])
 
 
-def loss_axes(ax: Axes, losses: pd.DataFrame) -> None:
+def loss_axes(
+    ax: Axes, losses: pd.DataFrame, legend_outside: bool = False, fontsize: float = 9
+) -> None:
+    """Every loss term and, where the table has it, the weighted total (black); the legend inside
+    the axes, or to their right with `legend_outside`."""
+    if "total" in losses:
+        ax.plot(losses["step"], losses["total"], color="black", lw=2, label="total (weighted)")
     for column in LOSS_COLUMNS:
         ax.plot(losses["step"], losses[column], label=column.replace("_", " "))
     ax.set_yscale("log")
-    ax.set_xlabel("step", fontsize=8)
-    ax.set_title("losses", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel("step", fontsize=fontsize - 1)
+    ax.set_title("losses", fontsize=fontsize)
+    if legend_outside:
+        ax.legend(fontsize=fontsize - 1, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    else:
+        ax.legend(fontsize=fontsize - 2)
+    ax.tick_params(labelsize=fontsize - 2)
 
 
 def metrics_text(metrics: pd.DataFrame) -> str:
