@@ -417,8 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(f"--threads {args.threads}: must be at least 1")
             torch.set_num_threads(args.threads)
         check_output_folder(args.out)
-        if args.command in ("decompose", "run"):
-            check_fits_in_memory(config, device)
+        check_fits_in_memory(config, device, args.command)
         if args.command == "train-target":
             _train_target(config, args.out, device, args.checkpoint_every)
         elif args.command == "decompose":

@@ -72,7 +72,10 @@ def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, di
         config = _TARGET_CONFIG.validate_python(payload["config"])
     except ValidationError:
         raise CheckpointError(f"{path}: its target config is not valid") from None
-    model = FAMILIES[config.family].build_model(config)
+    try:
+        model = FAMILIES[config.family].build_model(config)
+    except RuntimeError:  # sizes no memory holds
+        raise CheckpointError(f"{path}: its target config asks for a model too large to build") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
