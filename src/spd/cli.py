@@ -44,6 +44,7 @@ CI_HISTOGRAM_FILE = "ci_histogram.parquet"
 RUN_RECORD_FILE = "run.json"  # the run's settings, provenance and verdict, written by evaluate
 TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
 TARGET_STATE_FILE = "target.state.pt"  # likewise for target training
+MAX_THREADS = 1024  # torch takes 32-bit counts, and every thread is started
 
 
 def _log(message: str) -> None:
@@ -413,8 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "checkpoint_every", 1) < 1:
             raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1")
         if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError(f"--threads {args.threads}: must be at least 1")
+            if not 1 <= args.threads <= MAX_THREADS:
+                raise ConfigError(f"--threads {args.threads}: must be between 1 and {MAX_THREADS}")
             torch.set_num_threads(args.threads)
         check_output_folder(args.out)
         check_fits_in_memory(config, device, args.command)
