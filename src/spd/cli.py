@@ -383,6 +383,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.add_argument("--losses", type=Path, required=True, help="CSV to write")
 
     args = parser.parse_args(argv)
+    for name, value in vars(args).items():
+        # Python 3.11's argparse reads `--steps=--` as an empty list instead of refusing it.
+        if value == [] and name != "runs":
+            parser.error(f"argument --{name.replace('_', '-')}: expected one argument")
     try:
         if args.command == "summary":
             _summary(args.run, args.metrics, args.losses)
