@@ -3,6 +3,9 @@ checkpoints, odd command-line values. Each run ends in success (exit 0) or in a 
 (`spd: error: ...` as the last stderr line, no traceback) with a non-zero exit code, and a failed
 run leaves the files already in --out as they were.
 
+A few mutated params files also go through `snakemake -n`: the workflow refuses a bad one in a
+`spd: error:` line before planning any job.
+
 Hypothesis runs derandomized and without an example database, so every run draws the same cases.
 """
 
@@ -14,6 +17,7 @@ import itertools
 import math
 import re
 import shutil
+import subprocess
 from contextlib import redirect_stderr
 from pathlib import Path
 
@@ -36,6 +40,7 @@ FUZZ = settings(
 )
 OUTPUTS = ("target.pt", "decomposition.pt", "metrics.parquet", "losses.parquet")
 _counter = itertools.count()
+REPO = Path(__file__).parents[1]
 # The plain CI-MLP gates: no compiled kernel to build or wait for.
 TINY = copy.deepcopy(TINY_TMS)
 TINY["decomposition"]["fused_gates"] = False
@@ -234,7 +239,7 @@ def _base_params(family: str, method: str, trains_target: bool = False) -> dict:
 
 # -- mutated params files -------------------------------------------------------------------
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=90)
 @given(
     data=st.data(),
     family=st.sampled_from(["tms", "resid_mlp"]),
@@ -454,3 +459,35 @@ def test_bad_command_line_values(finished, scratch, data, command, option):
     if command == "evaluate":
         argv += [f"--decomposition={finished / 'decomposition.pt'}"]
     run_cli(argv, out)
+
+
+# -- the Snakemake workflow on mutated params files ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def workflow_dir(tmp_path_factory) -> Path:
+    """A copy of the workflow (Snakefile, rules, profiles) to dry-run params files in."""
+    root = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", root)
+    shutil.copytree(REPO / "workflow", root / "workflow")
+    shutil.copytree(REPO / "profiles", root / "profiles")
+    return root
+
+
+@pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
+@settings(FUZZ, max_examples=8)
+@given(data=st.data(), family=st.sampled_from(["tms", "resid_mlp"]), method=st.sampled_from(["spd", "apd"]))
+def test_workflow_dry_run_on_mutated_params(workflow_dir, data, family, method):
+    raw = _base_params(family, method)
+    raw["sweeps"] = {"C": {"setting": "C", "experiments": {"tiny": [4, 8]}}}
+    for _ in range(data.draw(st.sampled_from([0, 1, 1, 1]))):  # now and then the valid file
+        mutate(raw, data)
+    name = f"params{next(_counter)}.yaml"
+    (workflow_dir / name).write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = subprocess.run(
+        ["snakemake", "-n", "--cores", "1", "--config", f"params={name}"],
+        cwd=workflow_dir, capture_output=True, text=True, check=False,
+    )
+    text = result.stdout + result.stderr
+    assert "Traceback" not in text, text[-3000:]
+    if result.returncode != 0:
+        assert any(line.startswith("spd: error: ") for line in text.splitlines()), text[-3000:]
