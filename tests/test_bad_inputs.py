@@ -104,6 +104,23 @@ def _decomposition_of_another_target(tmp: Path, finished: Path) -> str:
     return str(tmp / "other.pt")
 
 
+def _checkpoint_without(name: str, key: str):
+    def make(tmp: Path, finished: Path) -> str:
+        payload = torch.load(finished / name, weights_only=True)
+        del payload[key]
+        torch.save(payload, tmp / f"no_{key}.pt")
+        return str(tmp / f"no_{key}.pt")
+
+    return make
+
+
+def _target_of_huge_config(tmp: Path, finished: Path) -> str:
+    payload = torch.load(finished / "target.pt", weights_only=True)
+    payload["config"]["n_features"] = 2**40
+    torch.save(payload, tmp / "huge.pt")
+    return str(tmp / "huge.pt")
+
+
 BAD_INPUTS = [
     _config_case("decomposition", "Cx", 3, "decomposition.Cx"),
     _config_case("decomposition", "importance_minimality_coef", 3e-3, "decomposition.importance_minimality_coef"),
@@ -250,6 +267,61 @@ BAD_INPUTS = [
         lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
                           "--cuda-graph"],
         "--cuda-graph: needs --device cuda", "CUDA graph on the CPU",
+    ),
+    _config_case("target", "seed", 2**64, "target.seed"),
+    _config_case("decomposition", "seed", 10**30, "decomposition.seed"),
+    _config_case("evaluation", "seed", 2**64, "evaluation.seed"),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
+                          "--seed", str(2**64)],
+        "'decomposition.seed': Input should be less than", "seed override beyond 64 bits",
+    ),
+    _file_case(
+        lambda tmp, fin: ["train-target", "--config", _changed_config(tmp, "target", batch_size=2**40)],
+        "target.batch_size=1099511627776 needs about", "target batch too large",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--config", _changed_config(tmp, "target", n_features=2**40)],
+        "target.n_features=1099511627776, target.d_hidden=2", "target too large",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _changed_config(tmp, "evaluation", n_random=2**40),
+                          "--target", str(fin / "target.pt"), "--decomposition", str(fin / "decomposition.pt")],
+        "evaluation.n_random=1099511627776 with decomposition.C=8 needs about", "evaluation batch too large",
+    ),
+    _file_case(
+        lambda tmp, fin: ["train-target", "--config", _changed_config(tmp, "target", d_hidden=10**30)],
+        "target.d_hidden=1000000000000000000000000000000", "target too large to train",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", _target_of_huge_config(tmp, fin)],
+        "huge.pt: its target config asks for a model too large to build", "target checkpoint of huge sizes",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
+                          "--target", _checkpoint_without("target.pt", "config")(tmp, fin)],
+        "no_config.pt: damaged 'target' checkpoint (no 'config' in it)", "target checkpoint without config",
+    ),
+    _file_case(
+        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
+                          "--target", _checkpoint_without("target.pt", "info")(tmp, fin)],
+        "no_info.pt: damaged 'target' checkpoint (no 'info' in it)", "target checkpoint without info",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
+                          "--decomposition", _checkpoint_without("decomposition.pt", "config")(tmp, fin)],
+        "no_config.pt: damaged 'decomposition' checkpoint (no 'config' in it)",
+        "decomposition checkpoint without config",
+    ),
+    _file_case(
+        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
+                          "--decomposition", _checkpoint_without("decomposition.pt", "state_dict")(tmp, fin)],
+        "no_state_dict.pt: damaged 'decomposition' checkpoint (no 'state_dict' in it)",
+        "decomposition checkpoint without weights",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--threads", str(2**31)],
+        "--threads 2147483648: must be between 1 and 1024", "threads beyond 32 bits",
     ),
 ]
 

@@ -102,15 +102,55 @@ def available_bytes(device: str) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_fits_in_memory(config: ExperimentConfig, device: str) -> None:
-    """The decomposition's estimated peak memory is below the device's; the target's shapes come
-    from its settings (an untrained copy), so this runs before the target is even trained."""
-    decomposition = config.decomposition
-    needed = decomposition_bytes(untrained_target(config.target), decomposition)
+def target_bytes(config: TargetConfig) -> int:
+    """A rough upper estimate of a target training's peak memory: its weights with their
+    gradients and AdamW moments, plus a few float copies of every activation of a batch row."""
+    if config.family == "tms":
+        weights = 2 * config.n_features * config.d_hidden + config.identity_layer * config.d_hidden**2
+        row = 2 * config.n_features + 2 * config.d_hidden
+    else:
+        layers = config.n_layers * config.d_embed * config.d_mlp
+        weights = 2 * config.n_features * config.d_embed + 2 * layers
+        row = 2 * config.n_features + config.n_layers * (2 * config.d_embed + config.d_mlp)
+    return 16 * weights + 32 * row * config.batch_size
+
+
+def _too_large(settings: str, needed: int, available: int, device: str) -> ConfigError:
+    return ConfigError(
+        f"{settings} needs about {needed / 1e9:.3g} GB, more than the {available / 1e9:.3g} GB "
+        f"of this {device}; lower one of them"
+    )
+
+
+def check_fits_in_memory(config: ExperimentConfig, device: str, command: str = "run") -> None:
+    """What `command` (train-target, decompose, evaluate or run) builds fits in the device's
+    memory, by estimates: the target, the decomposition's training, the evaluation batch. The
+    target's shapes come from its settings (an untrained copy), so this runs before the target
+    is even trained."""
     available = available_bytes(device)
-    if needed > available:
-        raise ConfigError(
-            f"decomposition.C={decomposition.C} with decomposition.batch_size="
-            f"{decomposition.batch_size} needs about {needed / 1e9:.3g} GB, more than the "
-            f"{available / 1e9:.3g} GB of this {device}; lower one of them"
+    target = config.target
+    if target_bytes(target) > available:
+        sizes = ", ".join(
+            f"target.{key}={getattr(target, key)}"
+            for key in ("n_features", "d_hidden", "d_embed", "d_mlp", "n_layers", "batch_size")
+            if hasattr(target, key)
         )
+        raise _too_large(sizes, target_bytes(target), available, device)
+    decomposition = config.decomposition
+    untrained = untrained_target(target)
+    if command in ("decompose", "run"):
+        needed = decomposition_bytes(untrained, decomposition)
+        if needed > available:
+            raise _too_large(
+                f"decomposition.C={decomposition.C} with decomposition.batch_size="
+                f"{decomposition.batch_size}", needed, available, device,
+            )
+    if command in ("evaluate", "run"):
+        # The evaluation runs the decomposition on one batch of n_random examples.
+        n_random = config.evaluation.n_random
+        needed = decomposition_bytes(untrained, decomposition.model_copy(update={"batch_size": n_random}))
+        if needed > available:
+            raise _too_large(
+                f"evaluation.n_random={n_random} with decomposition.C={decomposition.C}",
+                needed, available, device,
+            )

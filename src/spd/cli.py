@@ -44,6 +44,7 @@ CI_HISTOGRAM_FILE = "ci_histogram.parquet"
 RUN_RECORD_FILE = "run.json"  # the run's settings, provenance and verdict, written by evaluate
 TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
 TARGET_STATE_FILE = "target.state.pt"  # likewise for target training
+MAX_THREADS = 1024  # torch takes 32-bit counts, and every thread is started
 
 
 def _log(message: str) -> None:
@@ -404,6 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.add_argument("--losses", type=Path, required=True, help="CSV to write")
 
     args = parser.parse_args(argv)
+    for name, value in vars(args).items():
+        # Python 3.11's argparse reads `--steps=--` as an empty list instead of refusing it.
+        if value == [] and name != "runs":
+            parser.error(f"argument --{name.replace('_', '-')}: expected one argument")
     try:
         if args.command == "summary":
             _summary(args.run, args.metrics, args.losses)
@@ -438,12 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "checkpoint_every", 1) < 1:
             raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1")
         if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError(f"--threads {args.threads}: must be at least 1")
+            if not 1 <= args.threads <= MAX_THREADS:
+                raise ConfigError(f"--threads {args.threads}: must be between 1 and {MAX_THREADS}")
             torch.set_num_threads(args.threads)
         check_output_folder(args.out)
-        if args.command in ("decompose", "run"):
-            check_fits_in_memory(config, device)
+        check_fits_in_memory(config, device, args.command)
         if args.command == "train-target":
             _train_target(config, args.out, device, args.checkpoint_every)
         elif args.command == "decompose":

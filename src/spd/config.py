@@ -27,6 +27,8 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(gt=0, le=1)]
+# torch takes 64-bit seeds; below 2**63, a TMS target's seed + tries stays in range too.
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -52,7 +54,7 @@ class TMSTargetConfig(StrictModel):
     batch_size: PositiveInt = Field(1024, description="Target training batch size.")
     lr: PositiveFloat = Field(5e-3, description="AdamW learning rate (constant).")
     weight_decay: NonNegativeFloat = Field(0.01, description="AdamW weight decay.")
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="First training seed tried.")
+    seed: Seed = Field(0, description="First training seed tried.")
     max_seed_tries: PositiveInt = Field(
         20, description="Seeds tried (seed, seed+1, ...) until every feature is represented."
     )
@@ -86,7 +88,7 @@ class ResidMLPTargetConfig(StrictModel):
     batch_size: PositiveInt = Field(2048, description="Target training batch size.")
     lr: PositiveFloat = Field(3e-3, description="AdamW learning rate, cosine-decayed to 0.")
     weight_decay: NonNegativeFloat = Field(0.01, description="AdamW weight decay.")
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of the embedding, init and data.")
+    seed: Seed = Field(0, description="Seed of the embedding, init and data.")
 
 
 TargetConfig = Annotated[TMSTargetConfig | ResidMLPTargetConfig, Field(discriminator="family")]
@@ -109,7 +111,7 @@ class SPDConfig(StrictModel):
     lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="Quarter-cosine or flat.")
     steps: PositiveInt = Field(40_000, description="Optimisation steps.")
     batch_size: PositiveInt = Field(4096, description="Fresh synthetic examples per step.")
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed for init, data and masks.")
+    seed: Seed = Field(0, description="Seed for init, data and masks.")
     leaky_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.01, description="Sigmoid leak.")
     fused_gates: bool = Field(True, description="Memory-lean CI-MLP kernels; False: plain reference.")
     tied_adam: Literal["joint", "per_layer"] = Field(
@@ -166,7 +168,7 @@ class APDConfig(StrictModel):
     warmup_pct: Annotated[float, Field(ge=0, lt=1)] = Field(0.05, description="Linear warm-up share of steps.")
     steps: PositiveInt = Field(20_000, description="Optimisation steps.")
     batch_size: PositiveInt = Field(2048, description="Fresh synthetic examples per step.")
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed for init and data.")
+    seed: Seed = Field(0, description="Seed for init and data.")
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
     modules: tuple[str, ...] | None = Field(None, min_length=1, description="Target layers to decompose.")
 
@@ -196,7 +198,7 @@ class EvalConfig(StrictModel):
     l0_thresholds: tuple[Probability, ...] = Field((0.01, 0.1), description="CI-L0 thresholds.")
     diag_min: Probability = Field(0.9, description="Diagonal CI below this is an error.")
     offdiag_max: Probability = Field(0.1, description="Off-diagonal CI above this is an error.")
-    seed: Annotated[int, Field(ge=0)] = Field(12345, description="Seed of the random batch.")
+    seed: Seed = Field(12345, description="Seed of the random batch.")
 
 
 class ExperimentSettings(StrictModel):
@@ -231,8 +233,8 @@ def sweep_point_name(experiment: str, sweep: str, value: float) -> str:
 class Params(StrictModel):
     """params.yaml: every experiment of the project, the seeds to run each with, and sweeps."""
 
-    seeds: tuple[Annotated[int, Field(ge=0)], ...] = Field((0,), min_length=1, description="Seeds.")
-    robustness_seeds: tuple[Annotated[int, Field(ge=0)], ...] = Field(
+    seeds: tuple[Seed, ...] = Field((0,), min_length=1, description="Seeds.")
+    robustness_seeds: tuple[Seed, ...] = Field(
         (0, 1, 2, 3, 4), min_length=1, description="Seeds of the robustness and SPD-vs-APD comparisons."
     )
     experiments: dict[str, ExperimentSettings] = Field(min_length=1, description="By name.")

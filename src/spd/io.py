@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,15 @@ def save_checkpoint(payload: dict[str, Any], destination: str | Path) -> None:
     atomic_write(destination, write)
 
 
-def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
-    """Load a checkpoint written by `save_checkpoint` and check that it is of the expected kind."""
+def load_checkpoint(
+    path: str | Path,
+    kind: str,
+    fields: Mapping[str, type] | None = None,
+    optional: Mapping[str, type] | None = None,
+) -> dict[str, Any]:
+    """Load a checkpoint written by `save_checkpoint` and check that it is of the expected kind,
+    that it has every one of `fields` and that these (and any `optional` ones it has) are of the
+    types given."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -91,6 +98,16 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: unreadable checkpoint ({error.__class__.__name__})") from None
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         raise CheckpointError(f"{path}: not a '{kind}' checkpoint")
+    for key, expected in {**(optional or {}), **(fields or {})}.items():
+        if key not in payload:
+            if fields and key in fields:
+                raise CheckpointError(f"{path}: damaged '{kind}' checkpoint (no '{key}' in it)")
+            continue
+        if not isinstance(payload[key], expected):
+            raise CheckpointError(
+                f"{path}: damaged '{kind}' checkpoint (its '{key}' is a "
+                f"{type(payload[key]).__name__}, not a {expected.__name__})"
+            )
     return payload
 
 

@@ -38,7 +38,9 @@ def load_decomposition(
 ) -> tuple[ComponentModel | APDModel, SPDConfig | APDConfig, dict[str, object]]:
     """The trained SPD components and gates (or APD components), rebuilt on `target`, with the
     record of how they were made (empty for checkpoints written before records were kept)."""
-    payload = load_checkpoint(path, DECOMPOSITION_KIND)
+    payload = load_checkpoint(
+        path, DECOMPOSITION_KIND, {"config": dict, "state_dict": dict}, optional={"record": dict}
+    )
     try:
         config = _DECOMPOSITION_CONFIG.validate_python(payload["config"])
     except ValidationError:

@@ -67,12 +67,15 @@ def missing_features(model: nn.Module, config: TargetConfig) -> list[int]:
 def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, dict[str, object]]:
     """Rebuild a trained target from its checkpoint; wrong shapes or keys are a CheckpointError.
     The info returned is the checkpoint's, with the target's `fingerprint` added."""
-    payload = load_checkpoint(path, TARGET_KIND)
+    payload = load_checkpoint(path, TARGET_KIND, {"config": dict, "info": dict, "state_dict": dict})
     try:
         config = _TARGET_CONFIG.validate_python(payload["config"])
     except ValidationError:
         raise CheckpointError(f"{path}: its target config is not valid") from None
-    model = FAMILIES[config.family].build_model(config)
+    try:
+        model = FAMILIES[config.family].build_model(config)
+    except RuntimeError:  # sizes no memory holds
+        raise CheckpointError(f"{path}: its target config asks for a model too large to build") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
