@@ -167,6 +167,8 @@ BAD_INPUTS = [
     _config_case("decomposition", "lr_schedule", "linear", "decomposition.lr_schedule"),
     _config_case("decomposition", "batch_size", 2.5, "decomposition.batch_size"),
     _config_case("decomposition", "leaky_alpha", 1.5, "decomposition.leaky_alpha"),
+    _config_case("decomposition", "lr", float("inf"), "decomposition.lr"),
+    _config_case("evaluation", "probe_value", float("nan"), "evaluation.probe_value"),
     _config_case("target", "feature_probability", 0, "target.feature_probability"),
     _config_case("target", "feature_probability", 1.5, "target.feature_probability"),
     _config_case("target", "n_features", 2.5, "target.n_features"),
