@@ -1,0 +1,117 @@
+"""What a toy family provides to the pipeline. Code outside a family's own modules reaches a
+family only through this interface, via `spd.families.registry.family`.
+
+A family's target config is a pydantic model with a `family` field (a built-in family's name, or
+the import path 'package.module:Object' of a user's own family) and an `n_features` field (the
+evaluation probes one feature at a time). Everything below `as_target` has a default: a family
+without ground truth gets CI figures and no verdict.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+    from spd.config import EvalConfig
+    from spd.evaluate.causal_importance_metrics import EvaluationCI, Row
+    from spd.targets.base import BatchSampler, Target
+
+# Tables every SPD run's evaluation writes, whatever its family; a family adds its own.
+COMMON_SPD_TABLES = ("ci_probes.parquet", "ci_histogram.parquet")
+# Tables the default figure page reads (in `write_figures`' order).
+DEFAULT_FIGURE_TABLES = ("metrics.parquet", "ci_probes.parquet", "losses.parquet")
+
+Rows = Iterable[Mapping[str, object]]
+
+
+class Family(ABC):
+    """One toy family. Subclass it and set `name` and `config_model`."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+    evaluation_tables: ClassVar[tuple[str, ...]] = ()
+    """File names of the tables `tables` writes into an SPD run's folder."""
+    figure_tables: ClassVar[tuple[str, ...]] = DEFAULT_FIGURE_TABLES
+    """File names of the run tables `write_figures` reads, in its order."""
+    report_columns: ClassVar[tuple[str, ...]] = ("live, per layer",)
+    """Headers of `report_cells`, in the results report's sweep tables."""
+    report_section: ClassVar[str | None] = None
+    """Title of a results-report section listing the family's experiments; None: no section."""
+    report_section_columns: ClassVar[tuple[str, ...]] = ()
+
+    # The target model.
+
+    @abstractmethod
+    def build_model(self, config: Any) -> nn.Module:
+        """The untrained target model, initialised from the global torch seed."""
+
+    @abstractmethod
+    def batch_sampler(self, config: Any) -> BatchSampler:
+        """(batch_size, generator) -> a batch of the target's inputs."""
+
+    @abstractmethod
+    def train(
+        self, config: Any, device: str, log: Callable[[str], None], state_file: Path | None, checkpoint_every: int
+    ) -> tuple[nn.Module, dict[str, object]]:
+        """The trained target and its info (at least 'seed_used')."""
+
+    @abstractmethod
+    def as_target(self, model: nn.Module, config: Any) -> Target:
+        """What the decomposition sees: the model, its decomposed layers, its batches."""
+
+    def missing_features(self, model: nn.Module, config: Any) -> list[int]:
+        """Features the trained target does not represent; the run then gets no verdict."""
+        return []
+
+    # Ground truth: metric rows and the verdict.
+
+    def metric_rows(self, model: Any, ci: EvaluationCI, eval_config: EvalConfig) -> list[Row]:
+        """The family's ground-truth metrics of an SPD decomposition (after the common ones)."""
+        return []
+
+    def apd_metric_rows(self, model: Any, eval_config: EvalConfig) -> list[Row]:
+        """The family's metrics of an APD decomposition."""
+        return []
+
+    def recovery_failures(self, rows: Rows, config: Any) -> list[str] | None:
+        """Every recovery criterion the decomposition misses (empty: recovered); None where the
+        family has no ground truth to give a verdict by."""
+        return None
+
+    def expected_alive(self, config: Any) -> dict[str, int]:
+        """The ground truth's number of mechanisms per decomposed layer (none known: empty)."""
+        return {}
+
+    # What the evaluation writes besides metrics, and the figure page that reads it.
+
+    def tables(self, model: Any) -> dict[str, pd.DataFrame]:
+        """The family's own tables of an SPD decomposition, by file name (`evaluation_tables`)."""
+        return {}
+
+    def write_figures(self, runs: Sequence[Sequence[Path]], out: Path, table1: pd.DataFrame | None) -> None:
+        """One page per run into the PDF `out`; each run is its `figure_tables` paths."""
+        from spd.figures.ci_pages import read_ci_run, write_ci_figures
+
+        write_ci_figures([read_ci_run(*paths) for paths in runs], out)
+
+    # The results report and the scheduler's estimates.
+
+    def report_cells(self, summary: Any) -> list[str]:
+        """One run's cells under `report_columns`, from its summary (`spd.record.Summary`)."""
+        from spd.record import live_per_layer
+
+        return [live_per_layer(summary)]
+
+    def decomposition_size(self, config: Any) -> tuple[int, int]:
+        """(decomposed layers, target weights whose dense products a batch row costs), for the
+        scheduler's runtime and memory estimates."""
+        target = self.as_target(self.build_model(config), config)
+        return len(target.decomposed_modules), 0
