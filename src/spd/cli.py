@@ -221,6 +221,7 @@ def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
 def _figures(run_dirs: list[Path], out: Path, table1_path: Path | None) -> None:
     """One page per run; every run must be of one toy family, whose page it gets."""
     from spd.evaluate.table1 import check_single_config
+    from spd.families.base import DEFAULT_FIGURE_TABLES
     from spd.families.registry import family
 
     metrics = pd.concat(read_parquet(paths[0]) for paths in _run_tables(run_dirs, [METRICS_FILE]))
@@ -230,7 +231,10 @@ def _figures(run_dirs: list[Path], out: Path, table1_path: Path | None) -> None:
         raise ConfigError(f"figures: runs of different target families ({', '.join(families)}); draw them apart")
     runs_family = family(families[0])
     table = None if table1_path is None else read_parquet(table1_path)
-    runs_family.write_figures(_run_tables(run_dirs, runs_family.figure_tables), out, table)
+    if not runs_family.write_figures(_run_tables(run_dirs, runs_family.figure_tables), out, table):
+        from spd.figures.ci_pages import read_ci_run, write_ci_figures
+
+        write_ci_figures([read_ci_run(*paths) for paths in _run_tables(run_dirs, DEFAULT_FIGURE_TABLES)], out)
     _log(f"figures saved to {out}")
 
 

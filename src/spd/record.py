@@ -91,12 +91,6 @@ def _count(value: float) -> str:
     return "-" if math.isnan(value) else str(int(value))
 
 
-def live_per_layer(summary: Summary) -> str:
-    """Live subcomponents of every layer the summary has them for, 'a / b / ...'."""
-    layers = [layer for layer, values in summary.data.items() if isinstance(values, dict) and "alive_subcomponents" in values]
-    return " / ".join(_count(summary.value(layer, "alive_subcomponents")) for layer in layers) or "-"
-
-
 def _link(summary: Summary) -> str:
     """The summary's path, linked from docs/ when it is relative to the repository root."""
     path = summary.path.as_posix()

@@ -21,15 +21,15 @@ if TYPE_CHECKING:
     from torch import nn
 
     from spd.config import EvalConfig
-    from spd.evaluate.causal_importance_metrics import EvaluationCI, Row
     from spd.targets.base import BatchSampler, Target
 
 # Tables every SPD run's evaluation writes, whatever its family; a family adds its own.
 COMMON_SPD_TABLES = ("ci_probes.parquet", "ci_histogram.parquet")
-# Tables the default figure page reads (in `write_figures`' order).
+# Tables the default CI pages read (`spd.figures.ci_pages`), in order.
 DEFAULT_FIGURE_TABLES = ("metrics.parquet", "ci_probes.parquet", "losses.parquet")
 
 Rows = Iterable[Mapping[str, object]]
+Row = tuple[str, str, float, str]  # (layer, metric, value, unit), as spd.evaluate's metric rows
 
 
 class Family(ABC):
@@ -73,8 +73,9 @@ class Family(ABC):
 
     # Ground truth: metric rows and the verdict.
 
-    def metric_rows(self, model: Any, ci: EvaluationCI, eval_config: EvalConfig) -> list[Row]:
-        """The family's ground-truth metrics of an SPD decomposition (after the common ones)."""
+    def metric_rows(self, model: Any, ci: Any, eval_config: EvalConfig) -> list[Row]:
+        """The family's ground-truth metrics of an SPD decomposition (a ComponentModel), from its
+        CIs (`spd.evaluate.causal_importance_metrics.EvaluationCI`), after the common ones."""
         return []
 
     def apd_metric_rows(self, model: Any, eval_config: EvalConfig) -> list[Row]:
@@ -96,19 +97,19 @@ class Family(ABC):
         """The family's own tables of an SPD decomposition, by file name (`evaluation_tables`)."""
         return {}
 
-    def write_figures(self, runs: Sequence[Sequence[Path]], out: Path, table1: pd.DataFrame | None) -> None:
-        """One page per run into the PDF `out`; each run is its `figure_tables` paths."""
-        from spd.figures.ci_pages import read_ci_run, write_ci_figures
-
-        write_ci_figures([read_ci_run(*paths) for paths in runs], out)
+    def write_figures(self, runs: Sequence[Sequence[Path]], out: Path, table1: pd.DataFrame | None) -> bool:
+        """One page per run into the PDF `out`, each run given as its `figure_tables` paths; True.
+        False: the family has no page of its own, and `spd figures` draws the default CI pages
+        (`spd.figures.ci_pages`) from `DEFAULT_FIGURE_TABLES`."""
+        return False
 
     # The results report and the scheduler's estimates.
 
     def report_cells(self, summary: Any) -> list[str]:
-        """One run's cells under `report_columns`, from its summary (`spd.record.Summary`)."""
-        from spd.record import live_per_layer
-
-        return [live_per_layer(summary)]
+        """One run's cells under `report_columns`, from its summary (`spd.record.Summary`): by
+        default the live subcomponents of every layer, 'a / b / ...'."""
+        layers = [layer for layer, values in summary.data.items() if isinstance(values, dict) and "alive_subcomponents" in values]
+        return [" / ".join(str(int(summary.value(layer, "alive_subcomponents"))) for layer in layers) or "-"]
 
     def decomposition_size(self, config: Any) -> tuple[int, int]:
         """(decomposed layers, target weights whose dense products a batch row costs), for the

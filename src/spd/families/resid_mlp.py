@@ -71,10 +71,11 @@ class ResidMLPFamily(Family):
 
         return {NEURON_CONTRIBUTIONS_FILE: neuron_contribution_table(model)}
 
-    def write_figures(self, runs, out: Path, table1) -> None:
+    def write_figures(self, runs, out: Path, table1) -> bool:
         from spd.figures.resid_mlp import read_resid_run, write_resid_mlp_figures
 
         write_resid_mlp_figures([read_resid_run(*paths) for paths in runs], out)
+        return True
 
     def report_cells(self, summary: Any) -> list[str]:
         from spd.record import Report

@@ -69,10 +69,11 @@ class TMSFamily(Family):
 
         return {WEIGHTS_FILE: weight_table(model)}
 
-    def write_figures(self, runs, out: Path, table1) -> None:
+    def write_figures(self, runs, out: Path, table1) -> bool:
         from spd.figures.tms import read_run, write_tms_figures
 
         write_tms_figures([read_run(*paths) for paths in runs], out, table1)
+        return True
 
     def report_cells(self, summary: Any) -> list[str]:
         from spd.record import Report
