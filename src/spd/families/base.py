@@ -36,6 +36,7 @@ class Family(ABC):
     """One toy family. Subclass it and set `name` and `config_model`."""
 
     name: ClassVar[str]
+    """What its configs' `family` field says: a built-in name, or the family's import path."""
     config_model: ClassVar[type[BaseModel]]
     evaluation_tables: ClassVar[tuple[str, ...]] = ()
     """File names of the tables `tables` writes into an SPD run's folder."""
@@ -46,12 +47,13 @@ class Family(ABC):
     report_section: ClassVar[str | None] = None
     """Title of a results-report section listing the family's experiments; None: no section."""
     report_section_columns: ClassVar[tuple[str, ...]] = ()
+    """Headers of `report_cells` in that section (the same cells, named for a per-layer list)."""
 
     # The target model.
 
     @abstractmethod
     def build_model(self, config: Any) -> nn.Module:
-        """The untrained target model, initialised from the global torch seed."""
+        """The untrained target model (what the target checkpoint's state dict loads into)."""
 
     @abstractmethod
     def batch_sampler(self, config: Any) -> BatchSampler:
