@@ -15,7 +15,7 @@ def test_tiny_tms_run_writes_every_output_with_expected_rows(tiny_config_path, t
     metrics = _run(tiny_config_path, tmp_path / "a")
     for name in ("target.pt", "decomposition.pt", "losses.parquet", "metrics.parquet"):
         assert (tmp_path / "a" / name).is_file()
-    expected = {"alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors", "ci_errors_weak_diagonal",
+    expected = {"alive_subcomponents", "alive_on_probes", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors", "ci_errors_weak_diagonal",
                 "ci_errors_off_diagonal", "ci_errors_shared", "mmcs", "ml2r"}
     assert set(metrics["metric"]) == expected
     assert set(metrics["layer"]) == {"linear1", "linear2"}

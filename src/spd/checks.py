@@ -13,6 +13,7 @@ import torch
 from pydantic import BaseModel
 
 from spd.config import APDConfig, ConfigError, ExperimentConfig, SPDConfig, TargetConfig
+from spd.families.registry import family
 from spd.targets.base import Target
 from spd.targets.registry import untrained_target
 
@@ -103,16 +104,8 @@ def available_bytes(device: str) -> int:
 
 
 def target_bytes(config: TargetConfig) -> int:
-    """A rough upper estimate of a target training's peak memory: its weights with their
-    gradients and AdamW moments, plus a few float copies of every activation of a batch row."""
-    if config.family == "tms":
-        weights = 2 * config.n_features * config.d_hidden + config.identity_layer * config.d_hidden**2
-        row = 2 * config.n_features + 2 * config.d_hidden
-    else:
-        layers = config.n_layers * config.d_embed * config.d_mlp
-        weights = 2 * config.n_features * config.d_embed + 2 * layers
-        row = 2 * config.n_features + config.n_layers * (2 * config.d_embed + config.d_mlp)
-    return 16 * weights + 32 * row * config.batch_size
+    """A rough upper estimate of a target training's peak memory, as its family gives it."""
+    return family(config).target_bytes(config)
 
 
 def _too_large(settings: str, needed: int, available: int, device: str) -> ConfigError:

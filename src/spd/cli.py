@@ -38,8 +38,6 @@ DECOMPOSITION_FILE = "decomposition.pt"
 LOSSES_FILE = "losses.parquet"
 METRICS_FILE = "metrics.parquet"
 CI_PROBES_FILE = "ci_probes.parquet"
-WEIGHTS_FILE = "weights.parquet"  # TMS runs
-NEURON_CONTRIBUTIONS_FILE = "neuron_contributions.parquet"  # residual-MLP runs
 CI_HISTOGRAM_FILE = "ci_histogram.parquet"
 RUN_RECORD_FILE = "run.json"  # the run's settings, provenance and verdict, written by evaluate
 TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
@@ -129,11 +127,11 @@ def _evaluate(
     from spd.checks import check_decomposition, check_fingerprint, check_target
     from spd.decomp.storage import load_decomposition
     from spd.evaluate.causal_importance_metrics import evaluation_ci
-    from spd.evaluate.exports import ci_histogram_table, ci_probe_table, weight_table
+    from spd.evaluate.exports import ci_histogram_table, ci_probe_table
     from spd.evaluate.recovery import verdict
     from spd.evaluate.report import metric_rows, metrics_table
-    from spd.evaluate.resid_mlp import neuron_contribution_table
     from spd.evaluate.run_record import write_run_record
+    from spd.families.registry import family
     from spd.targets.registry import load_target, missing_features
 
     target, target_config, info = load_target(target_path, device)
@@ -151,15 +149,9 @@ def _evaluate(
     else:
         ci = evaluation_ci(model, target_config.n_features, made, config.evaluation)
         rows = metric_rows(model, ci, target_config, config.evaluation)
-        # What each family's figures draw besides CIs: TMS weights; residual-MLP neuron contributions.
+        # What the family's figures draw besides CIs (TMS weights, residual-MLP neuron contributions).
         family_tables = {CI_PROBES_FILE: ci_probe_table(ci.probes), CI_HISTOGRAM_FILE: ci_histogram_table(ci.random)}
-        if target_config.family == "tms":
-            from spd.evaluate.exports import CI_CURVES_FILE, ci_curve_table
-
-            family_tables[WEIGHTS_FILE] = weight_table(model)
-            family_tables[CI_CURVES_FILE] = ci_curve_table(model, target_config.n_features, made.leaky_alpha)
-        else:
-            family_tables[NEURON_CONTRIBUTIONS_FILE] = neuron_contribution_table(model)
+        family_tables |= family(target_config).tables(model, target_config, made)
     metrics = metrics_table(rows, config.name, made.seed, run_hash, target_config.family, made.method)
     provenance = {"experiment": config.name, "seed": made.seed}
     for name, table in family_tables.items():
@@ -176,14 +168,11 @@ def _evaluate(
 
 
 def _apd_rows(model, target_config, config: ExperimentConfig) -> list[dict[str, object]]:
-    """APD has no causal importances: on TMS it is scored by MMCS and ML2R, on the residual MLP by
-    the neuron contributions of each feature's highest-attribution component."""
-    from spd.evaluate import resid_mlp, tms
+    """APD has no causal importances: each family scores it its own way (TMS by MMCS and ML2R, the
+    residual MLP by the neuron contributions of each feature's highest-attribution component)."""
+    from spd.families.registry import family
 
-    if target_config.family == "tms":
-        metric_rows = tms.apd_metric_rows(model)
-    else:
-        metric_rows = resid_mlp.apd_metric_rows(model, config.evaluation)
+    metric_rows = family(target_config).apd_metric_rows(model, config.evaluation)
     return [
         {"layer": layer, "metric": metric, "value": float(value), "unit": unit}
         for layer, metric, value, unit in metric_rows
@@ -231,25 +220,22 @@ def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
 
 
 def _figures(run_dirs: list[Path], out: Path, table1_path: Path | None) -> None:
-    """One page per run; every run must be of one toy family (TMS or residual MLP)."""
+    """One page per run; every run must be of one toy family, whose page it gets."""
     from spd.evaluate.table1 import check_single_config
+    from spd.families.base import DEFAULT_FIGURE_TABLES
+    from spd.families.registry import family
 
     metrics = pd.concat(read_parquet(paths[0]) for paths in _run_tables(run_dirs, [METRICS_FILE]))
     check_single_config(metrics)
     families = sorted(set(metrics.get("family", pd.Series(["tms"]))))
     if len(families) != 1:
         raise ConfigError(f"figures: runs of different target families ({', '.join(families)}); draw them apart")
-    if families[0] == "tms":
-        from spd.figures.tms import read_run, write_tms_figures
+    runs_family = family(families[0])
+    table = None if table1_path is None else read_parquet(table1_path)
+    if not runs_family.write_figures(_run_tables(run_dirs, runs_family.figure_tables), out, table):
+        from spd.figures.ci_pages import read_ci_run, write_ci_figures
 
-        names = (METRICS_FILE, CI_PROBES_FILE, CI_HISTOGRAM_FILE, WEIGHTS_FILE, LOSSES_FILE)
-        table = None if table1_path is None else read_parquet(table1_path)
-        write_tms_figures([read_run(*paths) for paths in _run_tables(run_dirs, names)], out, table)
-    else:
-        from spd.figures.resid_mlp import read_resid_run, write_resid_mlp_figures
-
-        names = (METRICS_FILE, CI_PROBES_FILE, NEURON_CONTRIBUTIONS_FILE, LOSSES_FILE)
-        write_resid_mlp_figures([read_resid_run(*paths) for paths in _run_tables(run_dirs, names)], out)
+        write_ci_figures([read_ci_run(*paths) for paths in _run_tables(run_dirs, DEFAULT_FIGURE_TABLES)], out)
     _log(f"figures saved to {out}")
 
 

@@ -18,10 +18,13 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
+    SerializeAsAny,
     Tag,
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -91,8 +94,46 @@ class ResidMLPTargetConfig(StrictModel):
     seed: Seed = Field(0, description="Seed of the embedding, init and data.")
 
 
-TargetConfig = Annotated[TMSTargetConfig | ResidMLPTargetConfig, Field(discriminator="family")]
 TARGET_FAMILIES = ("tms", "resid_mlp")
+CUSTOM_FAMILY_TAG = "family:custom"  # the schema tag of a family named by import path (no key can be)
+
+
+def _target_family_tag(raw: object) -> str:
+    """A built-in family's own tag; anything else goes to `_custom_target`, which names the problem."""
+    family = raw.get("family") if isinstance(raw, dict) else getattr(raw, "family", None)
+    return family if family in TARGET_FAMILIES else CUSTOM_FAMILY_TAG
+
+
+def _custom_target(raw: object) -> BaseModel:
+    """A target of a family named by import path 'package.module:Object', validated by that
+    family's own config model; any other family value is an error naming the known ones."""
+    if isinstance(raw, BaseModel):
+        return raw
+    family = raw.get("family") if isinstance(raw, dict) else None
+    if family is None:
+        raise PydanticCustomError("union_tag_not_found", "Unable to extract tag using discriminator 'family'")
+    if not isinstance(family, str) or ":" not in family:
+        raise PydanticCustomError(
+            "union_tag_invalid",
+            "Input tag '{tag}' found using 'family' does not match any of the expected tags: {expected}",
+            {"tag": str(family), "expected": ", ".join(f"'{name}'" for name in TARGET_FAMILIES)},
+        )
+    from spd.families.registry import FamilyImportError, family_named
+
+    try:
+        config_model = family_named(family).config_model
+    except FamilyImportError as error:
+        raise PydanticCustomError("family_import", "'{family}': {detail}", {"family": family, "detail": error.detail}) from None
+    return config_model.model_validate(raw)
+
+
+CustomTargetConfig = Annotated[SerializeAsAny[BaseModel], PlainValidator(_custom_target)]
+TargetConfig = Annotated[
+    Annotated[TMSTargetConfig, Tag("tms")]
+    | Annotated[ResidMLPTargetConfig, Tag("resid_mlp")]
+    | Annotated[CustomTargetConfig, Tag(CUSTOM_FAMILY_TAG)],
+    Discriminator(_target_family_tag),
+]
 METHODS = ("spd", "apd")
 
 
@@ -301,7 +342,8 @@ _SCHEMAS = (TMSTargetConfig, ResidMLPTargetConfig, SPDConfig, APDConfig, EvalCon
 def _key(loc: tuple[int | str, ...]) -> str:
     # A target's family and a decomposition's method select its schema; pydantic puts that tag
     # into the location, where the user wrote no key.
-    return ".".join(str(part) for part in loc if part not in TARGET_FAMILIES + METHODS) or "<root>"
+    tags = (*TARGET_FAMILIES, CUSTOM_FAMILY_TAG, *METHODS)
+    return ".".join(str(part) for part in loc if part not in tags) or "<root>"
 
 
 def _known_keys() -> set[str]:
@@ -324,9 +366,12 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     else:
         first = errors[0]
         key = _key(first["loc"])
-        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found", "family_import"):
             key = f"{key}.family" if key != "<root>" else "family"
-        shown = [f"bad config key '{key}': {first['msg']}"]
+        if first["type"] == "family_import":
+            shown = [f"{key} {first['msg']}"]
+        else:
+            shown = [f"bad config key '{key}': {first['msg']}"]
     extra = len(errors) - len(shown)
     more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
     return f"{source}: {'; '.join(shown)}{more}"

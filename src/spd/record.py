@@ -13,6 +13,7 @@ from pathlib import Path
 from spd.config import ConfigError, ExperimentConfig, Params, config_hash
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.table1 import PAPER_VALUES
+from spd.families.registry import BUILT_IN, family
 from spd.runsets import all_configs, compared_experiments, main_experiments, sweep_points_of
 
 METRICS_ROOT = Path("results/metrics")
@@ -77,6 +78,8 @@ def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
         for metric, value in metrics.items()
     ]
     failures = recovery_failures(rows, config.target)
+    if failures is None:
+        return "no verdict: the target family has no ground truth (from its metrics)"
     return ("recovers" if not failures else "misses: " + "; ".join(failures)) + " (from its metrics)"
 
 
@@ -133,7 +136,8 @@ class Report:
     def source(self, summary: Summary) -> str:
         return _link(summary)
 
-    def tms_cells(self, summary: Summary) -> list[str]:
+    @staticmethod
+    def tms_cells(summary: Summary) -> list[str]:
         """MMCS, ML2R, live subcomponents per layer, CI-pattern errors per layer."""
         layers = ["linear1", "linear2"] + (["hidden"] if "hidden" in summary.data else [])
         alive = " / ".join(_count(summary.value(layer, "alive_subcomponents")) for layer in layers)
@@ -193,23 +197,24 @@ class Report:
         lines = ["## Sweeps", ""]
         for sweep_name, sweep in self.params.sweeps.items():
             for experiment in sweep.experiments:
-                family = self.configs[experiment].target.family
+                columns = family(self.configs[experiment].target).report_columns
                 lines += [f"### {experiment}, {sweep_name} ({sweep.setting})", ""]
                 rows = []
                 for point, value in sweep_points_of(self.params, sweep_name, experiment).items():
                     runs = [s for s in self.runs_of(point) if s.seed in self.params.seeds]
                     if not runs:
-                        rows.append([f"{value:g}", "-", "not run", *["-"] * (6 if family == "tms" else 4)])
+                        rows.append([f"{value:g}", "-", "not run", *["-"] * (len(columns) + 2)])
                     for s in runs:
-                        cells = self.tms_cells(s) if family == "tms" else self.resid_cells(s)[:2]
+                        cells = family(self.configs[point].target).report_cells(s)
                         rows.append([f"{value:g}", str(s.seed), s.status, *cells,
                                      verdict_text(s, self.configs[point]), self.source(s)][: 9])
                 header = ["value", "seed", "settings"]
-                header += ["MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)"] if family == "tms" else ["live W_in / W_out", "CI errors W_in"]
+                header += columns
                 lines += _table([*header, "verdict", "summary"], rows)
         return lines
 
-    def resid_cells(self, summary: Summary) -> list[str]:
+    @staticmethod
+    def resid_cells(summary: Summary) -> list[str]:
         layers = sorted({layer.rsplit(".", 1)[0] for layer in summary.data if layer.startswith("layers.")})
         alive = ", ".join(
             f"{_count(summary.value(f'{layer}.mlp_in', 'alive_subcomponents'))} / "
@@ -219,20 +224,29 @@ class Report:
         errors = ", ".join(_count(summary.value(f"{layer}.mlp_in", "ci_pattern_errors")) for layer in layers)
         return [alive or "-", errors or "-"]
 
-    def residual_mlps(self) -> list[str]:
-        lines = ["## Residual MLPs", ""]
-        names = [n for n, s in self.params.experiments.items() if s.target.family == "resid_mlp"]
+    def family_sections(self) -> list[str]:
+        """A section per family that has one (`Family.report_section`), built-in families first."""
+        names = dict.fromkeys([*BUILT_IN, *(s.target.family for s in self.params.experiments.values())])
+        lines: list[str] = []
+        for name in names:
+            if family(name).report_section:
+                lines += self.family_section(name)
+        return lines
+
+    def family_section(self, family_name: str) -> list[str]:
+        this = family(family_name)
+        lines = [f"## {this.report_section}", ""]
+        names = [n for n, s in self.params.experiments.items() if s.target.family == family_name]
         rows = []
         for name in names:
             runs = self.runs_of(name)
             method = self.configs[name].decomposition.method.upper()
             if not runs:
-                rows.append([name, method, "-", "not run", "-", "-", "-", "-"])
+                rows.append([name, method, "-", "not run", *["-"] * (len(this.report_section_columns) + 2)])
             for s in runs:
-                rows.append([name, method, str(s.seed), s.status, *self.resid_cells(s),
+                rows.append([name, method, str(s.seed), s.status, *this.report_cells(s),
                              verdict_text(s, self.configs[name]), self.source(s)])
-        header = ["experiment", "method", "seed", "settings", "live W_in / W_out, per layer",
-                  "CI errors W_in, per layer", "verdict", "summary"]
+        header = ["experiment", "method", "seed", "settings", *this.report_section_columns, "verdict", "summary"]
         return lines + _table(header, rows)
 
     def not_run(self) -> list[str]:
@@ -244,7 +258,7 @@ class Report:
         for name in compared_experiments(p):
             wanted.setdefault(name, []).extend(p.robustness_seeds)
         for name, settings in p.experiments.items():
-            if settings.target.family == "resid_mlp":
+            if family(settings.target).report_section:
                 wanted.setdefault(name, []).extend(p.seeds)
         for name in p.sweep_points():
             wanted.setdefault(p.run_source(name), []).extend(p.seeds)
@@ -278,7 +292,7 @@ class Report:
             f"(**{UNRECORDED}**; their verdicts are worked out from the metrics they hold).",
             "",
         ]
-        lines += self.table1() + self.seed_tables() + self.sweeps() + self.residual_mlps() + self.not_run()
+        lines += self.table1() + self.seed_tables() + self.sweeps() + self.family_sections() + self.not_run()
         return "\n".join(lines).rstrip("\n") + "\n"
 
 

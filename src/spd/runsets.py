@@ -1,5 +1,9 @@
 """Which runs each table and figure is made of, from params.yaml: one definition shared by the
-Snakemake workflow (to request the runs) and the command line (to read them)."""
+Snakemake workflow (to request the runs) and the command line (to read them).
+
+The paper's figures and tables are made of named families' experiments (tms.pdf, Table 1 and
+robustness.pdf of TMS runs), so the selections below name a family; what a run of any family
+computes and writes goes through `spd.families` instead."""
 
 from __future__ import annotations
 

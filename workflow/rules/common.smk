@@ -5,6 +5,8 @@ from pathlib import Path
 
 from spd import runsets
 from spd.config import ConfigError, load_params
+from spd.families.base import COMMON_SPD_TABLES
+from spd.families.registry import family
 
 # The one setting Snakemake's config carries is which parameter file to read. Anything else there
 # (--configfile FILE, --config KEY=VALUE) would be silently unused, so it is refused by name.
@@ -25,8 +27,25 @@ ROBUSTNESS_SEEDS = list(PARAMS.robustness_seeds)
 # Every runnable experiment: params.yaml's own, and every sweep point (<experiment>@<sweep>=<value>).
 CONFIGS = runsets.all_configs(PARAMS)
 MAIN = runsets.main_experiments(PARAMS)  # tms.pdf, its Table 1, robustness.pdf's seed page
-RESID_SPD = runsets.experiments_of(PARAMS, family="resid_mlp", method="spd")
+RESID_SPD = runsets.experiments_of(PARAMS, family="resid_mlp", method="spd")  # resid_mlp.pdf
 APD = runsets.experiments_of(PARAMS, method="apd")
+SPD_EXPERIMENTS = runsets.experiments_of(PARAMS, method="spd")  # each with a figure page of its own
+# The target families of every SPD run: each gets an evaluate rule writing its own tables.
+SPD_FAMILIES = list(dict.fromkeys(c.target.family for c in CONFIGS.values() if c.decomposition.method == "spd"))
+
+
+def family_of(name):
+    return family(CONFIGS[name].target)
+
+
+def table_stems(file_names):
+    return [Path(name).stem for name in file_names]
+
+
+def figure_inputs(run_family):
+    """The run tables a family's figure page waits for: those it reads and every table its
+    evaluation writes (some of which the page finds beside the others)."""
+    return table_stems(dict.fromkeys(run_family.figure_tables + run_family.evaluation_tables))
 
 
 def _one_of(names):
@@ -80,11 +99,7 @@ def settings(section):
 def _decomposition_size(name):
     experiment = CONFIGS[name]
     target, decomposition = experiment.target, experiment.decomposition
-    if target.family == "resid_mlp":
-        layers = 2 * target.n_layers
-        weights = 2 * target.d_embed * (target.n_layers * target.d_mlp + target.n_features)
-    else:
-        layers, weights = 2 + int(target.identity_layer), 0
+    layers, weights = family(target).decomposition_size(target)
     return decomposition, decomposition.batch_size * decomposition.C * layers, decomposition.batch_size * weights
 
 

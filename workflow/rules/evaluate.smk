@@ -1,18 +1,58 @@
-# One rule per kind of run, as each writes different tables: TMS SPD runs (weights for the figures),
-# residual-MLP SPD runs (neuron contributions), APD runs (metrics only: APD has no causal importances).
-rule evaluate:
+# One rule per kind of run, as each writes different tables: an SPD rule per target family (the
+# tables its figures read besides CIs, e.g. TMS weights or residual-MLP neuron contributions, as its
+# Family names them), and one for APD runs (metrics only: APD has no causal importances).
+RUN_FOLDER = "results/runs/{experiment}/seed{seed}"
+EVALUATE_COMMAND = (
+    "python -m spd evaluate --params {PARAMS_FILE} --experiment {wildcards.experiment}"
+    " --target {input.target} --decomposition {input.decomposition}"
+    " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
+    " --threads {threads} > {log} 2>&1"
+)
+
+
+def evaluate_outputs(table_files):
+    outputs = {"metrics": f"{RUN_FOLDER}/metrics.parquet"}
+    outputs |= {Path(name).stem: f"{RUN_FOLDER}/{name}" for name in table_files}
+    outputs["record"] = f"{RUN_FOLDER}/run.json"
+    return outputs
+
+
+def spd_runs_of(family_name):
+    return _runs_of(lambda c: c.target.family == family_name and c.decomposition.method == "spd")
+
+
+for _family in SPD_FAMILIES:
+
+    rule:
+        name:
+            "evaluate_" + re.sub(r"\W+", "_", _family)
+        input:
+            target=target_of,
+            decomposition=f"{RUN_FOLDER}/decomposition.pt",
+        output:
+            **evaluate_outputs(COMMON_SPD_TABLES + family(_family).evaluation_tables),
+        wildcard_constraints:
+            experiment=spd_runs_of(_family),
+        params:
+            settings=settings("evaluation"),
+        log:
+            "logs/evaluate/{experiment}/seed{seed}.log",
+        threads: 1
+        resources:
+            mem_mb=1500,
+            runtime=15,
+        shell:
+            EVALUATE_COMMAND
+
+
+rule evaluate_apd:
     input:
         target=target_of,
-        decomposition="results/runs/{experiment}/seed{seed}/decomposition.pt",
+        decomposition=f"{RUN_FOLDER}/decomposition.pt",
     output:
-        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
-        ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
-        ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
-        weights="results/runs/{experiment}/seed{seed}/weights.parquet",
-        ci_curves="results/runs/{experiment}/seed{seed}/ci_curves.parquet",
-        record="results/runs/{experiment}/seed{seed}/run.json",
+        **evaluate_outputs(()),
     wildcard_constraints:
-        experiment=_runs_of(lambda c: c.target.family == "tms" and c.decomposition.method == "spd"),
+        experiment=_runs_of(lambda c: c.decomposition.method == "apd"),
     params:
         settings=settings("evaluation"),
     log:
@@ -22,29 +62,7 @@ rule evaluate:
         mem_mb=1500,
         runtime=15,
     shell:
-        "python -m spd evaluate --params {PARAMS_FILE} --experiment {wildcards.experiment}"
-        " --target {input.target} --decomposition {input.decomposition}"
-        " --out results/runs/{wildcards.experiment}/seed{wildcards.seed}"
-        " --threads {threads} > {log} 2>&1"
-
-
-use rule evaluate as evaluate_resid_mlp with:
-    output:
-        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
-        ci_probes="results/runs/{experiment}/seed{seed}/ci_probes.parquet",
-        ci_histogram="results/runs/{experiment}/seed{seed}/ci_histogram.parquet",
-        neuron_contributions="results/runs/{experiment}/seed{seed}/neuron_contributions.parquet",
-        record="results/runs/{experiment}/seed{seed}/run.json",
-    wildcard_constraints:
-        experiment=_runs_of(lambda c: c.target.family == "resid_mlp" and c.decomposition.method == "spd"),
-
-
-use rule evaluate as evaluate_apd with:
-    output:
-        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
-        record="results/runs/{experiment}/seed{seed}/run.json",
-    wildcard_constraints:
-        experiment=_runs_of(lambda c: c.decomposition.method == "apd"),
+        EVALUATE_COMMAND
 
 
 rule summary:

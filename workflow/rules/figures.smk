@@ -1,5 +1,7 @@
-TMS_TABLES = ("metrics", "ci_probes", "ci_histogram", "weights", "ci_curves", "losses")
-RESID_MLP_TABLES = ("metrics", "ci_probes", "neuron_contributions", "losses")
+# The run tables each family's figure page reads, as its Family names them. tms.pdf and
+# resid_mlp.pdf are those two families' paper figures, so they name their family.
+TMS_TABLES = figure_inputs(family("tms"))
+RESID_MLP_TABLES = figure_inputs(family("resid_mlp"))
 TMS_RUNS = run_dirs(MAIN, SEEDS)
 COMPARED = runsets.compared_experiments(PARAMS)  # SPD vs APD: table1, method_comparison.pdf
 
@@ -65,11 +67,13 @@ rule resid_mlp_figures:
 
 use rule resid_mlp_figures as experiment_figures with:
     input:
-        lambda wildcards: tables(run_dirs([wildcards.experiment], SEEDS), RESID_MLP_TABLES),
+        lambda wildcards: tables(
+            run_dirs([wildcards.experiment], SEEDS), figure_inputs(family_of(wildcards.experiment))
+        ),
     output:
         "results/figures/{experiment}.pdf",
     wildcard_constraints:
-        experiment=_one_of(RESID_SPD),
+        experiment=_one_of(SPD_EXPERIMENTS),
     params:
         runs=lambda wildcards: run_dirs([wildcards.experiment], SEEDS),
     log:
@@ -84,7 +88,7 @@ rule sweep_figures:
     input:
         lambda wildcards: tables(
             sweep_runs(wildcards),
-            RESID_MLP_TABLES if wildcards.experiment in RESID_SPD else TMS_TABLES,
+            figure_inputs(family_of(wildcards.experiment)),
         ),
     output:
         report(

@@ -68,14 +68,17 @@ def verdict(rows: Rows, target: TargetConfig, method: str, missing_features: Seq
     if method == "apd":
         return Verdict(None, reason="APD has no causal importances; it is scored by MMCS and ML2R")
     failures = recovery_failures(rows, target)
+    if failures is None:
+        return Verdict(None, reason="the target family has no ground truth to score against")
     return Verdict(not failures, tuple(failures))
 
 
-def recovery_failures(rows: Rows, target: TargetConfig) -> list[str]:
-    """Every recovery criterion the decomposition misses; empty means full recovery."""
-    if isinstance(target, TMSTargetConfig):
-        return tms_recovery_failures(rows, target)
-    return resid_mlp_recovery_failures(rows, target)
+def recovery_failures(rows: Rows, target: TargetConfig) -> list[str] | None:
+    """Every recovery criterion the decomposition misses; empty means full recovery; None where
+    the target's family has no ground truth."""
+    from spd.families.registry import family
+
+    return family(target).recovery_failures(rows, target)
 
 
 def resid_mlp_recovery_failures(rows: Rows, target: ResidMLPTargetConfig) -> list[str]:
@@ -129,11 +132,19 @@ def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
 
 def expected_alive(target: TargetConfig) -> dict[str, int]:
     """The ground truth's number of mechanisms per decomposed layer."""
-    if isinstance(target, TMSTargetConfig):
-        expected = {"linear1": target.n_features, "linear2": target.n_features}
-        if target.identity_layer:
-            expected["hidden"] = target.d_hidden
-        return expected
+    from spd.families.registry import family
+
+    return family(target).expected_alive(target)
+
+
+def tms_expected_alive(target: TMSTargetConfig) -> dict[str, int]:
+    expected = {"linear1": target.n_features, "linear2": target.n_features}
+    if target.identity_layer:
+        expected["hidden"] = target.d_hidden
+    return expected
+
+
+def resid_mlp_expected_alive(target: ResidMLPTargetConfig) -> dict[str, int]:
     return {
         f"layers.{k}.{part}": target.n_features if part == "mlp_in" else target.d_mlp
         for k in range(target.n_layers)
@@ -160,5 +171,5 @@ def recovery_summary(rows: Rows, target: TargetConfig) -> dict[str, float | bool
         "alive_surplus": sum(max(d, 0.0) for d in differences),
         "alive_shortfall": sum(max(-d, 0.0) for d in differences),
         "ci_errors": errors,
-        "recovered": not recovery_failures(rows, target),
+        "recovered": recovery_failures(rows, target) == [],
     }

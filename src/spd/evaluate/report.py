@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 import torch
 
 from spd.config import EvalConfig, TargetConfig
 from spd.decomp.component_model import ComponentModel
-from spd.evaluate import resid_mlp, tms
 from spd.evaluate.causal_importance_metrics import EvaluationCI, Row, alive_mask, ci_l0
+from spd.families.registry import family
 from spd.provenance import code_version
-
-FAMILY_METRICS: dict[str, Callable[[ComponentModel, EvaluationCI, EvalConfig], list[Row]]] = {
-    "tms": tms.metric_rows,
-    "resid_mlp": resid_mlp.metric_rows,
-}
 
 
 def metric_rows(
@@ -30,7 +23,7 @@ def metric_rows(
         rows.append((name, "alive_subcomponents", alive.sum().item(), "count"))
         for threshold in config.l0_thresholds:
             rows.append((name, f"ci_l0@{threshold:g}", ci_l0(random_ci[name], threshold), "subcomponents/example"))
-    rows += FAMILY_METRICS[target_config.family](model, ci, config)
+    rows += family(target_config).metric_rows(model, ci, config)
     return [
         {"layer": layer, "metric": metric, "value": float(value), "unit": unit}
         for layer, metric, value, unit in rows

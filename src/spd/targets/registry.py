@@ -5,19 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from pydantic import TypeAdapter, ValidationError
 from torch import Tensor, nn
 
 from spd.config import TargetConfig
+from spd.families.registry import family
 from spd.io import CheckpointError, load_checkpoint, save_checkpoint
-from spd.targets import resid_mlp, tms
 from spd.targets.base import Target
 
 TARGET_KIND = "target"
-# Each toy family's module: build_model(config), train(config, ...), as_target(model, config).
-FAMILIES: dict[str, ModuleType] = {"tms": tms, "resid_mlp": resid_mlp}
 _TARGET_CONFIG = TypeAdapter(TargetConfig)
 
 
@@ -28,16 +25,16 @@ def train_target(
     state_file: Path | None = None,
     checkpoint_every: int = 1000,
 ) -> tuple[nn.Module, dict[str, object]]:
-    return FAMILIES[config.family].train(config, device, log, state_file, checkpoint_every)
+    return family(config).train(config, device, log, state_file, checkpoint_every)
 
 
 def build_target(model: nn.Module, config: TargetConfig) -> Target:
-    return FAMILIES[config.family].as_target(model, config)
+    return family(config).as_target(model, config)
 
 
 def untrained_target(config: TargetConfig) -> Target:
     """The target's structure before training: what its layer shapes are."""
-    return build_target(FAMILIES[config.family].build_model(config), config)
+    return build_target(family(config).build_model(config), config)
 
 
 def save_target(model: nn.Module, config: TargetConfig, info: dict[str, object], path: Path) -> None:
@@ -61,7 +58,7 @@ def fingerprint(config: TargetConfig, state_dict: dict[str, Tensor]) -> str:
 
 def missing_features(model: nn.Module, config: TargetConfig) -> list[int]:
     """Features the trained target does not represent (no ground truth to score them by)."""
-    return FAMILIES[config.family].missing_features(model, config)
+    return family(config).missing_features(model, config)
 
 
 def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, dict[str, object]]:
@@ -73,7 +70,7 @@ def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, di
     except ValidationError:
         raise CheckpointError(f"{path}: its target config is not valid") from None
     try:
-        model = FAMILIES[config.family].build_model(config)
+        model = family(config).build_model(config)
     except RuntimeError:  # sizes no memory holds
         raise CheckpointError(f"{path}: its target config asks for a model too large to build") from None
     try:

@@ -1,0 +1,98 @@
+"""The residual MLP as a `Family`: binds `spd.targets.resid_mlp`, `spd.evaluate.resid_mlp` and
+`spd.figures.resid_mlp`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from spd.config import ResidMLPTargetConfig
+from spd.families.base import Family
+
+NEURON_CONTRIBUTIONS_FILE = "neuron_contributions.parquet"
+
+
+class ResidMLPFamily(Family):
+    name = "resid_mlp"
+    config_model = ResidMLPTargetConfig
+    evaluation_tables = (NEURON_CONTRIBUTIONS_FILE,)
+    figure_tables = ("metrics.parquet", "ci_probes.parquet", NEURON_CONTRIBUTIONS_FILE, "losses.parquet")
+    report_columns = ("live W_in / W_out", "CI errors W_in")
+    report_section = "Residual MLPs"
+    report_section_columns = ("live W_in / W_out, per layer", "CI errors W_in, per layer")
+
+    def build_model(self, config):
+        from spd.targets import resid_mlp
+
+        return resid_mlp.build_model(config)
+
+    def batch_sampler(self, config):
+        from spd.targets import resid_mlp
+
+        return resid_mlp.batch_sampler(config)
+
+    def train(self, config, device, log, state_file, checkpoint_every):
+        from spd.targets import resid_mlp
+
+        return resid_mlp.train(config, device, log, state_file, checkpoint_every)
+
+    def as_target(self, model, config):
+        from spd.targets import resid_mlp
+
+        return resid_mlp.as_target(model, config)
+
+    def missing_features(self, model, config):
+        from spd.targets import resid_mlp
+
+        return resid_mlp.missing_features(model, config)
+
+    def metric_rows(self, model, ci, eval_config):
+        from spd.evaluate import resid_mlp
+
+        return resid_mlp.metric_rows(model, ci, eval_config)
+
+    def apd_metric_rows(self, model, eval_config):
+        from spd.evaluate import resid_mlp
+
+        return resid_mlp.apd_metric_rows(model, eval_config)
+
+    def recovery_failures(self, rows, config):
+        from spd.evaluate.recovery import resid_mlp_recovery_failures
+
+        return resid_mlp_recovery_failures(rows, config)
+
+    def expected_alive(self, config):
+        from spd.evaluate.recovery import resid_mlp_expected_alive
+
+        return resid_mlp_expected_alive(config)
+
+    def tables(self, model, config, decomposition):
+        from spd.evaluate.resid_mlp import neuron_contribution_table
+
+        return {NEURON_CONTRIBUTIONS_FILE: neuron_contribution_table(model)}
+
+    def write_figures(self, runs, out: Path, table1) -> bool:
+        from spd.figures.resid_mlp import read_resid_run, write_resid_mlp_figures
+
+        write_resid_mlp_figures([read_resid_run(*paths) for paths in runs], out)
+        return True
+
+    def report_cells(self, summary: Any) -> list[str]:
+        from spd.record import Report
+
+        return Report.resid_cells(summary)[:2]
+
+    def target_bytes(self, config):
+        # weights with their gradients and AdamW moments, plus float copies of a batch row's activations
+        layers = config.n_layers * config.d_embed * config.d_mlp
+        weights = 2 * config.n_features * config.d_embed + 2 * layers
+        row = 2 * config.n_features + config.n_layers * (2 * config.d_embed + config.d_mlp)
+        return 16 * weights + 32 * row * config.batch_size
+
+    def decomposition_size(self, config):
+        layers = 2 * config.n_layers
+        weights = 2 * config.d_embed * (config.n_layers * config.d_mlp + config.n_features)
+        return layers, weights
+
+
+RESID_MLP = ResidMLPFamily()

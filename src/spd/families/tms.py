@@ -1,0 +1,98 @@
+"""Toy Models of Superposition as a `Family`: binds `spd.targets.tms`, `spd.evaluate.tms` and
+`spd.figures.tms`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from spd.config import TMSTargetConfig
+from spd.families.base import Family
+
+WEIGHTS_FILE = "weights.parquet"
+CI_CURVES_FILE = "ci_curves.parquet"
+
+
+class TMSFamily(Family):
+    name = "tms"
+    config_model = TMSTargetConfig
+    evaluation_tables = (WEIGHTS_FILE, CI_CURVES_FILE)
+    # read_run finds ci_curves.parquet (absent from runs evaluated before it) beside these
+    figure_tables = ("metrics.parquet", "ci_probes.parquet", "ci_histogram.parquet", WEIGHTS_FILE, "losses.parquet")
+    report_columns = ("MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)")
+
+    def build_model(self, config):
+        from spd.targets import tms
+
+        return tms.build_model(config)
+
+    def batch_sampler(self, config):
+        from spd.targets import tms
+
+        return tms.batch_sampler(config)
+
+    def train(self, config, device, log, state_file, checkpoint_every):
+        from spd.targets import tms
+
+        return tms.train(config, device, log, state_file, checkpoint_every)
+
+    def as_target(self, model, config):
+        from spd.targets import tms
+
+        return tms.as_target(model, config)
+
+    def missing_features(self, model, config):
+        from spd.targets import tms
+
+        return tms.missing_features(model, config)
+
+    def metric_rows(self, model, ci, eval_config):
+        from spd.evaluate import tms
+
+        return tms.metric_rows(model, ci, eval_config)
+
+    def apd_metric_rows(self, model, eval_config):
+        from spd.evaluate import tms
+
+        return tms.apd_metric_rows(model)
+
+    def recovery_failures(self, rows, config):
+        from spd.evaluate.recovery import tms_recovery_failures
+
+        return tms_recovery_failures(rows, config)
+
+    def expected_alive(self, config):
+        from spd.evaluate.recovery import tms_expected_alive
+
+        return tms_expected_alive(config)
+
+    def tables(self, model, config, decomposition):
+        from spd.evaluate.exports import CI_CURVES_FILE, ci_curve_table, weight_table
+
+        return {
+            WEIGHTS_FILE: weight_table(model),
+            CI_CURVES_FILE: ci_curve_table(model, config.n_features, decomposition.leaky_alpha),
+        }
+
+    def write_figures(self, runs, out: Path, table1) -> bool:
+        from spd.figures.tms import read_run, write_tms_figures
+
+        write_tms_figures([read_run(*paths) for paths in runs], out, table1)
+        return True
+
+    def report_cells(self, summary: Any) -> list[str]:
+        from spd.record import Report
+
+        return Report.tms_cells(summary)
+
+    def target_bytes(self, config):
+        # weights with their gradients and AdamW moments, plus float copies of a batch row's activations
+        weights = 2 * config.n_features * config.d_hidden + config.identity_layer * config.d_hidden**2
+        row = 2 * config.n_features + 2 * config.d_hidden
+        return 16 * weights + 32 * row * config.batch_size
+
+    def decomposition_size(self, config):
+        return 2 + int(config.identity_layer), 0
+
+
+TMS = TMSFamily()
