@@ -64,3 +64,12 @@ def test_an_output_folder_under_a_file_is_refused_before_training(tmp_path, caps
     code = main(["run", "--config", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "file" / "run")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"spd: error: --out {tmp_path / 'file' / 'run'}: not a folder (it or a parent is a file)"]
+
+
+def test_a_run_evaluated_before_run_records_says_how_to_get_one(tmp_path, capsys):
+    run = _run(tmp_path, "run")
+    (run / "run.json").unlink()
+    capsys.readouterr()
+    code = main(["summary", str(run), "--metrics", str(tmp_path / "s.json"), "--losses", str(tmp_path / "l.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "evaluate it again with `spd evaluate`" in err[0]

@@ -195,6 +195,11 @@ def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
     from spd.evaluate.summary import loss_curve, metric_summary
     from spd.io import atomic_write
 
+    if (run_dir / METRICS_FILE).is_file() and not (run_dir / RUN_RECORD_FILE).is_file():
+        raise ConfigError(
+            f"{run_dir / RUN_RECORD_FILE}: not found (the run was evaluated before runs kept a "
+            "record): evaluate it again with `spd evaluate`, or rerun its snakemake target"
+        )
     names = [METRICS_FILE, LOSSES_FILE, RUN_RECORD_FILE]
     metrics_path, losses_path, record_path = _run_tables([run_dir], names)[0]
     metrics, losses = read_parquet(metrics_path), read_parquet(losses_path)
