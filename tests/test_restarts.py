@@ -71,3 +71,16 @@ def test_restart_steps_must_end_before_the_run():
     }
     with pytest.raises(ConfigError, match="restart_steps \\(40\\) must be below steps \\(40\\)"):
         parse_experiment_config(raw)
+
+
+def test_only_the_live_decomposition_hooks_the_target():
+    target = _target()
+    layers = [target.model.get_submodule(name) for name in target.decomposed_modules]
+    first = decompose(target, RESTARTS, lambda _: None)
+    assert [len(layer._forward_hooks) for layer in layers] == [1] * len(layers)  # the chosen candidate's
+    first.model.remove_hooks()
+    second = decompose(target, SPD, lambda _: None)
+    assert [len(layer._forward_hooks) for layer in layers] == [1] * len(layers)
+    second.model.remove_hooks()
+    second.model.remove_hooks()  # twice is harmless
+    assert all(not layer._forward_hooks for layer in layers)

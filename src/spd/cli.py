@@ -115,6 +115,7 @@ def _decompose(
     }
     path = out / DECOMPOSITION_FILE
     save_decomposition(model, spd, record, path)
+    model.remove_hooks()
     write_parquet(history.assign(experiment=config.name, seed=spd.seed), out / LOSSES_FILE)
     state_path.unlink(missing_ok=True)
     _log(f"[{config.name}] decomposition saved to {path} ({elapsed:.1f} s)")

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from spd.config import APDConfig
 from spd.decomp.loop import Optimisation, checkpointing_for, optimise
+from spd.decomp.hooks import TargetHooks
 from spd.decomp.losses import faithfulness_loss, reconstruction_mse
 from spd.targets.base import Target, dense
 
@@ -46,7 +47,7 @@ class APDLayerComponents(nn.Module):
         self.B = nn.Parameter(torch.randn(C, m, d_out, generator=generator, device=device) * std_B)
 
 
-class APDModel(nn.Module):
+class APDModel(TargetHooks, nn.Module):
     """A frozen target whose decomposed layers can run as sum_c s_c (x A_c) B_c (+ the frozen bias)."""
 
     def __init__(
@@ -84,8 +85,7 @@ class APDModel(nn.Module):
         # ReLU(output) of the target's relu_input_modules: clean (attribution pass) and top-k pass.
         self.clean_activations: dict[str, Tensor] = {}
         self.masked_activations: dict[str, Tensor] = {}
-        for name in self.module_names:
-            self._linears[name].register_forward_hook(self._make_hook(name))
+        self._hook_layers(((name, self._linears[name]) for name in self.module_names), self._make_hook)
 
     @classmethod
     def from_config(cls, target: Target, config: APDConfig, generator: torch.Generator) -> APDModel:

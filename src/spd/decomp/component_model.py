@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from spd.config import SPDConfig
 from spd.decomp.causal_importance import CausalImportanceGates
 from spd.decomp.components import LinearComponents
+from spd.decomp.hooks import TargetHooks
 from spd.targets.base import LazyActivation, Target, linear_product
 
 
@@ -23,7 +24,7 @@ def _key(module_name: str) -> str:
     return module_name.replace(".", "-")
 
 
-class ComponentModel(nn.Module):
+class ComponentModel(TargetHooks, nn.Module):
     def __init__(
         self,
         target: Target,
@@ -65,8 +66,7 @@ class ComponentModel(nn.Module):
         self._clean_inputs: dict[str, Tensor] = {}
         self._clean_inner: dict[str, tuple[int, Tensor]] = {}
         self._masked_x: Tensor | None = None
-        for name in self.module_names:
-            self._linears[name].register_forward_hook(self._make_hook(name))
+        self._hook_layers(((name, self._linears[name]) for name in self.module_names), self._make_hook)
 
     @classmethod
     def from_config(cls, target: Target, config: SPDConfig, generator: torch.Generator) -> ComponentModel:

@@ -211,6 +211,7 @@ def _choose_candidate(
                      cuda_graph=cuda_graph)
         same_batches = torch.Generator(device=device).manual_seed(config.seed)
         losses.append(mean_spd_losses(run.model, config, SELECTION_BATCHES, same_batches)["total"])
+        run.model.remove_hooks()  # this candidate is done with; the chosen one is trained anew
         log(f"restart candidate {k + 1}: loss {losses[-1]:.4e} after {config.restart_steps} steps")
     chosen = min(range(len(candidates)), key=losses.__getitem__)
     payload = json.dumps({"identity": identity, "chosen": chosen, "losses": losses})
