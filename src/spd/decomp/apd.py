@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from spd.config import APDConfig
-from spd.decomp.loop import Optimisation, checkpointing_for, optimise
 from spd.decomp.hooks import TargetHooks
+from spd.decomp.loop import Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import faithfulness_loss, reconstruction_mse
 from spd.targets.base import Target, dense
 
