@@ -73,3 +73,24 @@ def test_a_run_evaluated_before_run_records_says_how_to_get_one(tmp_path, capsys
     code = main(["summary", str(run), "--metrics", str(tmp_path / "s.json"), "--losses", str(tmp_path / "l.csv")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "evaluate it again with `spd evaluate`" in err[0]
+
+
+def test_code_version_is_dirty_only_when_the_package_itself_changed(tmp_path):
+    import subprocess
+
+    from spd.provenance import code_version
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    (tmp_path / "summary.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "one")
+    (tmp_path / "summary.json").write_text('{"a": 1}\n')
+    assert not code_version(tmp_path / "pkg").endswith("-dirty")
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert code_version(tmp_path / "pkg").endswith("-dirty")

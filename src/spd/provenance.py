@@ -10,14 +10,21 @@ from pathlib import Path
 import torch
 
 
-def code_version() -> str:
-    """`git describe` of the source tree when it is a checkout, else the package version."""
-    source_dir = Path(__file__).resolve().parent
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
+
+
+def code_version(source_dir: Path | None = None) -> str:
+    """`git describe` of the checkout the package (or `source_dir`) runs from, '-dirty' when the
+    package's own files differ from that commit (results or docs changed beside it do not
+    count); else the package version."""
+    source_dir = source_dir or Path(__file__).resolve().parent
     try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=source_dir, capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
+        described = _git("describe", "--always", "--tags", cwd=source_dir)
+        if _git("status", "--porcelain", "--", ".", cwd=source_dir):
+            described += "-dirty"
     except (OSError, subprocess.SubprocessError):
         described = ""
     try:
