@@ -16,7 +16,11 @@ def code_version() -> str:
     try:
         described = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=source_dir, capture_output=True, text=True, check=True, timeout=10,
+            cwd=source_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         described = ""

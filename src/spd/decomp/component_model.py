@@ -43,7 +43,9 @@ class ComponentModel(TargetHooks, nn.Module):
         }
         self.components = nn.ModuleDict(
             {
-                _key(name): LinearComponents.initialised_from(self._linears[name].weight, C, generator)
+                _key(name): LinearComponents.initialised_from(
+                    self._linears[name].weight, C, generator
+                )
                 for name in self.module_names
                 if name not in target.tied_modules
             }
@@ -52,9 +54,14 @@ class ComponentModel(TargetHooks, nn.Module):
         self._shared_storage_ties = tied_adam == "per_layer"
         if self._shared_storage_ties:
             for name, source in target.tied_modules.items():
-                self.components[_key(name)] = LinearComponents.tied_to(self.components[_key(source)])
+                self.components[_key(name)] = LinearComponents.tied_to(
+                    self.components[_key(source)]
+                )
         self.gates = nn.ModuleDict(
-            {_key(name): CausalImportanceGates(C, d_gate, fused_gates) for name in self.module_names}
+            {
+                _key(name): CausalImportanceGates(C, d_gate, fused_gates)
+                for name in self.module_names
+            }
         )
         device = next(iter(self._linears.values())).weight.device
         self.gates.to(device)
@@ -66,10 +73,14 @@ class ComponentModel(TargetHooks, nn.Module):
         self._clean_inputs: dict[str, Tensor] = {}
         self._clean_inner: dict[str, tuple[int, Tensor]] = {}
         self._masked_x: Tensor | None = None
-        self._hook_layers(((name, self._linears[name]) for name in self.module_names), self._make_hook)
+        self._hook_layers(
+            ((name, self._linears[name]) for name in self.module_names), self._make_hook
+        )
 
     @classmethod
-    def from_config(cls, target: Target, config: SPDConfig, generator: torch.Generator) -> ComponentModel:
+    def from_config(
+        cls, target: Target, config: SPDConfig, generator: torch.Generator
+    ) -> ComponentModel:
         """The untrained decomposition `config` describes, on a target already restricted to its modules."""
         return cls(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
 
@@ -115,7 +126,9 @@ class ComponentModel(TargetHooks, nn.Module):
             self._clean_inner[name] = cached
         return cached[1]
 
-    def masked_linear(self, name: str, layer_input: Tensor, mask: Tensor) -> Tensor | LazyActivation:
+    def masked_linear(
+        self, name: str, layer_input: Tensor, mask: Tensor
+    ) -> Tensor | LazyActivation:
         U, _ = self.factors(name)
         output = linear_product(self._linears[name], self.inner_acts(name, layer_input) * mask, U)
         bias = self._linears[name].bias

@@ -9,10 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def faithfulness_loss(target_weights: Sequence[Tensor], component_weights: Sequence[Tensor]) -> Tensor:
+def faithfulness_loss(
+    target_weights: Sequence[Tensor], component_weights: Sequence[Tensor]
+) -> Tensor:
     """sum_l ||W^l - U^l V^l||_F^2 / N, N the total number of entries of the decomposed matrices."""
     squared_error = sum(
-        F.mse_loss(uv, w, reduction="sum") for w, uv in zip(target_weights, component_weights, strict=True)
+        F.mse_loss(uv, w, reduction="sum")
+        for w, uv in zip(target_weights, component_weights, strict=True)
     )
     n_entries = sum(w.numel() for w in target_weights)
     return squared_error / n_entries

@@ -80,13 +80,17 @@ def neuron_contribution_table(model: ComponentModel) -> pd.DataFrame:
         feature, neuron = torch.meshgrid(
             torch.arange(target.shape[0]), torch.arange(target.shape[1]), indexing="ij"
         )
-        frames.append(pd.DataFrame({
-            "layer": layer,
-            "feature": feature.flatten().numpy(),
-            "neuron": neuron.flatten().numpy(),
-            "target": target.flatten().cpu().numpy(),
-            "spd": spd.flatten().cpu().numpy(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": layer,
+                    "feature": feature.flatten().numpy(),
+                    "neuron": neuron.flatten().numpy(),
+                    "target": target.flatten().cpu().numpy(),
+                    "spd": spd.flatten().cpu().numpy(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -99,9 +103,13 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             target = neuron_contributions(model.target.model, layer)
             spd = spd_neuron_contributions(model, layer)
             rows.append((w_in, "neuron_contribution_corr", pearson(target, spd), "pearson r"))
-            rows.append((w_in, "neuron_contribution_slope", slope_through_origin(target, spd), "ratio"))
+            rows.append(
+                (w_in, "neuron_contribution_slope", slope_through_origin(target, spd), "ratio")
+            )
         if w_out in model.module_names:
-            alive = alive_mask(torch.cat([ci.probes[w_out], ci.random[w_out]]), config.alive_threshold)
+            alive = alive_mask(
+                torch.cat([ci.probes[w_out], ci.random[w_out]]), config.alive_threshold
+            )
             active = ci.probes[w_out] >= config.diag_min  # (probes, C)
             on_every_probe = active.all(dim=0) & alive
             rows.append((w_out, "active_on_every_probe", on_every_probe.sum().item(), "count"))
@@ -109,7 +117,9 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             coverage = active[:, alive].float().mean().item() if alive.any() else 0.0
             rows.append((w_out, "active_probe_fraction", coverage, "fraction"))
             d_mlp = model.target_weight(w_out).shape[1]
-            errors = dense_pattern_errors(ci.probes[w_out], d_mlp, config.diag_min, config.offdiag_max)
+            errors = dense_pattern_errors(
+                ci.probes[w_out], d_mlp, config.diag_min, config.offdiag_max
+            )
             rows.append((w_out, "dense_pattern_errors", errors, "count"))
             # The co-activation: how many subcomponents are above 0.1, and at or above 0.9, per probe.
             for threshold, inclusive in ((config.offdiag_max, False), (config.diag_min, True)):

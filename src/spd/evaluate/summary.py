@@ -7,8 +7,15 @@ from __future__ import annotations
 import pandas as pd
 
 HEADLINE_METRICS = (
-    "mmcs", "ml2r", "alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors",
-    "ci_errors_weak_diagonal", "ci_errors_off_diagonal", "ci_errors_shared",
+    "mmcs",
+    "ml2r",
+    "alive_subcomponents",
+    "ci_l0@0.01",
+    "ci_l0@0.1",
+    "ci_pattern_errors",
+    "ci_errors_weak_diagonal",
+    "ci_errors_off_diagonal",
+    "ci_errors_shared",
 )
 
 

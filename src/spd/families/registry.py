@@ -26,15 +26,21 @@ def family_named(name: str) -> Family:
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         known = ", ".join(f"'{known}'" for known in BUILT_IN)
-        raise FamilyImportError(name, f"not a known family ({known}) nor an import path 'package.module:Object'")
+        raise FamilyImportError(
+            name, f"not a known family ({known}) nor an import path 'package.module:Object'"
+        )
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # noqa: BLE001 - any failure to import is the user's family's
-        raise FamilyImportError(name, f"cannot import {module_name} ({type(error).__name__}: {error})") from None
+        raise FamilyImportError(
+            name, f"cannot import {module_name} ({type(error).__name__}: {error})"
+        ) from None
     try:
         found = getattr(module, attribute)
     except AttributeError:
-        raise FamilyImportError(name, f"cannot import {attribute} from {module_name}: no such name") from None
+        raise FamilyImportError(
+            name, f"cannot import {attribute} from {module_name}: no such name"
+        ) from None
     if isinstance(found, type) and issubclass(found, Family):
         found = found()
     if not isinstance(found, Family):

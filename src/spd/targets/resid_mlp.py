@@ -139,7 +139,9 @@ def train(
 
     run = TargetTraining(
         model=model,
-        optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+        optimizer=torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        ),
         generator=torch.Generator(device=device).manual_seed(config.seed),
         steps=config.steps,
         batch_loss=batch_loss,
@@ -174,9 +176,13 @@ def neuron_contributions(model: ResidMLPModel, layer: int, W_in: Tensor | None =
     (W_in W_E[:, i])_n * (W_E[:, i]^T W_out)_n (spec 7); W_in defaults to the target's, or give
     one (n_features, d_mlp, d_embed) matrix per feature (e.g. its best-matching subcomponent)."""
     block = model.layers[layer]
-    write = einops.einsum(model.W_E, block.mlp_out.weight, "embed feature, embed mlp -> feature mlp")
+    write = einops.einsum(
+        model.W_E, block.mlp_out.weight, "embed feature, embed mlp -> feature mlp"
+    )
     if W_in is None:
-        read = einops.einsum(block.mlp_in.weight, model.W_E, "mlp embed, embed feature -> feature mlp")
+        read = einops.einsum(
+            block.mlp_in.weight, model.W_E, "mlp embed, embed feature -> feature mlp"
+        )
     else:
         read = einops.einsum(W_in, model.W_E, "feature mlp embed, embed feature -> feature mlp")
     return read * write
