@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -133,7 +133,18 @@ def _custom_target(raw: object) -> BaseModel:
     return config_model.model_validate(raw)
 
 
-CustomTargetConfig = Annotated[SerializeAsAny[BaseModel], PlainValidator(_custom_target)]
+if TYPE_CHECKING:
+
+    class _CustomTargetConfig(BaseModel):
+        """What a type checker knows of a user's family's config: its model has (at least) the
+        fields spd.families.base asks of every target config."""
+
+        family: str
+        n_features: int
+
+    CustomTargetConfig = _CustomTargetConfig
+else:
+    CustomTargetConfig = Annotated[SerializeAsAny[BaseModel], PlainValidator(_custom_target)]
 TargetConfig = Annotated[
     Annotated[TMSTargetConfig, Tag("tms")]
     | Annotated[ResidMLPTargetConfig, Tag("resid_mlp")]

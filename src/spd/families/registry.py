@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-from spd.config import ConfigError
+from spd.config import ConfigError, TargetConfig
 from spd.families.base import Family
 
 BUILT_IN = {"tms": "spd.families.tms:TMS", "resid_mlp": "spd.families.resid_mlp:RESID_MLP"}
@@ -48,6 +48,6 @@ def family_named(name: str) -> Family:
     return found
 
 
-def family(of: object) -> Family:
+def family(of: str | TargetConfig) -> Family:
     """The family of a name, or of a target config (its `family` field)."""
     return family_named(of if isinstance(of, str) else of.family)
