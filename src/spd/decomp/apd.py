@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import einops
 import pandas as pd
@@ -71,8 +72,9 @@ class APDModel(TargetHooks, nn.Module):
         self.C = C
         self.unit_norm_A = unit_norm_A
         self.module_names = target.decomposed_modules
+        # every decomposed module is an nn.Linear: Target checks it
         self._linears: dict[str, nn.Linear] = {
-            name: target.model.get_submodule(name) for name in self.module_names
+            name: cast(nn.Linear, target.model.get_submodule(name)) for name in self.module_names
         }
         components = {}
         for name in self.module_names:
@@ -110,7 +112,7 @@ class APDModel(TargetHooks, nn.Module):
         gradient is the projected one (the radial part removed), as APD's published resid runs."""
         if self._factor_cache is not None:
             return self._factor_cache[name]
-        layer = self.components[_key(name)]
+        layer = cast(APDLayerComponents, self.components[_key(name)])
         return (
             layer.A / layer.A.norm(dim=1, keepdim=True) if self.unit_norm_A else layer.A
         ), layer.B
@@ -207,9 +209,12 @@ class APDModel(TargetHooks, nn.Module):
                 grads = torch.autograd.grad(
                     output, probes, grad_outputs=seeds, is_grads_batched=True
                 )
-                per_output = sum(
-                    einops.einsum(g, contribution, "o b k, b c k -> o b c")
-                    for g, contribution in zip(grads, contributions, strict=True)
+                per_output = cast(
+                    Tensor,
+                    sum(
+                        einops.einsum(g, contribution, "o b k, b c k -> o b c")
+                        for g, contribution in zip(grads, contributions, strict=True)
+                    ),
                 )
                 scores = per_output.pow(2).sum(dim=0)
         finally:

@@ -15,7 +15,7 @@ from spd.io import CheckpointError, load_checkpoint, save_checkpoint
 from spd.targets.base import Target
 
 DECOMPOSITION_KIND = "decomposition"
-_DECOMPOSITION_CONFIG = TypeAdapter(DecompositionConfig)
+_DECOMPOSITION_CONFIG: TypeAdapter[DecompositionConfig] = TypeAdapter(DecompositionConfig)
 
 
 def save_decomposition(

@@ -15,7 +15,7 @@ from spd.io import CheckpointError, load_checkpoint, save_checkpoint
 from spd.targets.base import Target
 
 TARGET_KIND = "target"
-_TARGET_CONFIG = TypeAdapter(TargetConfig)
+_TARGET_CONFIG: TypeAdapter[TargetConfig] = TypeAdapter(TargetConfig)
 
 
 def train_target(
