@@ -16,6 +16,7 @@ import math
 import operator
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import einops
 import torch
@@ -83,6 +84,8 @@ class ResidMLPBlock(nn.Module):
 
 
 class ResidMLPModel(nn.Module):
+    W_E: Tensor  # a buffer: (d_embed, n_features)
+
     def __init__(self, n_features: int, d_embed: int, d_mlp: int, n_layers: int) -> None:
         super().__init__()
         embedding = torch.randn(d_embed, n_features)
@@ -175,7 +178,7 @@ def neuron_contributions(model: ResidMLPModel, layer: int, W_in: Tensor | None =
     """(n_features, d_mlp): feature i's contribution through neuron n of one layer,
     (W_in W_E[:, i])_n * (W_E[:, i]^T W_out)_n (spec 7); W_in defaults to the target's, or give
     one (n_features, d_mlp, d_embed) matrix per feature (e.g. its best-matching subcomponent)."""
-    block = model.layers[layer]
+    block = cast(ResidMLPBlock, model.layers[layer])
     write = einops.einsum(
         model.W_E, block.mlp_out.weight, "embed feature, embed mlp -> feature mlp"
     )
