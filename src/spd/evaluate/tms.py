@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -16,7 +18,12 @@ from spd.evaluate.causal_importance_metrics import (
     alive_mask,
     ci_pattern_rows,
 )
-from spd.targets.tms import ground_truth_mechanisms
+from spd.targets.tms import TMSModel, ground_truth_mechanisms
+
+
+def _target_model(model: ComponentModel | APDModel) -> TMSModel:
+    """The TMS target these metrics are computed on."""
+    return cast(TMSModel, model.target.model)
 
 
 def feature_match(U: Tensor, V: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
@@ -52,7 +59,7 @@ def apd_metric_rows(model: APDModel) -> list[Row]:
     if "linear1" not in model.module_names:
         return []
     cosines, ratios = piece_match(
-        model.component_weights("linear1"), ground_truth_mechanisms(model.target.model)
+        model.component_weights("linear1"), ground_truth_mechanisms(_target_model(model))
     )
     return [
         ("linear1", "mmcs", cosines.mean().item(), "cosine"),
@@ -89,7 +96,7 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
     if "linear1" in model.module_names:
         with torch.no_grad():
             U, V = model.factors("linear1")
-            mmcs, ml2r = mmcs_ml2r(U, V, ground_truth_mechanisms(model.target.model))
+            mmcs, ml2r = mmcs_ml2r(U, V, ground_truth_mechanisms(_target_model(model)))
         rows += [("linear1", "mmcs", mmcs, "cosine"), ("linear1", "ml2r", ml2r, "ratio")]
     if IDENTITY_LAYER in model.module_names:
         rows += identity_rows(ci, config)
