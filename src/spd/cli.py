@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 import torch
@@ -32,6 +33,10 @@ from spd.config import (
 )
 from spd.decomp.train import DivergenceError
 from spd.io import CheckpointError, read_parquet, write_parquet
+
+if TYPE_CHECKING:
+    from spd.decomp.apd import APDModel
+    from spd.decomp.component_model import ComponentModel
 
 TARGET_FILE = "target.pt"
 DECOMPOSITION_FILE = "decomposition.pt"
@@ -109,6 +114,7 @@ def _decompose(
     )
     state_path = out / TRAINING_STATE_FILE
     start = time.perf_counter()
+    model: ComponentModel | APDModel
     if isinstance(spd, APDConfig):
         model, history = decompose_apd(target, spd, _log, state_path, checkpoint_every)
     else:
@@ -146,7 +152,9 @@ def _evaluate(
     model, made, record = load_decomposition(decomposition_path, target)
     check_decomposition(decomposition_path, made, config)
     check_fingerprint(
-        decomposition_path, record.get("target_fingerprint"), str(info["fingerprint"])
+        decomposition_path,
+        cast(str | None, record.get("target_fingerprint")),
+        str(info["fingerprint"]),
     )
     # The run's own settings (a --steps or --seed override included) identify its results.
     run_config = config.model_copy(update={"decomposition": made})
@@ -156,6 +164,9 @@ def _evaluate(
         rows = _apd_rows(model, target_config, config)
         family_tables: dict[str, pd.DataFrame] = {}
     else:
+        from spd.decomp.component_model import ComponentModel
+
+        assert isinstance(model, ComponentModel)  # an SPD config loads an SPD decomposition
         ci = evaluation_ci(model, target_config.n_features, made, config.evaluation)
         rows = metric_rows(model, ci, target_config, config.evaluation)
         # What the family's figures draw besides CIs (TMS weights, residual-MLP neuron contributions).
@@ -172,7 +183,9 @@ def _evaluate(
         write_parquet(table.assign(**provenance), out / name)
     path = out / METRICS_FILE
     write_parquet(metrics, path)
-    summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
+    summary = {
+        f"{r['layer']}/{r['metric']}": round(float(cast(float, r["value"])), 4) for r in rows
+    }
     _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
     outcome = verdict(rows, target_config, made.method, missing)
     write_run_record(out / RUN_RECORD_FILE, run_config, run_hash, info, record, outcome)
