@@ -39,7 +39,7 @@ def robustness_summary(
     """One row per run: every main experiment (the TMS variants) x robustness seed (sweep "seeds"),
     then every TMS sweep point x seed; with recovery_summary's columns and `done`. With
     `partial`, a run not yet evaluated gives a row with done=False and no metrics, not an error."""
-    runs = [
+    runs: list[tuple[str, str, float, int, bool]] = [
         (name, "seeds", seed, seed, False)
         for name in runsets.main_experiments(params)
         for seed in params.robustness_seeds

@@ -25,7 +25,7 @@ class SweepPoint:
     seed: int
     ci_probes: pd.DataFrame
     expected_alive: dict[str, int]
-    failures: list[str]
+    failures: list[str] | None  # None: the family has no ground truth
 
 
 def sweep_page(points: list[SweepPoint], experiment: str, sweep: str, setting: str) -> plt.Figure:
