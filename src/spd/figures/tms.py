@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from spd.evaluate.exports import CI_CURVES_FILE
 from spd.evaluate.table1 import TABLE1_HEADER, table1_cells
@@ -83,7 +84,18 @@ def read_run(
     curves = read_parquet(curves_path) if curves_path.is_file() else None
     record_path = folder / RUN_RECORD_FILE
     verdict = json.loads(record_path.read_text()).get("verdict") if record_path.is_file() else None
-    return RunTables(*(read_parquet(path) for path in paths), ci_curves=curves, verdict=verdict)
+    metrics_table, probes_table, histogram_table, weights_table, losses_table = (
+        read_parquet(path) for path in paths
+    )
+    return RunTables(
+        metrics_table,
+        probes_table,
+        histogram_table,
+        weights_table,
+        losses_table,
+        ci_curves=curves,
+        verdict=verdict,
+    )
 
 
 def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> np.ndarray:
@@ -108,7 +120,13 @@ def drawn_columns(piece: np.ndarray, fraction: float = COLUMN_FRACTION) -> list[
 
 
 def _arrow(ax: Axes, tip: np.ndarray, color) -> None:
-    ax.annotate("", xy=tip, xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": color, "lw": 2})
+    # matplotlib takes any pair of coordinates; its stubs ask for a tuple
+    ax.annotate(
+        "",
+        xy=tip,  # type: ignore[arg-type]
+        xytext=(0, 0),
+        arrowprops={"arrowstyle": "->", "color": color, "lw": 2},
+    )
 
 
 def _arrow_frame(ax: Axes, limit: float, title: str) -> None:
@@ -155,8 +173,10 @@ def _arrow_panels(
             tip = pieces[c][:, j]
             _arrow(ax, tip, colors[j])
             if np.linalg.norm(tip) >= 0.15 * limit:
+                x, y = _label_position(tip, limit)
                 ax.text(
-                    *_label_position(tip, limit),
+                    x,
+                    y,
                     str(c),
                     fontsize=FONT - 2,
                     ha="center",
@@ -306,7 +326,8 @@ def _metrics_panel(ax: Axes, run: RunTables) -> None:
         cellText=cells,
         rowLabels=labels,
         colLabels=layers,
-        bbox=[0.3, 1 - height, 0.12 * len(layers) + 0.06, height],
+        # matplotlib takes bounds [left, bottom, width, height]; its stubs ask for a Bbox
+        bbox=[0.3, 1 - height, 0.12 * len(layers) + 0.06, height],  # type: ignore[arg-type]
     )
     table.auto_set_font_size(False)
     table.set_fontsize(FONT - 1)
@@ -334,7 +355,9 @@ def run_page(run: RunTables) -> plt.Figure:
     has_identity = "hidden" in layers
     n_rows = 4 if has_identity else 3
     fig = plt.figure(figsize=(13, 3.3 * n_rows + 1.2), layout="constrained")
-    fig.get_layout_engine().set(h_pad=0.06, w_pad=0.06, hspace=0.04, wspace=0.03)
+    engine = fig.get_layout_engine()
+    assert isinstance(engine, ConstrainedLayoutEngine)  # layout="constrained"
+    engine.set(h_pad=0.06, w_pad=0.06, hspace=0.04, wspace=0.03)
     rows = fig.add_gridspec(n_rows, 1, height_ratios=[1] * (n_rows - 1) + [1.25])
     top = rows[0].subgridspec(1, 4)
     _weights_panels(fig, [top[0, i] for i in range(3)], run)
