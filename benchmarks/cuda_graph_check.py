@@ -34,7 +34,9 @@ def target_and_spd(name: str, params: Path) -> tuple[Target, SPDConfig]:
 def compare(name: str, steps: int, params: Path) -> dict[str, object]:
     target, spd = target_and_spd(name, params)
     spd = spd.model_copy(update={"steps": steps, "log_every": 1})
-    decompose(target, spd.model_copy(update={"steps": 5}), log=lambda _: None)  # CUDA and cuBLAS set-up
+    decompose(
+        target, spd.model_copy(update={"steps": 5}), log=lambda _: None
+    )  # CUDA and cuBLAS set-up
     runs = {}
     for graph in (False, True):
         torch.cuda.synchronize()
@@ -65,13 +67,21 @@ def resume_check(name: str, steps: int, params: Path) -> dict[str, object]:
         resumed = _train(target, spd, lambda _: None, state, steps, cuda_graph=True)
     difference = max(
         (a - b).abs().max().item()
-        for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True)
+        for a, b in zip(
+            whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+        )
     )
-    return {"config": name, "check": "graph run paused at half and resumed", "max_param_difference": difference}
+    return {
+        "config": name,
+        "check": "graph run paused at half and resumed",
+        "max_param_difference": difference,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("experiments", nargs="+")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--params", type=Path, default=PARAMS)

@@ -69,7 +69,9 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        losses = spd_losses(components, target.sample_batch(spd.batch_size, generator), spd, generator)
+        losses = spd_losses(
+            components, target.sample_batch(spd.batch_size, generator), spd, generator
+        )
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
@@ -92,8 +94,20 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
 
 def step_time_all(args: argparse.Namespace) -> None:
     for experiment in args.experiments or spd_experiments(args.params):
-        command = [sys.executable, __file__, "_one-step-time", experiment, "--steps", str(args.steps),
-                   "--device", args.device, "--params", str(args.params), "--threads", str(args.threads)]
+        command = [
+            sys.executable,
+            __file__,
+            "_one-step-time",
+            experiment,
+            "--steps",
+            str(args.steps),
+            "--device",
+            args.device,
+            "--params",
+            str(args.params),
+            "--threads",
+            str(args.threads),
+        ]
         result = subprocess.run(command, check=True, capture_output=True, text=True)
         print(result.stdout.strip(), flush=True)
 
@@ -103,13 +117,26 @@ def verdict(model: ComponentModel, config: ExperimentConfig, spd: SPDConfig) -> 
     ci = evaluation_ci(model, config.target.n_features, spd, config.evaluation)
     rows = metric_rows(model, ci, config.target, config.evaluation)
     failures = recovery_failures(rows, config.target)
-    keep = ("mmcs", "ml2r", "alive_subcomponents", "ci_pattern_errors", "neuron_contribution_corr",
-            "active_on_every_probe", "dense_pattern_errors")
-    metrics = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows if r["metric"] in keep}
+    keep = (
+        "mmcs",
+        "ml2r",
+        "alive_subcomponents",
+        "ci_pattern_errors",
+        "neuron_contribution_corr",
+        "active_on_every_probe",
+        "dense_pattern_errors",
+    )
+    metrics = {
+        f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4)
+        for r in rows
+        if r["metric"] in keep
+    }
     return {"recovered": not failures, **metrics, "failures": failures}
 
 
-def spd_config(args: argparse.Namespace, prefixes_are_runs: bool) -> tuple[ExperimentConfig, SPDConfig]:
+def spd_config(
+    args: argparse.Namespace, prefixes_are_runs: bool
+) -> tuple[ExperimentConfig, SPDConfig]:
     """The experiment and its SPD settings; with `prefixes_are_runs`, checked to have a constant
     learning rate (a cosine run's first N steps are not a run of N steps)."""
     config = load_params(args.params).experiment(args.experiment)
@@ -117,7 +144,9 @@ def spd_config(args: argparse.Namespace, prefixes_are_runs: bool) -> tuple[Exper
     if not isinstance(spd, SPDConfig):
         sys.exit(f"{args.experiment} is not an SPD experiment")
     if prefixes_are_runs and spd.lr_schedule != "constant":
-        sys.exit(f"{args.experiment}: scoring part of a run needs a constant learning rate, not {spd.lr_schedule}")
+        sys.exit(
+            f"{args.experiment}: scoring part of a run needs a constant learning rate, not {spd.lr_schedule}"
+        )
     return config, spd
 
 
@@ -130,9 +159,13 @@ def state_quality(args: argparse.Namespace) -> None:
     for path in args.states:
         # the run's own identity check (config hash, target fingerprint): a state of another
         # seed, setting or target is refused rather than scored
-        state = load_state(checkpointing_for("decomposition", spd, target, path, every=1), log=lambda _: None)
+        state = load_state(
+            checkpointing_for("decomposition", spd, target, path, every=1), log=lambda _: None
+        )
         if state is None:
-            sys.exit(f"{path}: not a readable training state of {config.name} seed {spd.seed} on {args.target}")
+            sys.exit(
+                f"{path}: not a readable training state of {config.name} seed {spd.seed} on {args.target}"
+            )
         model.load_state_dict(state.model)
         line = {"config": config.name, "steps": state.next_step, "state": str(path)}
         print(json.dumps(line | verdict(model, config, spd)), flush=True)
@@ -162,7 +195,9 @@ def time_to_quality(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     step = commands.add_parser("step-time")
     step.add_argument("experiments", nargs="*")
@@ -173,12 +208,18 @@ def main() -> None:
     quality = commands.add_parser("time-to-quality")
     quality.add_argument("experiment")
     quality.add_argument("--steps", type=int, nargs="+", required=True)
-    quality.add_argument("--eval-every", type=int, help="evaluate one run every N steps (constant lr)")
+    quality.add_argument(
+        "--eval-every", type=int, help="evaluate one run every N steps (constant lr)"
+    )
     states = commands.add_parser("state-quality")
     states.add_argument("experiment")
     states.add_argument("--target", type=Path, required=True, help="the run's target.pt")
-    states.add_argument("--states", type=Path, nargs="+", required=True, help="copies of its decomposition.state.pt")
-    states.add_argument("--seed", type=int, default=0, help="the run's decomposition seed (default 0)")
+    states.add_argument(
+        "--states", type=Path, nargs="+", required=True, help="copies of its decomposition.state.pt"
+    )
+    states.add_argument(
+        "--seed", type=int, default=0, help="the run's decomposition seed (default 0)"
+    )
     for sub in (step, one, quality, states):
         sub.add_argument("--device", default="cpu")
         sub.add_argument("--params", type=Path, default=PARAMS)

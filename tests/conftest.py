@@ -21,12 +21,25 @@ TINY_TMS = {
 TINY_RESID_MLP = {
     "name": "resid_tiny",
     "target": {
-        "family": "resid_mlp", "n_features": 8, "d_embed": 16, "d_mlp": 4, "n_layers": 2,
-        "feature_probability": 0.1, "steps": 200, "batch_size": 256,
+        "family": "resid_mlp",
+        "n_features": 8,
+        "d_embed": 16,
+        "d_mlp": 4,
+        "n_layers": 2,
+        "feature_probability": 0.1,
+        "steps": 200,
+        "batch_size": 256,
     },
     "decomposition": {
-        "C": 12, "d_gate": 4, "importance_minimality_coeff": 1e-4, "pnorm": 2, "lr": 2e-3,
-        "lr_schedule": "constant", "steps": 30, "batch_size": 64, "log_every": 10,
+        "C": 12,
+        "d_gate": 4,
+        "importance_minimality_coeff": 1e-4,
+        "pnorm": 2,
+        "lr": 2e-3,
+        "lr_schedule": "constant",
+        "steps": 30,
+        "batch_size": 64,
+        "log_every": 10,
     },
     "evaluation": {"n_random": 200},
 }
@@ -54,4 +67,6 @@ def tms_component_model(
     target_model = tms.build_model(config)
     target_model.tie_weights()
     generator = torch.Generator().manual_seed(0)
-    return ComponentModel(tms.as_target(target_model, config), C, d_gate, True, generator, tied_adam)
+    return ComponentModel(
+        tms.as_target(target_model, config), C, d_gate, True, generator, tied_adam
+    )

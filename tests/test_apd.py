@@ -22,10 +22,14 @@ def _apd_on_tms(identity: bool = False) -> APDModel:
         model.linear2.bias.fill_(0.3)  # keep ReLU inputs away from its kink
     for param in model.parameters():
         param.requires_grad_(False)
-    return APDModel(tms.as_target(model, config), C=4, m=2, generator=torch.Generator().manual_seed(1))
+    return APDModel(
+        tms.as_target(model, config), C=4, m=2, generator=torch.Generator().manual_seed(1)
+    )
 
 
-def _finite_difference_attributions(model: APDModel, x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+def _finite_difference_attributions(
+    model: APDModel, x: torch.Tensor, eps: float = 1e-3
+) -> torch.Tensor:
     """A_c = sum_o (d/dt f_o with every layer's output moved by t * (its input) P_{c,l})^2, by
     central differences, one component at a time."""
     inputs = {}
@@ -40,7 +44,9 @@ def _finite_difference_attributions(model: APDModel, x: torch.Tensor, eps: float
         handle.remove()
     scores = torch.zeros(x.shape[0], model.C)
     for c in range(model.C):
-        shifts = {name: inputs[name] @ model.component_weights(name)[c].T for name in model.module_names}
+        shifts = {
+            name: inputs[name] @ model.component_weights(name)[c].T for name in model.module_names
+        }
 
         def shifted(t: float, shifts: dict[str, torch.Tensor] = shifts) -> torch.Tensor:
             hooks = [
@@ -72,7 +78,9 @@ def test_attributions_match_finite_differences(identity):
 
 
 def test_batch_topk_keeps_the_largest_entries_over_the_whole_batch():
-    attributions = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.8, 0.0], [0.3, 0.4, 0.7], [0.6, 0.0, 0.05]])
+    attributions = torch.tensor(
+        [[0.9, 0.1, 0.5], [0.2, 0.8, 0.0], [0.3, 0.4, 0.7], [0.6, 0.0, 0.05]]
+    )
     mask = batch_topk_mask(attributions, topk=1.25)  # int(1.25 * 4) = 5 entries of 12
     assert mask.sum() == 5
     expected = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
@@ -100,8 +108,16 @@ def test_simplicity_loss_counts_only_active_components():
 def test_tiny_apd_decomposition_end_to_end(tmp_path):
     config = copy.deepcopy(TINY_TMS)
     config["decomposition"] = {
-        "method": "apd", "C": 5, "m": 3, "topk": 0.211, "simplicity_coeff": 0.7, "schatten_p": 1.0,
-        "lr": 3e-2, "steps": 40, "batch_size": 64, "log_every": 10,
+        "method": "apd",
+        "C": 5,
+        "m": 3,
+        "topk": 0.211,
+        "simplicity_coeff": 0.7,
+        "schatten_p": 1.0,
+        "lr": 3e-2,
+        "steps": 40,
+        "batch_size": 64,
+        "log_every": 10,
     }
     path = tmp_path / "apd.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -124,7 +140,9 @@ def _apd_on_resid(unit_norm_A: bool) -> APDModel:
     for param in model.parameters():
         param.requires_grad_(False)
     target = resid_mlp.as_target(model, config)
-    return APDModel(target, C=5, m=3, generator=torch.Generator().manual_seed(1), unit_norm_A=unit_norm_A)
+    return APDModel(
+        target, C=5, m=3, generator=torch.Generator().manual_seed(1), unit_norm_A=unit_norm_A
+    )
 
 
 def test_unit_norm_A_normalises_every_column_and_its_gradient_has_no_radial_part():
@@ -135,20 +153,33 @@ def test_unit_norm_A_normalises_every_column_and_its_gradient_has_no_radial_part
     (A * torch.randn_like(A)).sum().backward()
     radial = (raw.grad * raw).sum(dim=1)  # the gradient along each raw column
     torch.testing.assert_close(radial, torch.zeros(5, 3), atol=1e-6, rtol=0)
-    assert not torch.allclose(_apd_on_resid(unit_norm_A=False).factors("layers.0.mlp_in")[0].norm(dim=1), torch.ones(5, 3))
+    assert not torch.allclose(
+        _apd_on_resid(unit_norm_A=False).factors("layers.0.mlp_in")[0].norm(dim=1), torch.ones(5, 3)
+    )
 
 
-@pytest.mark.parametrize(("make_model", "n_features"),
-                         [(lambda: _apd_on_tms(identity=True), 5), (lambda: _apd_on_resid(unit_norm_A=True), 6)],
-                         ids=["tms_tied", "resid_unit_norm_A"])
-def test_apd_losses_share_one_parametrisation_with_the_same_values_and_gradients(make_model, n_features):
+@pytest.mark.parametrize(
+    ("make_model", "n_features"),
+    [(lambda: _apd_on_tms(identity=True), 5), (lambda: _apd_on_resid(unit_norm_A=True), 6)],
+    ids=["tms_tied", "resid_unit_norm_A"],
+)
+def test_apd_losses_share_one_parametrisation_with_the_same_values_and_gradients(
+    make_model, n_features
+):
     # apd_losses computes each layer's (A, B) once per step; the attribution pass reads them under
     # no_grad, and a cache filled there once left every A without a gradient.
     from spd.config import APDConfig
     from spd.decomp.apd import _apd_losses, apd_losses
 
-    config = APDConfig(method="apd", C=4, topk=1.0, simplicity_coeff=0.1, activation_recon_coeff=1.0,
-                       schatten_p=0.9, lr=1e-3)
+    config = APDConfig(
+        method="apd",
+        C=4,
+        topk=1.0,
+        simplicity_coeff=0.1,
+        activation_recon_coeff=1.0,
+        schatten_p=0.9,
+        lr=1e-3,
+    )
     model = make_model()
     x = torch.rand(8, n_features, generator=torch.Generator().manual_seed(4))
     results = []
@@ -156,7 +187,12 @@ def test_apd_losses_share_one_parametrisation_with_the_same_values_and_gradients
         model.zero_grad()
         losses = losses_of(model, x, config)
         losses["total"].backward()
-        results.append(({k: v.detach() for k, v in losses.items()}, [p.grad.clone() for p in model.parameters()]))
+        results.append(
+            (
+                {k: v.detach() for k, v in losses.items()},
+                [p.grad.clone() for p in model.parameters()],
+            )
+        )
     (plain_losses, plain_grads), (shared_losses, shared_grads) = results
     torch.testing.assert_close(shared_losses, plain_losses)
     assert all(grad.abs().sum() > 0 for grad in shared_grads)
@@ -168,7 +204,9 @@ def test_attributions_on_the_residual_mlp_match_finite_differences():
     model = _apd_on_resid(unit_norm_A=True)
     x = torch.rand(3, 6, generator=torch.Generator().manual_seed(2)) - 0.5
     scores, _ = model.attributions(x)
-    torch.testing.assert_close(scores, _finite_difference_attributions(model, x), rtol=2e-3, atol=1e-6)
+    torch.testing.assert_close(
+        scores, _finite_difference_attributions(model, x), rtol=2e-3, atol=1e-6
+    )
 
 
 def test_activation_reconstruction_compares_relu_of_every_mlp_in_output():
@@ -178,7 +216,11 @@ def test_activation_reconstruction_compares_relu_of_every_mlp_in_output():
     x = torch.rand(4, 6, generator=torch.Generator().manual_seed(3))
     model.attributions(x)
     model.forward_masked(x, torch.ones(4, 5))
-    assert set(model.clean_activations) == set(model.masked_activations) == {"layers.0.mlp_in", "layers.1.mlp_in"}
+    assert (
+        set(model.clean_activations)
+        == set(model.masked_activations)
+        == {"layers.0.mlp_in", "layers.1.mlp_in"}
+    )
     # Layer 0 by hand: both passes read r0 = W_E x; the target applies W_in, the top-k pass sum_c A_c B_c.
     target = model.target.model
     r0 = x @ target.W_E.T
@@ -187,7 +229,9 @@ def test_activation_reconstruction_compares_relu_of_every_mlp_in_output():
     masked = torch.relu(r0 @ (A @ B).sum(dim=0))
     torch.testing.assert_close(model.clean_activations["layers.0.mlp_in"], clean)
     torch.testing.assert_close(model.masked_activations["layers.0.mlp_in"], masked)
-    layer1 = model.masked_activations["layers.1.mlp_in"] - model.clean_activations["layers.1.mlp_in"]
+    layer1 = (
+        model.masked_activations["layers.1.mlp_in"] - model.clean_activations["layers.1.mlp_in"]
+    )
     expected = (((masked - clean) ** 2).mean() + (layer1**2).mean()) / 2
     assert activation_reconstruction_loss(model).item() == pytest.approx(expected.item())
 
@@ -197,9 +241,20 @@ def test_tiny_apd_on_the_residual_mlp_end_to_end(tmp_path):
 
     config = copy.deepcopy(TINY_RESID_MLP)
     config["decomposition"] = {
-        "method": "apd", "C": 10, "m": 4, "topk": 1.28, "simplicity_coeff": 10.0, "schatten_p": 0.9,
-        "activation_recon_coeff": 1.0, "unit_norm_A": True, "lr": 1e-3, "lr_schedule": "cosine",
-        "warmup_pct": 0.01, "steps": 30, "batch_size": 32, "log_every": 10,
+        "method": "apd",
+        "C": 10,
+        "m": 4,
+        "topk": 1.28,
+        "simplicity_coeff": 10.0,
+        "schatten_p": 0.9,
+        "activation_recon_coeff": 1.0,
+        "unit_norm_A": True,
+        "lr": 1e-3,
+        "lr_schedule": "cosine",
+        "warmup_pct": 0.01,
+        "steps": 30,
+        "batch_size": 32,
+        "log_every": 10,
     }
     path = tmp_path / "apd.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -217,8 +272,15 @@ def test_tiny_apd_on_the_residual_mlp_end_to_end(tmp_path):
 def test_components_start_at_the_published_xavier_normal_scale():
     from spd.decomp.apd import APDLayerComponents
 
-    layer = APDLayerComponents(40, 10, C=50, m=11, generator=torch.Generator().manual_seed(0), device="cpu",
-                               init_instances=3)
+    layer = APDLayerComponents(
+        40,
+        10,
+        C=50,
+        m=11,
+        generator=torch.Generator().manual_seed(0),
+        device="cpu",
+        init_instances=3,
+    )
     expected_A, expected_B = (2 / (53 * 40 * 11)) ** 0.5, (2 / (53 * 11 * 10)) ** 0.5
     assert abs(layer.A.std().item() / expected_A - 1) < 0.02
     assert abs(layer.B.std().item() / expected_B - 1) < 0.02

@@ -123,45 +123,103 @@ def _target_of_huge_config(tmp: Path, finished: Path) -> str:
 
 BAD_INPUTS = [
     _config_case("decomposition", "Cx", 3, "decomposition.Cx"),
-    _config_case("decomposition", "importance_minimality_coef", 3e-3, "decomposition.importance_minimality_coef"),
-    _file_case(
-        lambda tmp, fin: ["run", "--config", _changed_config(tmp, "decomposition", C=1_000_000_000)],
-        "decomposition.C=1000000000 with decomposition.batch_size=64 needs about", "C too large for memory",
+    _config_case(
+        "decomposition",
+        "importance_minimality_coef",
+        3e-3,
+        "decomposition.importance_minimality_coef",
     ),
     _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(fin.parent / "resid_target.pt")],
-        "a resid_mlp target, but experiment 'tms_tiny' asks for a tms target", "target of another family",
+        lambda tmp, fin: [
+            "run",
+            "--config",
+            _changed_config(tmp, "decomposition", C=1_000_000_000),
+        ],
+        "decomposition.C=1000000000 with decomposition.batch_size=64 needs about",
+        "C too large for memory",
     ),
     _file_case(
-        lambda tmp, fin: ["decompose", "--config", _changed_config(tmp, "target", n_features=6),
-                          "--target", str(fin / "target.pt")],
-        "trained with target n_features=5 (experiment: 6)", "target of another size",
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin.parent / "resid_target.pt"),
+        ],
+        "a resid_mlp target, but experiment 'tms_tiny' asks for a tms target",
+        "target of another family",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _changed_config(tmp, "target", identity_layer=True),
-                          "--target", str(fin / "target.pt"), "--decomposition", str(fin / "decomposition.pt")],
-        "trained with target identity_layer=False (experiment: True)", "identity variant on a plain run",
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _changed_config(tmp, "target", n_features=6),
+            "--target",
+            str(fin / "target.pt"),
+        ],
+        "trained with target n_features=5 (experiment: 6)",
+        "target of another size",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _changed_config(tmp, "decomposition", importance_minimality_coeff=1e-2),
-                          "--target", str(fin / "target.pt"), "--decomposition", str(fin / "decomposition.pt")],
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _changed_config(tmp, "target", identity_layer=True),
+            "--target",
+            str(fin / "target.pt"),
+            "--decomposition",
+            str(fin / "decomposition.pt"),
+        ],
+        "trained with target identity_layer=False (experiment: True)",
+        "identity variant on a plain run",
+    ),
+    _file_case(
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _changed_config(tmp, "decomposition", importance_minimality_coeff=1e-2),
+            "--target",
+            str(fin / "target.pt"),
+            "--decomposition",
+            str(fin / "decomposition.pt"),
+        ],
         "made with decomposition importance_minimality_coeff=0.003 (experiment: 0.01)",
         "decomposition of other settings",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", _retrained_target(tmp, fin),
-                          "--decomposition", str(fin / "decomposition.pt")],
-        "decomposition.pt: made from target", "decomposition of another target's weights",
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            _retrained_target(tmp, fin),
+            "--decomposition",
+            str(fin / "decomposition.pt"),
+        ],
+        "decomposition.pt: made from target",
+        "decomposition of another target's weights",
     ),
     _file_case(
-        lambda tmp, fin: ["train-target", "--config", _changed_config(tmp, "target", max_seed_tries=1, min_feature_norm=50.0)],
-        "target: no seed in [0] represented all 5 features", "target that never represents every feature",
+        lambda tmp, fin: [
+            "train-target",
+            "--config",
+            _changed_config(tmp, "target", max_seed_tries=1, min_feature_norm=50.0),
+        ],
+        "target: no seed in [0] represented all 5 features",
+        "target that never represents every feature",
     ),
     _config_case("decomposition", "C", 0, "decomposition.C"),
     _config_case("decomposition", "C", -4, "decomposition.C"),
     _config_case("decomposition", "C", "many", "decomposition.C"),
-    _config_case("decomposition", "importance_minimality_coeff", -1e-3, "decomposition.importance_minimality_coeff"),
-    _config_case("decomposition", "stochastic_recon_coeff", -1, "decomposition.stochastic_recon_coeff"),
+    _config_case(
+        "decomposition",
+        "importance_minimality_coeff",
+        -1e-3,
+        "decomposition.importance_minimality_coeff",
+    ),
+    _config_case(
+        "decomposition", "stochastic_recon_coeff", -1, "decomposition.stochastic_recon_coeff"
+    ),
     _config_case("decomposition", "pnorm", 0, "decomposition.pnorm"),
     _config_case("decomposition", "pnorm", -2, "decomposition.pnorm"),
     _config_case("decomposition", "lr_schedule", "linear", "decomposition.lr_schedule"),
@@ -180,156 +238,301 @@ BAD_INPUTS = [
     _params_case(lambda raw: raw.update(colour="red"), "'colour'", "unknown top-level key"),
     _params_case(
         lambda raw: raw["experiments"]["tiny"]["decomposition"].update(C=0),
-        "'experiments.tiny.decomposition.C'", "params C=0",
+        "'experiments.tiny.decomposition.C'",
+        "params C=0",
     ),
     _params_case(
         lambda raw: raw.update(sweeps={"w": {"setting": "width", "experiments": {"tiny": [1]}}}),
-        "'sweeps.w.setting': 'width' is not a decomposition setting", "sweep of an unknown setting",
+        "'sweeps.w.setting': 'width' is not a decomposition setting",
+        "sweep of an unknown setting",
     ),
     _params_case(
         lambda raw: raw.update(sweeps={"C": {"setting": "C", "experiments": {"tiny": [4, -1]}}}),
-        "sweeps.C.experiments.tiny: bad config key 'decomposition.C'", "sweep value out of range",
+        "sweeps.C.experiments.tiny: bad config key 'decomposition.C'",
+        "sweep value out of range",
     ),
     _params_case(
         lambda raw: raw.update(main_experiments=["huge"]),
-        "'main_experiments': 'huge' is not a TMS SPD experiment", "unknown main experiment",
+        "'main_experiments': 'huge' is not a TMS SPD experiment",
+        "unknown main experiment",
     ),
     _file_case(
-        lambda tmp, fin: ["sweep-figures", "--params", str(REPO / "params.yaml"), "--sweep", "gamma",
-                          "--experiment", "tms_5-2"],
-        "--sweep gamma: params has no such sweep", "unknown sweep",
+        lambda tmp, fin: [
+            "sweep-figures",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--sweep",
+            "gamma",
+            "--experiment",
+            "tms_5-2",
+        ],
+        "--sweep gamma: params has no such sweep",
+        "unknown sweep",
     ),
     _file_case(
-        lambda tmp, fin: ["robustness", "--params", str(REPO / "params.yaml"), "--runs-root", str(tmp / "none")],
-        "none/tms_5-2/seed0/metrics.parquet: file not found", "robustness without runs",
+        lambda tmp, fin: [
+            "robustness",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--runs-root",
+            str(tmp / "none"),
+        ],
+        "none/tms_5-2/seed0/metrics.parquet: file not found",
+        "robustness without runs",
     ),
     _file_case(
         lambda tmp, fin: ["run", "--params", str(tmp / "missing.yaml"), "--experiment", "tiny"],
-        "missing.yaml: config file not found", "params file missing",
-    ),
-    _file_case(
-        lambda tmp, fin: (tmp / "p.yaml").write_text("seeds: [0") and
-        ["run", "--params", str(tmp / "p.yaml"), "--experiment", "tiny"],
-        "p.yaml: not valid YAML", "params not YAML",
-    ),
-    _file_case(
-        lambda tmp, fin: ["run", "--params", str(REPO / "params.yaml"), "--experiment", "tms_9-9"],
-        "unknown experiment 'tms_9-9'", "unknown experiment",
-    ),
-    _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(tmp / "nope.pt")],
-        "--target", "target checkpoint missing",
-    ),
-    _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
-                          "--target", _damaged_copy(fin / "target.pt", tmp, _truncate)],
-        "damaged_target.pt: unreadable checkpoint", "target checkpoint truncated",
-    ),
-    _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
-                          "--target", _target_with_wrong_shapes(tmp, fin)],
-        "wrong_shapes.pt: does not fit its config", "target checkpoint wrong shapes",
-    ),
-    _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
-                          "--target", str(fin / "decomposition.pt")],
-        "decomposition.pt: not a 'target' checkpoint", "decomposition given as target",
+        "missing.yaml: config file not found",
+        "params file missing",
     ),
     _file_case(
         lambda tmp, fin: (
-            (tmp / "m.yaml").write_text(yaml.safe_dump(
-                {**TINY_TMS, "decomposition": {**TINY_TMS["decomposition"], "modules": ["linear9"]}}))
+            (tmp / "p.yaml").write_text("seeds: [0")
+            and ["run", "--params", str(tmp / "p.yaml"), "--experiment", "tiny"]
+        ),
+        "p.yaml: not valid YAML",
+        "params not YAML",
+    ),
+    _file_case(
+        lambda tmp, fin: ["run", "--params", str(REPO / "params.yaml"), "--experiment", "tms_9-9"],
+        "unknown experiment 'tms_9-9'",
+        "unknown experiment",
+    ),
+    _file_case(
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(tmp / "nope.pt"),
+        ],
+        "--target",
+        "target checkpoint missing",
+    ),
+    _file_case(
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            _damaged_copy(fin / "target.pt", tmp, _truncate),
+        ],
+        "damaged_target.pt: unreadable checkpoint",
+        "target checkpoint truncated",
+    ),
+    _file_case(
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            _target_with_wrong_shapes(tmp, fin),
+        ],
+        "wrong_shapes.pt: does not fit its config",
+        "target checkpoint wrong shapes",
+    ),
+    _file_case(
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin / "decomposition.pt"),
+        ],
+        "decomposition.pt: not a 'target' checkpoint",
+        "decomposition given as target",
+    ),
+    _file_case(
+        lambda tmp, fin: (
+            (tmp / "m.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        **TINY_TMS,
+                        "decomposition": {**TINY_TMS["decomposition"], "modules": ["linear9"]},
+                    }
+                )
+            )
             and ["decompose", "--config", str(tmp / "m.yaml"), "--target", str(fin / "target.pt")]
         ),
-        "'decomposition.modules': the target has no decomposable layer 'linear9'", "unknown module",
+        "'decomposition.modules': the target has no decomposable layer 'linear9'",
+        "unknown module",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
-                          "--decomposition", _damaged_copy(fin / "decomposition.pt", tmp, _truncate)],
-        "damaged_decomposition.pt: unreadable checkpoint", "decomposition truncated",
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin / "target.pt"),
+            "--decomposition",
+            _damaged_copy(fin / "decomposition.pt", tmp, _truncate),
+        ],
+        "damaged_decomposition.pt: unreadable checkpoint",
+        "decomposition truncated",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
-                          "--decomposition", _decomposition_of_another_target(tmp, fin)],
-        "other.pt: does not fit the target", "decomposition of another target",
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin / "target.pt"),
+            "--decomposition",
+            _decomposition_of_another_target(tmp, fin),
+        ],
+        "other.pt: does not fit the target",
+        "decomposition of another target",
     ),
     _file_case(
         lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--threads", "0"],
-        "--threads 0", "zero threads",
+        "--threads 0",
+        "zero threads",
     ),
     _file_case(
         lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--checkpoint-every", "0"],
-        "--checkpoint-every 0", "zero checkpoint interval",
+        "--checkpoint-every 0",
+        "zero checkpoint interval",
     ),
     _file_case(
         lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--steps", "-5"],
-        "'decomposition.steps'", "negative steps override",
+        "'decomposition.steps'",
+        "negative steps override",
     ),
     _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
-                          "--cuda-graph"],
-        "--cuda-graph: needs --device cuda", "CUDA graph on the CPU",
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin / "target.pt"),
+            "--cuda-graph",
+        ],
+        "--cuda-graph: needs --device cuda",
+        "CUDA graph on the CPU",
     ),
     _config_case("target", "seed", 2**64, "target.seed"),
     _config_case("decomposition", "seed", 10**30, "decomposition.seed"),
     _config_case("evaluation", "seed", 2**64, "evaluation.seed"),
     _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
-                          "--seed", str(2**64)],
-        "'decomposition.seed': Input should be less than", "seed override beyond 64 bits",
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin / "target.pt"),
+            "--seed",
+            str(2**64),
+        ],
+        "'decomposition.seed': Input should be less than",
+        "seed override beyond 64 bits",
     ),
     _file_case(
-        lambda tmp, fin: ["train-target", "--config", _changed_config(tmp, "target", batch_size=2**40)],
-        "target.batch_size=1099511627776 needs about", "target batch too large",
+        lambda tmp, fin: [
+            "train-target",
+            "--config",
+            _changed_config(tmp, "target", batch_size=2**40),
+        ],
+        "target.batch_size=1099511627776 needs about",
+        "target batch too large",
     ),
     _file_case(
         lambda tmp, fin: ["run", "--config", _changed_config(tmp, "target", n_features=2**40)],
-        "target.n_features=1099511627776, target.d_hidden=2", "target too large",
+        "target.n_features=1099511627776, target.d_hidden=2",
+        "target too large",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _changed_config(tmp, "evaluation", n_random=2**40),
-                          "--target", str(fin / "target.pt"), "--decomposition", str(fin / "decomposition.pt")],
-        "evaluation.n_random=1099511627776 with decomposition.C=8 needs about", "evaluation batch too large",
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _changed_config(tmp, "evaluation", n_random=2**40),
+            "--target",
+            str(fin / "target.pt"),
+            "--decomposition",
+            str(fin / "decomposition.pt"),
+        ],
+        "evaluation.n_random=1099511627776 with decomposition.C=8 needs about",
+        "evaluation batch too large",
     ),
     _file_case(
-        lambda tmp, fin: ["train-target", "--config", _changed_config(tmp, "target", d_hidden=10**30)],
-        "target.d_hidden=1000000000000000000000000000000", "target too large to train",
+        lambda tmp, fin: [
+            "train-target",
+            "--config",
+            _changed_config(tmp, "target", d_hidden=10**30),
+        ],
+        "target.d_hidden=1000000000000000000000000000000",
+        "target too large to train",
     ),
     _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin), "--target", _target_of_huge_config(tmp, fin)],
-        "huge.pt: its target config asks for a model too large to build", "target checkpoint of huge sizes",
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            _target_of_huge_config(tmp, fin),
+        ],
+        "huge.pt: its target config asks for a model too large to build",
+        "target checkpoint of huge sizes",
     ),
     _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
-                          "--target", _checkpoint_without("target.pt", "config")(tmp, fin)],
-        "no_config.pt: damaged 'target' checkpoint (no 'config' in it)", "target checkpoint without config",
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            _checkpoint_without("target.pt", "config")(tmp, fin),
+        ],
+        "no_config.pt: damaged 'target' checkpoint (no 'config' in it)",
+        "target checkpoint without config",
     ),
     _file_case(
-        lambda tmp, fin: ["decompose", "--config", _config(tmp, fin),
-                          "--target", _checkpoint_without("target.pt", "info")(tmp, fin)],
-        "no_info.pt: damaged 'target' checkpoint (no 'info' in it)", "target checkpoint without info",
+        lambda tmp, fin: [
+            "decompose",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            _checkpoint_without("target.pt", "info")(tmp, fin),
+        ],
+        "no_info.pt: damaged 'target' checkpoint (no 'info' in it)",
+        "target checkpoint without info",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
-                          "--decomposition", _checkpoint_without("decomposition.pt", "config")(tmp, fin)],
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin / "target.pt"),
+            "--decomposition",
+            _checkpoint_without("decomposition.pt", "config")(tmp, fin),
+        ],
         "no_config.pt: damaged 'decomposition' checkpoint (no 'config' in it)",
         "decomposition checkpoint without config",
     ),
     _file_case(
-        lambda tmp, fin: ["evaluate", "--config", _config(tmp, fin), "--target", str(fin / "target.pt"),
-                          "--decomposition", _checkpoint_without("decomposition.pt", "state_dict")(tmp, fin)],
+        lambda tmp, fin: [
+            "evaluate",
+            "--config",
+            _config(tmp, fin),
+            "--target",
+            str(fin / "target.pt"),
+            "--decomposition",
+            _checkpoint_without("decomposition.pt", "state_dict")(tmp, fin),
+        ],
         "no_state_dict.pt: damaged 'decomposition' checkpoint (no 'state_dict' in it)",
         "decomposition checkpoint without weights",
     ),
     _file_case(
         lambda tmp, fin: ["run", "--config", _config(tmp, fin), "--threads", str(2**31)],
-        "--threads 2147483648: must be between 1 and 1024", "threads beyond 32 bits",
+        "--threads 2147483648: must be between 1 and 1024",
+        "threads beyond 32 bits",
     ),
 ]
 
 
 @pytest.mark.parametrize("make_args, message", BAD_INPUTS)
-def test_bad_input_fails_in_one_line_and_touches_nothing(make_args, message, finished, tmp_path, capsys):
+def test_bad_input_fails_in_one_line_and_touches_nothing(
+    make_args, message, finished, tmp_path, capsys
+):
     out = tmp_path / "out"
     out.mkdir()
     existing = {}

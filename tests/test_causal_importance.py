@@ -33,7 +33,12 @@ def test_fused_gate_equals_plain_in_value_and_every_gradient(batch, C, k):
 def test_gate_mlp_hand_computed():
     # one subcomponent, d_gate 1: z = w2 * GELU(w1 h + b1) + b2
     h = torch.tensor([[2.0]])
-    w1, b1, w2, b2 = torch.tensor([[0.5]]), torch.tensor([[0.0]]), torch.tensor([[3.0]]), torch.tensor([1.0])
+    w1, b1, w2, b2 = (
+        torch.tensor([[0.5]]),
+        torch.tensor([[0.0]]),
+        torch.tensor([[3.0]]),
+        torch.tensor([1.0]),
+    )
     gelu_one = 1.0 * 0.5 * (1 + torch.erf(torch.tensor(1.0) / 2**0.5))
     assert plain_gate_mlp(h, w1, b1, w2, b2).item() == pytest.approx(3 * gelu_one.item() + 1)
 

@@ -17,15 +17,21 @@ def test_reused_clean_pass_activations_give_the_same_outputs_and_gradients():
     for chosen in ([name] for name in model.module_names):
         subset = {name: masks[name] for name in chosen}
         reused = model.forward_masked(x, subset)
-        grads_reused = torch.autograd.grad(reused.sum(), list(model.components.parameters()), allow_unused=True)
+        grads_reused = torch.autograd.grad(
+            reused.sum(), list(model.components.parameters()), allow_unused=True
+        )
         fresh = model.forward_masked(x.clone(), subset)
-        grads_fresh = torch.autograd.grad(fresh.sum(), list(model.components.parameters()), allow_unused=True)
+        grads_fresh = torch.autograd.grad(
+            fresh.sum(), list(model.components.parameters()), allow_unused=True
+        )
         torch.testing.assert_close(reused, fresh, rtol=0, atol=0)
         for a, b in zip(grads_reused, grads_fresh, strict=True):
             assert (a is None) == (b is None)
             if a is not None:
                 torch.testing.assert_close(a, b)
-    torch.testing.assert_close(model.forward_masked(x, masks), model.forward_masked(x.clone(), masks))
+    torch.testing.assert_close(
+        model.forward_masked(x, masks), model.forward_masked(x.clone(), masks)
+    )
 
 
 def test_cached_inner_acts_follow_parameter_updates():

@@ -5,7 +5,9 @@ from spd.decomp.components import LinearComponents, component_weight, subcompone
 
 def test_init_has_unit_vectors_and_each_piece_is_the_projection_of_w():
     weight = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
-    components = LinearComponents.initialised_from(weight, C=6, generator=torch.Generator().manual_seed(1))
+    components = LinearComponents.initialised_from(
+        weight, C=6, generator=torch.Generator().manual_seed(1)
+    )
     U, V = components.U.detach(), components.V.detach()
     torch.testing.assert_close(V.norm(dim=1), torch.ones(6))
     for c in range(6):
@@ -22,4 +24,6 @@ def test_component_weight_is_sum_of_pieces():
     U = torch.tensor([[1.0, 2.0], [0.0, 1.0]])
     V = torch.tensor([[1.0, 0.0, 1.0], [0.0, 3.0, 0.0]])
     torch.testing.assert_close(component_weight(U, V), subcomponent_weights(U, V).sum(0))
-    torch.testing.assert_close(component_weight(U, V), torch.tensor([[1.0, 6.0, 1.0], [0.0, 3.0, 0.0]]))
+    torch.testing.assert_close(
+        component_weight(U, V), torch.tensor([[1.0, 6.0, 1.0], [0.0, 3.0, 0.0]])
+    )

@@ -19,7 +19,12 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_cli_override_is_validated(tiny_config_path, tmp_path, capsys):
-    assert main(["run", "--config", str(tiny_config_path), "--out", str(tmp_path / "o"), "--steps", "0"]) == 2
+    assert (
+        main(
+            ["run", "--config", str(tiny_config_path), "--out", str(tmp_path / "o"), "--steps", "0"]
+        )
+        == 2
+    )
     assert "decomposition.steps" in capsys.readouterr().err
 
 
@@ -37,16 +42,30 @@ def test_params_experiment_lookup(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"unknown experiment 'big' \(params has: tiny\)"):
         params.experiment("big")
     path = _params(tmp_path, {"tiny": body})
-    assert main(["train-target", "--params", str(path), "--experiment", "nope", "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            ["train-target", "--params", str(path), "--experiment", "nope", "--out", str(tmp_path)]
+        )
+        == 2
+    )
     assert "unknown experiment 'nope'" in capsys.readouterr().err
 
 
 def test_repository_params_file_is_valid():
     params = load_params(Path(__file__).parents[1] / "params.yaml")
     assert set(params.experiments) == {
-        "tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id", "tms_5-2_apd", "tms_40-10_apd",
-        "resid_mlp1", "resid_mlp2", "resid_mlp3", "resid_mlp1_apd",
-        "tms_5-2_joint-tying", "tms_5-2-id_joint-tying",
+        "tms_5-2",
+        "tms_5-2-id",
+        "tms_40-10",
+        "tms_40-10-id",
+        "tms_5-2_apd",
+        "tms_40-10_apd",
+        "resid_mlp1",
+        "resid_mlp2",
+        "resid_mlp3",
+        "resid_mlp1_apd",
+        "tms_5-2_joint-tying",
+        "tms_5-2-id_joint-tying",
     }
     assert params.target_source("tms_40-10_apd") == "tms_40-10"
     assert params.main_experiments == ("tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id")
@@ -88,14 +107,22 @@ def test_sweep_points_are_experiments_sharing_their_target_and_default_run(tmp_p
 @pytest.mark.parametrize(
     ("sweeps", "message"),
     [
-        ({"C": {"setting": "C", "experiments": {"tiny": [0]}}},
-         r"sweeps\.C\.experiments\.tiny: bad config key 'decomposition\.C'"),
-        ({"C": {"setting": "width", "experiments": {"tiny": [1]}}},
-         r"bad config key 'sweeps\.C\.setting': 'width' is not a decomposition setting"),
-        ({"C": {"setting": "C", "experiments": {"huge": [1]}}},
-         r"bad config key 'sweeps\.C\.experiments\.huge': no experiment named 'huge'"),
-        ({"C": {"setting": "C", "experiments": {"tiny": [4]}, "color": 1}},
-         r"unknown config key 'sweeps\.C\.color'"),
+        (
+            {"C": {"setting": "C", "experiments": {"tiny": [0]}}},
+            r"sweeps\.C\.experiments\.tiny: bad config key 'decomposition\.C'",
+        ),
+        (
+            {"C": {"setting": "width", "experiments": {"tiny": [1]}}},
+            r"bad config key 'sweeps\.C\.setting': 'width' is not a decomposition setting",
+        ),
+        (
+            {"C": {"setting": "C", "experiments": {"huge": [1]}}},
+            r"bad config key 'sweeps\.C\.experiments\.huge': no experiment named 'huge'",
+        ),
+        (
+            {"C": {"setting": "C", "experiments": {"tiny": [4]}, "color": 1}},
+            r"unknown config key 'sweeps\.C\.color'",
+        ),
     ],
 )
 def test_bad_sweeps_fail_at_load_naming_the_key(tmp_path, sweeps, message):
@@ -105,14 +132,25 @@ def test_bad_sweeps_fail_at_load_naming_the_key(tmp_path, sweeps, message):
 
 def test_a_typo_is_named_with_every_place_it_occurs_and_the_key_it_resembles(tmp_path):
     body = {k: copy.deepcopy(v) for k, v in TINY_TMS.items() if k != "name"}
-    body["decomposition"]["importance_minimality_coef"] = body["decomposition"].pop("importance_minimality_coeff")
+    body["decomposition"]["importance_minimality_coef"] = body["decomposition"].pop(
+        "importance_minimality_coeff"
+    )
     other = copy.deepcopy(body)
     other["target"]["n_featurs"] = 3
     with pytest.raises(ConfigError) as raised:
         load_params(_params(tmp_path, {"tiny": body, "other": other}))
     message = str(raised.value)
     assert "\n" not in message
-    for key in ("tiny.decomposition.importance_minimality_coef", "other.decomposition.importance_minimality_coef"):
-        assert f"unknown config key 'experiments.{key}' (did you mean 'importance_minimality_coeff'?)" in message
-    assert "unknown config key 'experiments.other.target.n_featurs' (did you mean 'n_features'?)" in message
+    for key in (
+        "tiny.decomposition.importance_minimality_coef",
+        "other.decomposition.importance_minimality_coef",
+    ):
+        assert (
+            f"unknown config key 'experiments.{key}' (did you mean 'importance_minimality_coeff'?)"
+            in message
+        )
+    assert (
+        "unknown config key 'experiments.other.target.n_featurs' (did you mean 'n_features'?)"
+        in message
+    )
     assert "Field required" not in message

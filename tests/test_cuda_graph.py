@@ -21,7 +21,9 @@ def _tiny_target():
     return tms.as_target(model, config)
 
 
-SPD = SPDConfig(C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=60, batch_size=64, log_every=1)
+SPD = SPDConfig(
+    C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=60, batch_size=64, log_every=1
+)
 
 
 def test_graph_steps_follow_eager_steps():

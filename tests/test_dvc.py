@@ -20,8 +20,11 @@ pytestmark = pytest.mark.skipif(shutil.which("dvc") is None, reason="dvc not ins
 EXPERIMENTS = ("tiny_a", "tiny_b")
 OUTPUTS = [
     *(f"data/targets/{name}/target.pt" for name in EXPERIMENTS),
-    *(f"results/runs/{name}/seed0/{table}" for name in EXPERIMENTS
-      for table in ("decomposition.pt", "losses.parquet", "metrics.parquet", "weights.parquet")),
+    *(
+        f"results/runs/{name}/seed0/{table}"
+        for name in EXPERIMENTS
+        for table in ("decomposition.pt", "losses.parquet", "metrics.parquet", "weights.parquet")
+    ),
     "results/tables/tms_table1.parquet",
     "results/figures/tms.pdf",
 ]
@@ -47,7 +50,9 @@ def repo(tmp_path: Path) -> Path:
         shutil.copy(REPO / name, root)
     for folder in ("workflow", "profiles"):
         shutil.copytree(REPO / folder, root / folder)
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     body = {k: v for k, v in TINY_TMS.items() if k != "name"}
     params = {
         "seeds": [0],
@@ -64,7 +69,9 @@ def repo(tmp_path: Path) -> Path:
 
 def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_path: Path):
     first = _run(repo, "dvc", "repro")
-    assert first.count("Running stage") == 2 + 2 + 2 + 2  # targets, decompose, evaluate, table+figures
+    assert (
+        first.count("Running stage") == 2 + 2 + 2 + 2
+    )  # targets, decompose, evaluate, table+figures
     assert "Running stage" not in _run(repo, "dvc", "repro")
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-qm", "tiny results")
@@ -72,8 +79,11 @@ def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_pat
     target_b = (repo / "data/targets/tiny_b/target.pt").stat().st_mtime_ns
     run_a = (repo / "results/runs/tiny_a/seed0/decomposition.pt").stat().st_mtime_ns
     _set_beta3(repo, "tiny_b", 1e-2)
-    rerun = {line.split("'")[1] for line in _run(repo, "dvc", "repro").splitlines()
-             if line.startswith("Running stage")}
+    rerun = {
+        line.split("'")[1]
+        for line in _run(repo, "dvc", "repro").splitlines()
+        if line.startswith("Running stage")
+    }
     assert rerun == {"decompose@tiny_b-0", "evaluate@tiny_b-0", "tms_table1", "tms_figures"}
     assert (repo / "data/targets/tiny_b/target.pt").stat().st_mtime_ns == target_b
     assert (repo / "results/runs/tiny_a/seed0/decomposition.pt").stat().st_mtime_ns == run_a
@@ -126,8 +136,11 @@ def _spd_imports(nodes) -> set[str]:
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "spd"}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "spd":
             found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names
-                      if _module_file(f"{node.module}.{a.name}")}
+            found |= {
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if _module_file(f"{node.module}.{a.name}")
+            }
     return found
 
 
@@ -158,7 +171,11 @@ def _cli_functions_run_by(command: str) -> set[str]:
     main = functions["main"]
     local = {}
     for node in ast.walk(main):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             try:
                 local[node.targets[0].id] = ast.literal_eval(node.value)
             except ValueError:
@@ -166,7 +183,9 @@ def _cli_functions_run_by(command: str) -> set[str]:
     env = {**local, "args": type("Args", (), {"command": command})()}
 
     def branch_taken(test: ast.expr) -> bool | None:
-        uses_command = any(isinstance(n, ast.Attribute) and n.attr == "command" for n in ast.walk(test))
+        uses_command = any(
+            isinstance(n, ast.Attribute) and n.attr == "command" for n in ast.walk(test)
+        )
         if not uses_command:
             return None
         try:
@@ -211,7 +230,11 @@ def _cli_functions_run_by(command: str) -> set[str]:
 
 
 def _called_names(node: ast.AST) -> set[str]:
-    return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return {
+        n.func.id
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
 
 
 def _modules_run_by(command: str) -> set[Path]:
@@ -252,7 +275,8 @@ def test_stage_deps_cover_every_module_its_command_imports(name: str):
     for command in _stage_commands(stage):
         needed = _modules_run_by(command)
         missing = sorted(
-            str(path.relative_to(REPO)) for path in needed
+            str(path.relative_to(REPO))
+            for path in needed
             if not any(path == dep or dep in path.parents for dep in deps)
         )
         assert not missing, f"stage {name} (spd {command}) imports files not in its deps: {missing}"
@@ -279,8 +303,16 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch):
         "NO_PROXY": "127.0.0.1",
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                 "http_proxy", "https_proxy", "all_proxy"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -15,15 +15,41 @@ def test_tiny_tms_run_writes_every_output_with_expected_rows(tiny_config_path, t
     metrics = _run(tiny_config_path, tmp_path / "a")
     for name in ("target.pt", "decomposition.pt", "losses.parquet", "metrics.parquet"):
         assert (tmp_path / "a" / name).is_file()
-    expected = {"alive_subcomponents", "alive_on_probes", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors", "ci_errors_weak_diagonal",
-                "ci_errors_off_diagonal", "ci_errors_shared", "mmcs", "ml2r"}
+    expected = {
+        "alive_subcomponents",
+        "alive_on_probes",
+        "ci_l0@0.01",
+        "ci_l0@0.1",
+        "ci_pattern_errors",
+        "ci_errors_weak_diagonal",
+        "ci_errors_off_diagonal",
+        "ci_errors_shared",
+        "mmcs",
+        "ml2r",
+    }
     assert set(metrics["metric"]) == expected
     assert set(metrics["layer"]) == {"linear1", "linear2"}
-    assert set(metrics.columns) >= {"experiment", "seed", "layer", "metric", "value", "unit", "config_hash"}
+    assert set(metrics.columns) >= {
+        "experiment",
+        "seed",
+        "layer",
+        "metric",
+        "value",
+        "unit",
+        "config_hash",
+    }
     losses = pd.read_parquet(tmp_path / "a" / "losses.parquet")
     assert list(losses["step"]) == [0, 10, 20, 29]
     curves = pd.read_parquet(tmp_path / "a" / "ci_curves.parquet")
-    assert set(curves.columns) == {"experiment", "seed", "layer", "subcomponent", "feature", "x", "ci"}
+    assert set(curves.columns) == {
+        "experiment",
+        "seed",
+        "layer",
+        "subcomponent",
+        "feature",
+        "x",
+        "ci",
+    }
     assert curves.x.min() == 0.0 and curves.x.max() == 1.0 and set(curves.feature) <= set(range(5))
 
 
@@ -35,7 +61,12 @@ def test_same_seed_gives_bit_identical_metrics(tiny_config_path, tmp_path):
 
 def test_different_seed_gives_different_decomposition(tiny_config_path, tmp_path):
     first = _run(tiny_config_path, tmp_path / "a")
-    assert main(["run", "--config", str(tiny_config_path), "--out", str(tmp_path / "b"), "--seed", "1"]) == 0
+    assert (
+        main(
+            ["run", "--config", str(tiny_config_path), "--out", str(tmp_path / "b"), "--seed", "1"]
+        )
+        == 0
+    )
     second = pd.read_parquet(tmp_path / "b" / "metrics.parquet")
     assert not first["value"].equals(second["value"])
 
@@ -48,7 +79,9 @@ def test_quarter_cosine_schedule():
     assert lrs[4] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_non_finite_loss_stops_the_run_naming_the_step(tiny_config_path, tmp_path, monkeypatch, capsys):
+def test_non_finite_loss_stops_the_run_naming_the_step(
+    tiny_config_path, tmp_path, monkeypatch, capsys
+):
     from spd.decomp import train
 
     real_losses = train.spd_losses
@@ -83,7 +116,20 @@ def test_non_finite_parameter_stops_the_run_and_keeps_the_last_good_state(
 
     monkeypatch.setattr(loop, "training_step", corrupting)
     out = tmp_path / "x"
-    assert main(["run", "--config", str(tiny_config_path), "--out", str(out), "--checkpoint-every", "10"]) == 3
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(tiny_config_path),
+                "--out",
+                str(out),
+                "--checkpoint-every",
+                "10",
+            ]
+        )
+        == 3
+    )
     err = capsys.readouterr().err
     assert "non-finite parameter" in err and "after step 19" in err and "tms_tiny, config" in err
     state = torch.load(out / "decomposition.state.pt", weights_only=True)

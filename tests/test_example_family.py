@@ -28,17 +28,31 @@ def test_example_family_runs_through_the_pipeline(tmp_path: Path):
     experiment = {
         "target": {"family": FAMILY, "n_features": 5, "d_out": 3},
         "decomposition": {
-            "C": 8, "d_gate": 4, "importance_minimality_coeff": 3e-3, "pnorm": 1, "steps": 30,
-            "batch_size": 64, "log_every": 10,
+            "C": 8,
+            "d_gate": 4,
+            "importance_minimality_coeff": 3e-3,
+            "pnorm": 1,
+            "steps": 30,
+            "batch_size": 64,
+            "log_every": 10,
         },
         "evaluation": {"n_random": 200},
     }
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({"seeds": [0], "experiments": {"lin": experiment}}))
+    (tmp_path / "tiny.yaml").write_text(
+        yaml.safe_dump({"seeds": [0], "experiments": {"lin": experiment}})
+    )
     command = [
-        "snakemake", "--cores", "2", "results/metrics/lin/seed0.json", "results/figures/lin.pdf",
-        "--config", "params=tiny.yaml",
+        "snakemake",
+        "--cores",
+        "2",
+        "results/metrics/lin/seed0.json",
+        "results/figures/lin.pdf",
+        "--config",
+        "params=tiny.yaml",
     ]
-    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, cwd=tmp_path, env=_env(), capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     run = tmp_path / "results/runs/lin/seed0"
@@ -51,10 +65,22 @@ def test_example_family_runs_through_the_pipeline(tmp_path: Path):
 
 
 def test_example_family_import_failure_is_one_line(tmp_path: Path):
-    config = {"name": "lin", "target": {"family": "sparse_linear.nosuch:X"}, "decomposition": {
-        "C": 8, "importance_minimality_coeff": 3e-3, "pnorm": 1}}
+    config = {
+        "name": "lin",
+        "target": {"family": "sparse_linear.nosuch:X"},
+        "decomposition": {"C": 8, "importance_minimality_coeff": 3e-3, "pnorm": 1},
+    }
     (tmp_path / "lin.yaml").write_text(yaml.safe_dump(config))
-    command = ["python", "-m", "spd", "run", "--config", str(tmp_path / "lin.yaml"), "--out", str(tmp_path / "out")]
+    command = [
+        "python",
+        "-m",
+        "spd",
+        "run",
+        "--config",
+        str(tmp_path / "lin.yaml"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, check=False)
     assert result.returncode == 2
     expected = (
@@ -68,12 +94,18 @@ def test_example_family_config_validates_through_its_own_model(monkeypatch):
     from spd.config import ConfigError, parse_experiment_config
 
     monkeypatch.syspath_prepend(str(REPO / "examples"))
-    raw = {"name": "lin", "target": {"family": FAMILY, "d_out": 2}, "decomposition": {
-        "C": 8, "importance_minimality_coeff": 3e-3, "pnorm": 1}}
+    raw = {
+        "name": "lin",
+        "target": {"family": FAMILY, "d_out": 2},
+        "decomposition": {"C": 8, "importance_minimality_coeff": 3e-3, "pnorm": 1},
+    }
     config = parse_experiment_config(raw)
     assert type(config.target).__name__ == "SparseLinearConfig"
     assert config.model_dump(mode="json")["target"]["d_out"] == 2
     assert parse_experiment_config(config.model_dump(mode="json")) == config
     raw["target"]["d_out"] = 0
-    with pytest.raises(ConfigError, match=r"^config: bad config key 'target.d_out': Input should be greater than 0$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^config: bad config key 'target.d_out': Input should be greater than 0$",
+    ):
         parse_experiment_config(raw)

@@ -49,13 +49,19 @@ def test_built_in_families_by_name_and_by_config():
 
 
 def _experiment(target: dict) -> dict:
-    return {"name": "x", "target": target, "decomposition": {"C": 4, "importance_minimality_coeff": 1e-3, "pnorm": 1}}
+    return {
+        "name": "x",
+        "target": target,
+        "decomposition": {"C": 4, "importance_minimality_coeff": 1e-3, "pnorm": 1},
+    }
 
 
 def test_a_family_without_ground_truth_gets_no_verdict():
     config = parse_experiment_config(_experiment({"family": NO_TRUTH}))
     assert isinstance(config.target, NoTruthConfig)
-    outcome = verdict([{"layer": "l", "metric": "alive_subcomponents", "value": 3.0}], config.target, "spd", [])
+    outcome = verdict(
+        [{"layer": "l", "metric": "alive_subcomponents", "value": 3.0}], config.target, "spd", []
+    )
     assert outcome.recovered is None
     assert outcome.text == "no verdict: the target family has no ground truth to score against"
 
@@ -64,7 +70,10 @@ def test_a_family_without_ground_truth_gets_no_verdict():
     ("name", "message"),
     [
         ("test_families:Missing", "cannot import Missing from test_families: no such name"),
-        ("test_families:NoTruthConfig", "test_families:NoTruthConfig is not a spd.families.base.Family"),
+        (
+            "test_families:NoTruthConfig",
+            "test_families:NoTruthConfig is not a spd.families.base.Family",
+        ),
         ("no_such_package.x:Y", "cannot import no_such_package.x (ModuleNotFoundError"),
     ],
 )

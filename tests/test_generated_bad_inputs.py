@@ -117,8 +117,29 @@ def run_cli(argv: list[str], out: Path | None) -> tuple[int, list[str]]:
 HUGE = [2**31, 2**63, 2**64, 10**30]
 BAD_VALUES = st.one_of(
     st.sampled_from(
-        [None, True, False, "", "x", "1e3", "nan", [], [1], {}, {"a": 1}, -1, 0, -(10**30), 0.5,
-         -0.5, 1e300, math.nan, math.inf, -math.inf, *HUGE]
+        [
+            None,
+            True,
+            False,
+            "",
+            "x",
+            "1e3",
+            "nan",
+            [],
+            [1],
+            {},
+            {"a": 1},
+            -1,
+            0,
+            -(10**30),
+            0.5,
+            -0.5,
+            1e300,
+            math.nan,
+            math.inf,
+            -math.inf,
+            *HUGE,
+        ]
     ),
     st.integers(min_value=-5, max_value=5),
     st.text(max_size=8),
@@ -126,8 +147,29 @@ BAD_VALUES = st.one_of(
 )
 
 EDGE_VALUES = st.sampled_from(
-    [1, 2, 3, 0, 1e-9, 1e-3, 0.999, 1.0, 1e9, "constant", "cosine", "per_layer", "joint", "apd",
-     "spd", "tms", "resid_mlp", [0, 1], ["linear1"], ["linear2"], ["linear1", "linear1"]]
+    [
+        1,
+        2,
+        3,
+        0,
+        1e-9,
+        1e-3,
+        0.999,
+        1.0,
+        1e9,
+        "constant",
+        "cosine",
+        "per_layer",
+        "joint",
+        "apd",
+        "spd",
+        "tms",
+        "resid_mlp",
+        [0, 1],
+        ["linear1"],
+        ["linear2"],
+        ["linear1", "linear1"],
+    ]
 )
 
 
@@ -137,12 +179,12 @@ def _typo(key: str, data: st.DataObject) -> str:
         return "x"
     i = data.draw(st.integers(min_value=0, max_value=len(key) - 1))
     if kind == "drop":
-        new = key[:i] + key[i + 1:]
+        new = key[:i] + key[i + 1 :]
     elif kind == "double":
         new = key[:i] + key[i] + key[i:]
     elif kind == "swap" and len(key) > 1:
         i = min(i, len(key) - 2)
-        new = key[:i] + key[i + 1] + key[i] + key[i + 2:]
+        new = key[:i] + key[i + 1] + key[i] + key[i + 2 :]
     elif kind == "case":
         new = key.upper()
     else:
@@ -153,7 +195,13 @@ def _typo(key: str, data: st.DataObject) -> str:
 def _containers(tree, path=()):
     """Every (path, container) of a nested dict/list tree, the root included."""
     yield path, tree
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    items = (
+        tree.items()
+        if isinstance(tree, dict)
+        else enumerate(tree)
+        if isinstance(tree, list)
+        else ()
+    )
     for key, value in items:
         if isinstance(value, dict | list):
             yield from _containers(value, (*path, key))
@@ -171,9 +219,11 @@ def mutate(tree: dict, data: st.DataObject) -> str:
     path, node = data.draw(st.sampled_from(containers))
     key = data.draw(st.sampled_from(sorted(node, key=str)))
     where = ".".join(map(str, (*path, key)))
-    op = data.draw(st.sampled_from(
-        ["delete", "rename", "value", "value", "edge", "edge", "add", "nest", "wrap", "move"]
-    ))
+    op = data.draw(
+        st.sampled_from(
+            ["delete", "rename", "value", "value", "edge", "edge", "add", "nest", "wrap", "move"]
+        )
+    )
     if op == "delete":
         del node[key]
     elif op == "rename":
@@ -209,7 +259,12 @@ def _capped(section: object, caps: dict[str, int]) -> None:
         section.setdefault("steps", caps["steps"])
     for key, cap in caps.items():
         value = section.get(key)
-        if cap is not None and isinstance(value, int) and not isinstance(value, bool) and value > cap:
+        if (
+            cap is not None
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and value > cap
+        ):
             section[key] = cap
 
 
@@ -225,19 +280,28 @@ def _cap_experiment(body: object, command: str = "run") -> None:
 
 
 def _base_params(family: str, method: str, trains_target: bool = False) -> dict:
-    body = copy.deepcopy({k: v for k, v in (TINY if family == "tms" else TINY_RESID).items()
-                          if k != "name"})
+    body = copy.deepcopy(
+        {k: v for k, v in (TINY if family == "tms" else TINY_RESID).items() if k != "name"}
+    )
     if trains_target and family == "tms":
         body["target"]["min_feature_norm"] = 0.01  # a short training represents every feature
     if method == "apd":
         body["decomposition"] = {
-            "method": "apd", "C": 6, "topk": 1.0, "simplicity_coeff": 0.01, "schatten_p": 0.9,
-            "lr": 1e-3, "steps": 4, "batch_size": 32, "log_every": 2,
+            "method": "apd",
+            "C": 6,
+            "topk": 1.0,
+            "simplicity_coeff": 0.01,
+            "schatten_p": 0.9,
+            "lr": 1e-3,
+            "steps": 4,
+            "batch_size": 32,
+            "log_every": 2,
         }
     return {"seeds": [0], "experiments": {"tiny": body}}
 
 
 # -- mutated params files -------------------------------------------------------------------
+
 
 @settings(FUZZ, max_examples=90)
 @given(
@@ -268,7 +332,10 @@ def test_mutated_params(finished, scratch, data, family, method, command, n_muta
 
 
 SCHEMAS = {
-    "tms": TMSTargetConfig, "resid_mlp": ResidMLPTargetConfig, "spd": SPDConfig, "apd": APDConfig,
+    "tms": TMSTargetConfig,
+    "resid_mlp": ResidMLPTargetConfig,
+    "spd": SPDConfig,
+    "apd": APDConfig,
     "evaluation": EvalConfig,
 }
 
@@ -313,8 +380,20 @@ def test_mutated_single_experiment_config(finished, scratch, data, n_mutations):
     case = _case_dir(scratch)
     (case / "c.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     out = _prepared_out(case, finished)
-    run_cli(["evaluate", "--config", str(case / "c.yaml"), "--target", str(finished / "target.pt"),
-             "--decomposition", str(finished / "decomposition.pt"), "--out", str(out)], out)
+    run_cli(
+        [
+            "evaluate",
+            "--config",
+            str(case / "c.yaml"),
+            "--target",
+            str(finished / "target.pt"),
+            "--decomposition",
+            str(finished / "decomposition.pt"),
+            "--out",
+            str(out),
+        ],
+        out,
+    )
 
 
 # -- files given as checkpoints ---------------------------------------------------------------
@@ -323,16 +402,33 @@ NON_TENSORS = st.sampled_from([None, 1, 1.5, "w", [1, 2], {"a": 1}, True])
 
 
 def _mutated_payload(payload: dict, data: st.DataObject) -> object:
-    kind = data.draw(st.sampled_from([
-        "drop_key", "wrong_kind", "no_kind", "config_junk", "config_mutated", "state_shapes",
-        "state_non_tensor", "state_junk", "state_extra", "state_dtype", "info_junk", "list",
-        "scalar", "record_junk",
-    ]))
+    kind = data.draw(
+        st.sampled_from(
+            [
+                "drop_key",
+                "wrong_kind",
+                "no_kind",
+                "config_junk",
+                "config_mutated",
+                "state_shapes",
+                "state_non_tensor",
+                "state_junk",
+                "state_extra",
+                "state_dtype",
+                "info_junk",
+                "list",
+                "scalar",
+                "record_junk",
+            ]
+        )
+    )
     payload = copy.deepcopy(payload)
     if kind == "drop_key":
         del payload[data.draw(st.sampled_from(sorted(payload)))]
     elif kind == "wrong_kind":
-        payload["kind"] = data.draw(st.sampled_from(["decomposition", "target", "training_state", 3, None]))
+        payload["kind"] = data.draw(
+            st.sampled_from(["decomposition", "target", "training_state", 3, None])
+        )
     elif kind == "no_kind":
         payload.pop("kind")
     elif kind == "config_junk":
@@ -349,14 +445,18 @@ def _mutated_payload(payload: dict, data: st.DataObject) -> object:
     elif kind == "state_junk":
         payload["state_dict"] = data.draw(st.one_of(NON_TENSORS, BAD_VALUES))
     elif kind == "state_extra":
-        payload["state_dict"][data.draw(st.sampled_from(["extra", "linear1.bias", ""]))] = torch.zeros(2)
+        payload["state_dict"][data.draw(st.sampled_from(["extra", "linear1.bias", ""]))] = (
+            torch.zeros(2)
+        )
     elif kind == "state_dtype":
         name = data.draw(st.sampled_from(sorted(payload["state_dict"])))
         payload["state_dict"][name] = payload["state_dict"][name].to(
             data.draw(st.sampled_from([torch.int64, torch.bool, torch.float16, torch.complex64]))
         )
     elif kind == "info_junk":
-        payload["info" if "info" in payload else "record"] = data.draw(st.one_of(NON_TENSORS, BAD_VALUES))
+        payload["info" if "info" in payload else "record"] = data.draw(
+            st.one_of(NON_TENSORS, BAD_VALUES)
+        )
     elif kind == "record_junk":
         payload["record"] = data.draw(st.one_of(NON_TENSORS, BAD_VALUES))
     elif kind == "list":
@@ -367,10 +467,24 @@ def _mutated_payload(payload: dict, data: st.DataObject) -> object:
 
 
 def _bad_file(case: Path, source: Path, data: st.DataObject) -> Path:
-    kind = data.draw(st.sampled_from(
-        ["bytes", "empty", "truncated", "payload", "payload", "payload", "yaml", "directory", "zip_junk"]
-    ))
-    path = case / data.draw(st.sampled_from(["bad.pt", "bad file.pt", "bäd;$x.pt", "-bad.pt", "bad"]))
+    kind = data.draw(
+        st.sampled_from(
+            [
+                "bytes",
+                "empty",
+                "truncated",
+                "payload",
+                "payload",
+                "payload",
+                "yaml",
+                "directory",
+                "zip_junk",
+            ]
+        )
+    )
+    path = case / data.draw(
+        st.sampled_from(["bad.pt", "bad file.pt", "bäd;$x.pt", "-bad.pt", "bad"])
+    )
     if kind == "bytes":
         path.write_bytes(data.draw(st.binary(min_size=1, max_size=300)))
     elif kind == "empty":
@@ -408,7 +522,10 @@ def test_bad_checkpoint_files(finished, scratch, data, slot):
     if command == "decompose":
         argv += ["--target", str(bad), "--steps", "2"]
     else:
-        given_files = {"--target": finished / "target.pt", "--decomposition": finished / "decomposition.pt"}
+        given_files = {
+            "--target": finished / "target.pt",
+            "--decomposition": finished / "decomposition.pt",
+        }
         given_files[flag] = bad
         argv += [arg for key, path in given_files.items() for arg in (key, str(path))]
     run_cli(argv, out)
@@ -422,7 +539,9 @@ INT_ARGS = st.one_of(
     st.sampled_from(["x", "1.5", "", "1e3", "--", "nan", "0x10"]),
 )
 ODD_NAMES = st.one_of(
-    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=0, max_size=12),
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=0, max_size=12
+    ),
     st.sampled_from(["tiny", "tiny ", "TINY", "tiny@C=4", "../tiny", "-tiny", "tiny\n", "tiny:1"]),
 )
 
@@ -431,7 +550,9 @@ ODD_NAMES = st.one_of(
 @given(
     data=st.data(),
     command=st.sampled_from(["train-target", "decompose", "evaluate", "run"]),
-    option=st.sampled_from(["--threads", "--steps", "--seed", "--checkpoint-every", "--experiment", "--out"]),
+    option=st.sampled_from(
+        ["--threads", "--steps", "--seed", "--checkpoint-every", "--experiment", "--out"]
+    ),
 )
 def test_bad_command_line_values(finished, scratch, data, command, option):
     case = _case_dir(scratch)
@@ -463,6 +584,7 @@ def test_bad_command_line_values(finished, scratch, data, command, option):
 
 # -- the Snakemake workflow on mutated params files ---------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def workflow_dir(tmp_path_factory) -> Path:
     """A copy of the workflow (Snakefile, rules, profiles) to dry-run params files in."""
@@ -475,7 +597,11 @@ def workflow_dir(tmp_path_factory) -> Path:
 
 @pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
 @settings(FUZZ, max_examples=8)
-@given(data=st.data(), family=st.sampled_from(["tms", "resid_mlp"]), method=st.sampled_from(["spd", "apd"]))
+@given(
+    data=st.data(),
+    family=st.sampled_from(["tms", "resid_mlp"]),
+    method=st.sampled_from(["spd", "apd"]),
+)
 def test_workflow_dry_run_on_mutated_params(workflow_dir, data, family, method):
     raw = _base_params(family, method)
     raw["sweeps"] = {"C": {"setting": "C", "experiments": {"tiny": [4, 8]}}}
@@ -485,7 +611,10 @@ def test_workflow_dry_run_on_mutated_params(workflow_dir, data, family, method):
     (workflow_dir / name).write_text(yaml.safe_dump(raw, sort_keys=False))
     result = subprocess.run(
         ["snakemake", "-n", "--cores", "1", "--config", f"params={name}"],
-        cwd=workflow_dir, capture_output=True, text=True, check=False,
+        cwd=workflow_dir,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     text = result.stdout + result.stderr
     assert "Traceback" not in text, text[-3000:]

@@ -68,13 +68,19 @@ def test_ci_pattern_errors_counts_weak_diagonal_offdiagonal_and_shared():
 def test_ci_pattern_error_kinds_split_the_count():
     # probe 0: its own subcomponent at 0.5 (weak); probe 1 leaks 0.3 and 0.2 into subcomponents 0
     # and 2 (two off-diagonal); probes 2 and 3 both use subcomponent 3 (one shared)
-    ci = torch.tensor([
-        [0.5, 0.0, 0.0, 0.0],
-        [0.3, 1.0, 0.2, 0.0],
-        [0.0, 0.0, 0.0, 0.95],
-        [0.0, 0.0, 0.05, 1.0],
-    ])
-    assert ci_pattern_error_kinds(ci, 0.9, 0.1) == {"weak_diagonal": 1, "off_diagonal": 2, "shared": 1}
+    ci = torch.tensor(
+        [
+            [0.5, 0.0, 0.0, 0.0],
+            [0.3, 1.0, 0.2, 0.0],
+            [0.0, 0.0, 0.0, 0.95],
+            [0.0, 0.0, 0.05, 1.0],
+        ]
+    )
+    assert ci_pattern_error_kinds(ci, 0.9, 0.1) == {
+        "weak_diagonal": 1,
+        "off_diagonal": 2,
+        "shared": 1,
+    }
 
 
 def test_ci_pattern_rows_give_the_total_then_each_kind():
@@ -101,7 +107,9 @@ def _tms_id_rows(probes: dict, random: dict, random_inputs=None) -> dict:
     model = tms_component_model(5, 2, identity=True, C=4, d_gate=2)
     target = TMSTargetConfig(n_features=5, d_hidden=2, identity_layer=True)
     ci = EvaluationCI(probes=probes, random=random, random_inputs=random_inputs)
-    return {(r["layer"], r["metric"]): r["value"] for r in metric_rows(model, ci, target, EvalConfig())}
+    return {
+        (r["layer"], r["metric"]): r["value"] for r in metric_rows(model, ci, target, EvalConfig())
+    }
 
 
 def test_tms_alive_on_probes_counts_the_probes_alone():
@@ -118,18 +126,22 @@ def test_tms_alive_on_probes_counts_the_probes_alone():
 
 
 def test_identity_layer_reports_the_active_fraction_on_non_empty_random_inputs():
-    random_inputs = torch.tensor([
-        [0.0, 0.3, 0.0, 0.0, 0.0],
-        [0.5, 0.0, 0.0, 0.2, 0.0],
-        [0.0, 0.0, 0.0, 0.0, 0.7],
-        [0.0, 0.0, 0.0, 0.0, 0.0],  # empty: left out
-    ])
-    hidden = torch.tensor([  # random-batch CI, one column per subcomponent
-        [0.95, 0.95, 0.5, 0.0],
-        [0.9, 0.95, 0.0, 0.0],
-        [0.2, 0.95, 0.0, 0.0],
-        [0.99, 0.0, 0.0, 0.0],
-    ])
+    random_inputs = torch.tensor(
+        [
+            [0.0, 0.3, 0.0, 0.0, 0.0],
+            [0.5, 0.0, 0.0, 0.2, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.7],
+            [0.0, 0.0, 0.0, 0.0, 0.0],  # empty: left out
+        ]
+    )
+    hidden = torch.tensor(
+        [  # random-batch CI, one column per subcomponent
+            [0.95, 0.95, 0.5, 0.0],
+            [0.9, 0.95, 0.0, 0.0],
+            [0.2, 0.95, 0.0, 0.0],
+            [0.99, 0.0, 0.0, 0.0],
+        ]
+    )
     # Of the 3 non-empty inputs at CI >= 0.9: subcomponent 0 on 2, 1 on 3, 2 (alive) on none;
     # 3 is dead and left out.
     zeros = torch.zeros(5, 4)

@@ -56,7 +56,10 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
     assert (workdir / "results/figures/tms.pdf").read_bytes().startswith(b"%PDF")
     table = pd.read_parquet(workdir / "results/tables/tms_table1.parquet")
     assert sorted(zip(table.experiment, table.metric, strict=True)) == [
-        ("tiny_a", "ml2r"), ("tiny_a", "mmcs"), ("tiny_b", "ml2r"), ("tiny_b", "mmcs")
+        ("tiny_a", "ml2r"),
+        ("tiny_a", "mmcs"),
+        ("tiny_b", "ml2r"),
+        ("tiny_b", "mmcs"),
     ]
     assert set(table.n_seeds) == {1}
     assert "| tiny_a | SPD | 0 |" in (workdir / "results/tables/tms_table1.md").read_text()
@@ -67,7 +70,10 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
     shutil.copy(workdir / "tiny.yaml", workdir / "copy.yaml")
     same = subprocess.run(
         ["snakemake", "--cores", "2", "-n", "--config", "params=copy.yaml"],
-        cwd=workdir, capture_output=True, text=True, check=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "Nothing to be done" in same.stdout + same.stderr
 
@@ -91,7 +97,10 @@ def test_a_configfile_is_refused_by_name_not_silently_ignored(workdir: Path):
     (workdir / "other.yaml").write_text(yaml.safe_dump({"seeds": [3]}))
     result = subprocess.run(
         ["snakemake", "--cores", "1", "-n", "--configfile", "other.yaml"],
-        cwd=workdir, capture_output=True, text=True, check=False,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "spd: error: Snakemake config keys 'seeds' are not read" in result.stdout + result.stderr
@@ -118,8 +127,11 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         run = subprocess.Popen(
-            command, cwd=workdir, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            command,
+            cwd=workdir,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -151,8 +163,16 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
 def test_sweeps_seeds_and_apd_build_their_figures_sharing_targets_and_runs(workdir: Path):
     tiny_apd = _body()
     tiny_apd["decomposition"] = {
-        "method": "apd", "C": 5, "m": 3, "topk": 0.211, "simplicity_coeff": 0.7, "schatten_p": 1.0,
-        "lr": 3e-2, "steps": 30, "batch_size": 64, "log_every": 10,
+        "method": "apd",
+        "C": 5,
+        "m": 3,
+        "topk": 0.211,
+        "simplicity_coeff": 0.7,
+        "schatten_p": 1.0,
+        "lr": 3e-2,
+        "steps": 30,
+        "batch_size": 64,
+        "log_every": 10,
     }
     resid = copy.deepcopy({k: v for k, v in TINY_RESID_MLP.items() if k != "name"})
     params = {
@@ -169,8 +189,10 @@ def test_sweeps_seeds_and_apd_build_their_figures_sharing_targets_and_runs(workd
     }
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(params))
     targets = [
-        "results/tables/table1.md", "results/figures/method_comparison.pdf",
-        "results/figures/robustness.pdf", "results/figures/tiny_resid_beta3_sweep.pdf",
+        "results/tables/table1.md",
+        "results/figures/method_comparison.pdf",
+        "results/figures/robustness.pdf",
+        "results/figures/tiny_resid_beta3_sweep.pdf",
         "results/figures/resid_mlp.pdf",
     ]
     _snakemake(workdir, *targets)
@@ -179,15 +201,22 @@ def test_sweeps_seeds_and_apd_build_their_figures_sharing_targets_and_runs(workd
     # One target per target setting; a sweep point at the experiment's own value is its run.
     assert sorted(p.name for p in (workdir / "data/targets").iterdir()) == ["tiny_a", "tiny_resid"]
     runs = sorted(p.name for p in (workdir / "results/runs").iterdir())
-    assert runs == ["tiny_a", "tiny_a@C=5", "tiny_a@beta3=0.001", "tiny_a_apd", "tiny_resid",
-                    "tiny_resid@beta3=0.01"]
+    assert runs == [
+        "tiny_a",
+        "tiny_a@C=5",
+        "tiny_a@beta3=0.001",
+        "tiny_a_apd",
+        "tiny_resid",
+        "tiny_resid@beta3=0.01",
+    ]
     swept = pd.read_parquet(workdir / "results/runs/tiny_a@C=5/seed0/metrics.parquet")
     assert set(swept.experiment) == {"tiny_a@C=5"}
     alive = swept[(swept.layer == "linear1") & (swept.metric == "alive_subcomponents")].value
     assert alive.iloc[0] <= 5
     table = pd.read_parquet(workdir / "results/tables/table1.parquet")
     assert sorted(set(zip(table.experiment, table.method, table.seeds, strict=True))) == [
-        ("tiny_a", "spd", "0,1"), ("tiny_a_apd", "apd", "0,1")
+        ("tiny_a", "spd", "0,1"),
+        ("tiny_a_apd", "apd", "0,1"),
     ]
     assert "| tiny_a_apd | APD | 0,1 |" in (workdir / "results/tables/table1.md").read_text()
     log = (workdir / "logs/figures/robustness.log").read_text()

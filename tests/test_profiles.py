@@ -13,8 +13,16 @@ REPO = Path(__file__).parents[1]
 PROFILES = REPO / "profiles"
 
 TINY_APD = {
-    "method": "apd", "C": 5, "m": 3, "topk": 0.211, "simplicity_coeff": 0.7, "schatten_p": 1.0,
-    "lr": 3e-2, "steps": 30, "batch_size": 64, "log_every": 10,
+    "method": "apd",
+    "C": 5,
+    "m": 3,
+    "topk": 0.211,
+    "simplicity_coeff": 0.7,
+    "schatten_p": 1.0,
+    "lr": 3e-2,
+    "steps": 30,
+    "batch_size": 64,
+    "log_every": 10,
 }
 
 
@@ -47,12 +55,29 @@ def workdir(tmp_path: Path) -> Path:
 def _decompose_commands(workdir: Path, *profile: str) -> dict[str, str]:
     """Experiment -> its `spd decompose` command, from a dry run that prints the shell commands."""
     targets = [f"results/runs/{name}/seed0/decomposition.pt" for name in ("tiny_spd", "tiny_apd")]
-    command = ["snakemake", "-n", "-p", "--cores", "8", *profile, *targets, "--config", "params=tiny.yaml"]
+    command = [
+        "snakemake",
+        "-n",
+        "-p",
+        "--cores",
+        "8",
+        *profile,
+        *targets,
+        "--config",
+        "params=tiny.yaml",
+    ]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = (result.stdout + result.stderr).splitlines()  # "Shell command: python -m spd ..."
-    commands = [line[line.index("python -m spd decompose"):] for line in lines if "python -m spd decompose" in line]
-    by_experiment = {name: [c for c in commands if f"--experiment {name} " in c] for name in ("tiny_spd", "tiny_apd")}
+    commands = [
+        line[line.index("python -m spd decompose") :]
+        for line in lines
+        if "python -m spd decompose" in line
+    ]
+    by_experiment = {
+        name: [c for c in commands if f"--experiment {name} " in c]
+        for name in ("tiny_spd", "tiny_apd")
+    }
     assert all(len(found) == 1 for found in by_experiment.values()), commands
     return {name: found[0] for name, found in by_experiment.items()}
 

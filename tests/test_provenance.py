@@ -29,11 +29,30 @@ def test_a_shorter_run_has_its_own_config_hash_and_says_its_steps(tmp_path):
     assert {records[1]["config_hash"]} == hashes[1]
     # evaluate, given the experiment, scores the shorter decomposition under its own settings
     out = tmp_path / "again"
-    assert main(["evaluate", "--config", str(tmp_path / "tiny.yaml"), "--target", str(short / "target.pt"),
-                 "--decomposition", str(short / "decomposition.pt"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--config",
+                str(tmp_path / "tiny.yaml"),
+                "--target",
+                str(short / "target.pt"),
+                "--decomposition",
+                str(short / "decomposition.pt"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert set(pd.read_parquet(out / "metrics.parquet").config_hash) == hashes[1]
     summary = tmp_path / "summary.json"
-    assert main(["summary", str(short), "--metrics", str(summary), "--losses", str(tmp_path / "l.csv")]) == 0
+    assert (
+        main(
+            ["summary", str(short), "--metrics", str(summary), "--losses", str(tmp_path / "l.csv")]
+        )
+        == 0
+    )
     run = json.loads(summary.read_text())
     assert run["run"]["steps"] == 20 and run["run"]["config_hash"] in hashes[1]
     assert run["provenance"]["device"] == "cpu" and run["provenance"]["wall_s"] > 0
@@ -51,9 +70,26 @@ def test_a_target_missing_a_feature_gets_no_verdict_whoever_trained_it(tmp_path,
     config = str(tmp_path / "tiny.yaml")
     assert main(["decompose", "--config", config, "--target", str(damaged), "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main(["evaluate", "--config", config, "--target", str(damaged),
-                 "--decomposition", str(out / "decomposition.pt"), "--out", str(out)]) == 0
-    assert "no verdict: the target does not represent every feature (missing: 4)" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "evaluate",
+                "--config",
+                config,
+                "--target",
+                str(damaged),
+                "--decomposition",
+                str(out / "decomposition.pt"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (
+        "no verdict: the target does not represent every feature (missing: 4)"
+        in capsys.readouterr().err
+    )
     verdict = json.loads((out / "run.json").read_text())["verdict"]
     assert verdict["recovered"] is None and "missing: 4" in verdict["reason"]
 
@@ -61,16 +97,29 @@ def test_a_target_missing_a_feature_gets_no_verdict_whoever_trained_it(tmp_path,
 def test_an_output_folder_under_a_file_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_TMS))
     (tmp_path / "file").write_text("not a folder")
-    code = main(["run", "--config", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "file" / "run")])
+    code = main(
+        ["run", "--config", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "file" / "run")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err == [f"spd: error: --out {tmp_path / 'file' / 'run'}: not a folder (it or a parent is a file)"]
+    assert code == 2 and err == [
+        f"spd: error: --out {tmp_path / 'file' / 'run'}: not a folder (it or a parent is a file)"
+    ]
 
 
 def test_a_run_evaluated_before_run_records_says_how_to_get_one(tmp_path, capsys):
     run = _run(tmp_path, "run")
     (run / "run.json").unlink()
     capsys.readouterr()
-    code = main(["summary", str(run), "--metrics", str(tmp_path / "s.json"), "--losses", str(tmp_path / "l.csv")])
+    code = main(
+        [
+            "summary",
+            str(run),
+            "--metrics",
+            str(tmp_path / "s.json"),
+            "--losses",
+            str(tmp_path / "l.csv"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "evaluate it again with `spd evaluate`" in err[0]
 
@@ -81,8 +130,12 @@ def test_code_version_is_dirty_only_when_the_package_itself_changed(tmp_path):
     from spd.provenance import code_version
 
     def git(*args: str) -> None:
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "code.py").write_text("x = 1\n")

@@ -25,18 +25,29 @@ def test_the_committed_report_is_what_the_committed_summaries_give(monkeypatch):
 def _summary(mmcs: float, config_hash: str | None, recovered: bool | None = True) -> dict:
     summary = {
         "final_loss": {"total": 0.1},
-        "linear1": {"mmcs": mmcs, "ml2r": 1.0, "alive_subcomponents": 5.0, "ci_pattern_errors": 0.0},
+        "linear1": {
+            "mmcs": mmcs,
+            "ml2r": 1.0,
+            "alive_subcomponents": 5.0,
+            "ci_pattern_errors": 0.0,
+        },
         "linear2": {"alive_subcomponents": 5.0, "ci_pattern_errors": 0.0},
     }
     if config_hash is not None:
         summary["run"] = {"config_hash": config_hash, "steps": 30}
-        summary["verdict"] = {"recovered": recovered, "failures": [] if recovered else ["MMCS low"], "reason": None}
+        summary["verdict"] = {
+            "recovered": recovered,
+            "failures": [] if recovered else ["MMCS low"],
+            "reason": None,
+        }
     return summary
 
 
 def _record(tmp_path: Path, summaries: dict[int, dict]) -> Path:
     body = {k: copy.deepcopy(v) for k, v in TINY_TMS.items() if k != "name"}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seeds": [0], "robustness_seeds": [0, 1, 2], "experiments": {"tiny": body}}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"seeds": [0], "robustness_seeds": [0, 1, 2], "experiments": {"tiny": body}})
+    )
     for seed, summary in summaries.items():
         path = tmp_path / "metrics/tiny" / f"seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,9 +58,20 @@ def _record(tmp_path: Path, summaries: dict[int, dict]) -> Path:
 def test_summaries_stand_as_current_earlier_or_unrecorded_and_are_never_averaged_across(tmp_path):
     params_path = _record(tmp_path, {})
     current = config_hash(load_params(params_path / "params.yaml").experiment("tiny"))
-    root = _record(tmp_path, {0: _summary(1.0, current), 1: _summary(0.9, "0123456789ab", False), 2: _summary(0.5, None)})
+    root = _record(
+        tmp_path,
+        {
+            0: _summary(1.0, current),
+            1: _summary(0.9, "0123456789ab", False),
+            2: _summary(0.5, None),
+        },
+    )
     params = load_params(root / "params.yaml")
-    assert [s.status for s in read_summaries(params, root / "metrics")] == [CURRENT, EARLIER, UNRECORDED]
+    assert [s.status for s in read_summaries(params, root / "metrics")] == [
+        CURRENT,
+        EARLIER,
+        UNRECORDED,
+    ]
     report = results_report(params, root / "metrics")
     assert f"| tiny | SPD | 0 | {CURRENT} | 1.0000 | 1.0000 | - | - | 1 of 1 |" in report
     assert f"| tiny | SPD | 1 | {EARLIER} | 0.9000 | 1.0000 | - | - | 0 of 1 |" in report

@@ -24,7 +24,10 @@ def test_forward_shapes_and_decomposed_layers():
     assert model(torch.zeros(7, 6)).shape == (7, 6)
     target = resid_mlp.as_target(model, CONFIG)
     assert target.decomposed_modules == (
-        "layers.0.mlp_in", "layers.0.mlp_out", "layers.1.mlp_in", "layers.1.mlp_out"
+        "layers.0.mlp_in",
+        "layers.0.mlp_out",
+        "layers.1.mlp_in",
+        "layers.1.mlp_out",
     )
     assert model.get_submodule("layers.1.mlp_in").weight.shape == (3, 10)
     assert model.get_submodule("layers.1.mlp_out").weight.shape == (10, 3)
@@ -62,7 +65,9 @@ def test_factored_residual_forward_matches_the_dense_formula_in_value_and_gradie
     torch.testing.assert_close(output, expected)
     output.pow(2).sum().backward()
     expected.pow(2).sum().backward()
-    for (name, param), dense_param in zip(model.named_parameters(), reference.parameters(), strict=True):
+    for (name, param), dense_param in zip(
+        model.named_parameters(), reference.parameters(), strict=True
+    ):
         torch.testing.assert_close(param.grad, dense_param.grad, msg=name)
 
 
@@ -78,7 +83,9 @@ def test_spd_losses_and_gradients_on_the_factored_stream_match_a_dense_target():
             param.requires_grad_(False)
         target = Target(network, resid_mlp.decomposed_modules(CONFIG.n_layers), sample)
         torch.manual_seed(3)  # the gates' initialisation
-        components = ComponentModel(target, spd.C, spd.d_gate, False, torch.Generator().manual_seed(1))
+        components = ComponentModel(
+            target, spd.C, spd.d_gate, False, torch.Generator().manual_seed(1)
+        )
         generator = torch.Generator().manual_seed(2)
         losses = spd_losses(components, sample(spd.batch_size, generator), spd, generator)
         losses["total"].backward()
@@ -124,13 +131,18 @@ def test_neuron_contributions_by_hand():
     torch.testing.assert_close(resid_mlp.neuron_contributions(model, 0), expected)
     only_first_row = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
     torch.testing.assert_close(
-        resid_mlp.neuron_contributions(model, 0, W_in=only_first_row), torch.tensor([[5.0, 0.0], [0.0, 0.0]])
+        resid_mlp.neuron_contributions(model, 0, W_in=only_first_row),
+        torch.tensor([[5.0, 0.0], [0.0, 0.0]]),
     )
 
 
 def test_pearson():
-    assert pearson(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 4.0, 6.0])) == pytest.approx(1.0)
-    assert pearson(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+    assert pearson(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 4.0, 6.0])) == pytest.approx(
+        1.0
+    )
+    assert pearson(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([3.0, 2.0, 1.0])) == pytest.approx(
+        -1.0
+    )
 
 
 def test_tiny_resid_mlp_run_end_to_end(tmp_path):
@@ -160,14 +172,20 @@ def test_w_out_counts_live_subcomponents_active_on_every_probe_and_the_active_sh
     from spd.evaluate.causal_importance_metrics import EvaluationCI
     from spd.evaluate.resid_mlp import metric_rows
 
-    one_layer = ResidMLPTargetConfig(family="resid_mlp", n_features=3, d_embed=10, d_mlp=3, n_layers=1)
-    target = resid_mlp.as_target(resid_mlp.build_model(one_layer), one_layer).restricted_to(["layers.0.mlp_out"])
+    one_layer = ResidMLPTargetConfig(
+        family="resid_mlp", n_features=3, d_embed=10, d_mlp=3, n_layers=1
+    )
+    target = resid_mlp.as_target(resid_mlp.build_model(one_layer), one_layer).restricted_to(
+        ["layers.0.mlp_out"]
+    )
     model = ComponentModel(target, 4, 2, False, torch.Generator().manual_seed(0))
     # Subcomponent 0 active on all 3 probes, 1 on two of them, 2 dead, 3 alive only on random inputs.
     probes = torch.tensor([[1.0, 0.95, 0.0, 0.0], [0.9, 0.2, 0.0, 0.0], [0.99, 0.91, 0.0, 0.05]])
     random = torch.tensor([[0.0, 0.0, 0.0, 0.5]])
     ci = EvaluationCI(probes={"layers.0.mlp_out": probes}, random={"layers.0.mlp_out": random})
-    rows = {(layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())}
+    rows = {
+        (layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())
+    }
     assert rows[("layers.0.mlp_out", "active_on_every_probe")] == 1
     # live: 0, 1, 3; active pairs: 3 + 2 + 0 of 3 x 3
     assert rows[("layers.0.mlp_out", "active_probe_fraction")] == pytest.approx(5 / 9)
@@ -179,17 +197,25 @@ def test_w_out_dense_pattern_errors_and_neuron_alignment_by_hand():
     from spd.evaluate.causal_importance_metrics import EvaluationCI
     from spd.evaluate.resid_mlp import metric_rows
 
-    one_layer = ResidMLPTargetConfig(family="resid_mlp", n_features=3, d_embed=10, d_mlp=2, n_layers=1)
-    target = resid_mlp.as_target(resid_mlp.build_model(one_layer), one_layer).restricted_to(["layers.0.mlp_out"])
+    one_layer = ResidMLPTargetConfig(
+        family="resid_mlp", n_features=3, d_embed=10, d_mlp=2, n_layers=1
+    )
+    target = resid_mlp.as_target(resid_mlp.build_model(one_layer), one_layer).restricted_to(
+        ["layers.0.mlp_out"]
+    )
     model = ComponentModel(target, 4, 2, False, torch.Generator().manual_seed(0))
     with torch.no_grad():  # read directions: neuron 0; neuron 1 scaled; 45 degrees; dead
-        model.components["layers-0-mlp_out"].V.copy_(torch.tensor([[1.0, 0.0], [0.0, -3.0], [1.0, 1.0], [1.0, 1.0]]))
+        model.components["layers-0-mlp_out"].V.copy_(
+            torch.tensor([[1.0, 0.0], [0.0, -3.0], [1.0, 1.0], [1.0, 1.0]])
+        )
     # The d_mlp = 2 densest columns are 0 and 2; column 2 never reaches 0.9 (1 error); column 1
     # lies outside the block with two entries above 0.1 (2 errors); column 3 stays at 0.1 (none).
     probes = torch.tensor([[1.0, 0.5, 0.8, 0.1], [0.95, 0.3, 0.85, 0.0], [0.9, 0.05, 0.8, 0.1]])
     random = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
     ci = EvaluationCI(probes={"layers.0.mlp_out": probes}, random={"layers.0.mlp_out": random})
-    rows = {(layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())}
+    rows = {
+        (layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())
+    }
     assert rows[("layers.0.mlp_out", "dense_pattern_errors")] == 3
     # live: 0, 1, 2 (3 never exceeds 0.1): cosines 1, 1 and 1/sqrt(2)
     assert rows[("layers.0.mlp_out", "neuron_alignment")] == pytest.approx((2 + 2**-0.5) / 3)
@@ -206,7 +232,9 @@ def test_spd_neuron_contributions_pick_the_largest_contribution_and_use_spds_own
         target_model.W_E.copy_(torch.eye(2))
         target_model.layers[0].mlp_in.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
         target_model.layers[0].mlp_out.weight.copy_(torch.tensor([[5.0, 6.0], [7.0, 8.0]]))
-    model = ComponentModel(resid_mlp.as_target(target_model, config), 2, 2, False, torch.Generator().manual_seed(0))
+    model = ComponentModel(
+        resid_mlp.as_target(target_model, config), 2, 2, False, torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         w_in, w_out = model.components["layers-0-mlp_in"], model.components["layers-0-mlp_out"]
         w_in.U.copy_(torch.tensor([[2.0, 1.0], [0.0, 1.0]]))  # (neuron, c)
@@ -226,8 +254,12 @@ def test_spd_neuron_contributions_pick_the_largest_contribution_and_use_spds_own
         probes={"layers.0.mlp_in": probes, "layers.0.mlp_out": probes},
         random={"layers.0.mlp_in": probes, "layers.0.mlp_out": probes},
     )
-    rows = {(layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())}
-    assert rows[("layers.0.mlp_in", "neuron_contribution_corr")] == pytest.approx(pearson(target, expected_spd))
+    rows = {
+        (layer, metric): value for layer, metric, value, _ in metric_rows(model, ci, EvalConfig())
+    }
+    assert rows[("layers.0.mlp_in", "neuron_contribution_corr")] == pytest.approx(
+        pearson(target, expected_spd)
+    )
     # Through the origin: sum(t s) / sum(t t) = (30 + 0 + 14 + 128) / (25 + 324 + 196 + 1024)
     assert rows[("layers.0.mlp_in", "neuron_contribution_slope")] == pytest.approx(172 / 1569)
 
@@ -235,6 +267,10 @@ def test_spd_neuron_contributions_pick_the_largest_contribution_and_use_spds_own
 def test_slope_through_origin():
     from spd.evaluate.resid_mlp import slope_through_origin
 
-    assert slope_through_origin(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0])) == pytest.approx(2.0)
+    assert slope_through_origin(
+        torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0])
+    ) == pytest.approx(2.0)
     # no intercept: fitted = t + 0.5 has slope (1.5 + 5) / (1 + 4), not 1
-    assert slope_through_origin(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.5])) == pytest.approx(1.3)
+    assert slope_through_origin(
+        torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.5])
+    ) == pytest.approx(1.3)

@@ -8,8 +8,12 @@ from spd.config import ConfigError, SPDConfig, TMSTargetConfig, parse_experiment
 from spd.decomp.train import candidate_seed, decompose
 from spd.targets import tms
 
-SPD = SPDConfig(C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=40, batch_size=64, log_every=10)
-RESTARTS = SPD.model_copy(update={"restarts": 3, "restart_steps": 20, "seed": 4})  # candidate 2 wins
+SPD = SPDConfig(
+    C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=40, batch_size=64, log_every=10
+)
+RESTARTS = SPD.model_copy(
+    update={"restarts": 3, "restart_steps": 20, "seed": 4}
+)  # candidate 2 wins
 
 
 def _target() -> tms.Target:
@@ -39,8 +43,13 @@ def test_the_candidate_with_the_lowest_loss_is_finished_like_a_plain_run_with_it
     assert len(losses) == 3 and len(set(losses)) == 3
     chosen = min(range(3), key=losses.__getitem__)
     assert chosen != 0  # so that the run below is not the plain run with the base seed
-    assert f"restarts: candidate {chosen + 1} (seed {candidate_seed(4, chosen)}) trains to the end" in lines
-    plain = decompose(_target(), SPD.model_copy(update={"seed": candidate_seed(4, chosen)}), lambda _: None)
+    assert (
+        f"restarts: candidate {chosen + 1} (seed {candidate_seed(4, chosen)}) trains to the end"
+        in lines
+    )
+    plain = decompose(
+        _target(), SPD.model_copy(update={"seed": candidate_seed(4, chosen)}), lambda _: None
+    )
     _assert_same_run(plain, result)
     assert list(tmp_path.iterdir()) == []  # candidate states and the recorded choice are removed
 
@@ -57,7 +66,9 @@ def test_a_run_killed_after_the_choice_resumes_without_retraining_candidates(tmp
     with pytest.raises(_Killed):
         decompose(_target(), RESTARTS, killing_log, tmp_path / "state.pt", checkpoint_every=7)
     lines: list[str] = []
-    resumed = decompose(_target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7)
+    resumed = decompose(
+        _target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7
+    )
     assert not any("restart candidate" in line for line in lines)
     assert any(line.startswith("resuming from") and "at step 28" in line for line in lines)
     _assert_same_run(decompose(_target(), RESTARTS, lambda _: None), resumed)
@@ -77,7 +88,9 @@ def test_only_the_live_decomposition_hooks_the_target():
     target = _target()
     layers = [target.model.get_submodule(name) for name in target.decomposed_modules]
     first = decompose(target, RESTARTS, lambda _: None)
-    assert [len(layer._forward_hooks) for layer in layers] == [1] * len(layers)  # the chosen candidate's
+    assert [len(layer._forward_hooks) for layer in layers] == [1] * len(
+        layers
+    )  # the chosen candidate's
     first.model.remove_hooks()
     second = decompose(target, SPD, lambda _: None)
     assert [len(layer._forward_hooks) for layer in layers] == [1] * len(layers)

@@ -22,7 +22,10 @@ EVERY = 100
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
-    config = {**TINY_TMS, "decomposition": {**TINY_TMS["decomposition"], "steps": STEPS, "log_every": 50}}
+    config = {
+        **TINY_TMS,
+        "decomposition": {**TINY_TMS["decomposition"], "steps": STEPS, "log_every": 50},
+    }
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config))
     assert main(["train-target", "--config", str(config_path), "--out", str(tmp_path / "t")]) == 0
@@ -31,8 +34,20 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 
 def _command(config: Path, target: Path, out: Path) -> list[str]:
     return [
-        sys.executable, "-m", "spd", "decompose", "--config", str(config), "--target", str(target),
-        "--out", str(out), "--checkpoint-every", str(EVERY), "--threads", "1",
+        sys.executable,
+        "-m",
+        "spd",
+        "decompose",
+        "--config",
+        str(config),
+        "--target",
+        str(target),
+        "--out",
+        str(out),
+        "--checkpoint-every",
+        str(EVERY),
+        "--threads",
+        "1",
     ]
 
 
@@ -66,7 +81,9 @@ def test_sigkilled_decomposition_resumes_bit_identically(setup, tmp_path):
         _kill_after_step(_command(config, target, out), logs[-1], step)
         assert not (out / "decomposition.pt").exists()
         assert (out / "decomposition.state.pt").exists()
-    final = subprocess.run(_command(config, target, out), check=True, capture_output=True, text=True)
+    final = subprocess.run(
+        _command(config, target, out), check=True, capture_output=True, text=True
+    )
     assert "resuming from" in final.stderr
     assert any("resuming from" in log.read_text() for log in logs[1:])
     assert not (out / "decomposition.state.pt").exists()
@@ -77,7 +94,8 @@ def test_sigkilled_decomposition_resumes_bit_identically(setup, tmp_path):
     for key in expected:
         assert torch.equal(expected[key], resumed[key]), key
     pd.testing.assert_frame_equal(
-        pd.read_parquet(reference / "losses.parquet"), pd.read_parquet(out / "losses.parquet"),
+        pd.read_parquet(reference / "losses.parquet"),
+        pd.read_parquet(out / "losses.parquet"),
         check_exact=True,
     )
 
@@ -89,7 +107,9 @@ def test_state_from_another_config_is_ignored(setup, tmp_path):
     other = yaml.safe_load(config.read_text())
     other["decomposition"]["importance_minimality_coeff"] = 1e-2
     config.write_text(yaml.safe_dump(other))
-    result = subprocess.run(_command(config, target, out), check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        _command(config, target, out), check=True, capture_output=True, text=True
+    )
     assert "made with another config or target; starting from step 0" in result.stderr
 
 
@@ -99,8 +119,20 @@ def test_sigkilled_target_training_resumes_bit_identically(tmp_path):
     config_path.write_text(yaml.safe_dump(config))
 
     def command(out: Path) -> list[str]:
-        return [sys.executable, "-m", "spd", "train-target", "--config", str(config_path),
-                "--out", str(out), "--checkpoint-every", "200", "--threads", "1"]
+        return [
+            sys.executable,
+            "-m",
+            "spd",
+            "train-target",
+            "--config",
+            str(config_path),
+            "--out",
+            str(out),
+            "--checkpoint-every",
+            "200",
+            "--threads",
+            "1",
+        ]
 
     subprocess.run(command(tmp_path / "reference"), check=True, capture_output=True)
     out = tmp_path / "killed"

@@ -18,19 +18,29 @@ from test_pipeline import _snakemake, workdir  # noqa: F401 - the tiny two-exper
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# written by spd-pipeline's tests/test_slurm.py; removed when the test ends"
 SLURM_MISSING = next(
-    (name for name in ("slurmctld", "slurmd", "sbatch", "munged") if shutil.which(name) is None
-     and not Path(f"/usr/sbin/{name}").exists()),
+    (
+        name
+        for name in ("slurmctld", "slurmd", "sbatch", "munged")
+        if shutil.which(name) is None and not Path(f"/usr/sbin/{name}").exists()
+    ),
     None,
 )
 pytestmark = [
-    pytest.mark.skipif(SLURM_MISSING is not None, reason=f"SLURM not installed ({SLURM_MISSING} missing; "
-                       "apt-get install slurm-wlm munge)"),
+    pytest.mark.skipif(
+        SLURM_MISSING is not None,
+        reason=f"SLURM not installed ({SLURM_MISSING} missing; apt-get install slurm-wlm munge)",
+    ),
     pytest.mark.skipif(os.geteuid() != 0, reason="starting slurmctld/slurmd needs root"),
 ]
 
 
 def _ensure_munge() -> None:
-    if subprocess.run("munge -n | unmunge", shell=True, capture_output=True, check=False).returncode == 0:
+    if (
+        subprocess.run(
+            "munge -n | unmunge", shell=True, capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
         return
     Path("/run/munge").mkdir(exist_ok=True)
     shutil.chown("/run/munge", "munge", "munge")
@@ -52,25 +62,46 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip(f"{SYSTEM_CONF} belongs to a real cluster; not replacing it")
     conf = SYSTEM_CONF
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text("\n".join([
-        MARKER, "ClusterName=local", f"SlurmctldHost={host}", "AuthType=auth/munge",
-        "ProctrackType=proctrack/pgid", "TaskPlugin=task/none", "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core_Memory", f"StateSaveLocation={root}/state",
-        f"SlurmdSpoolDir={root}/spool", "SlurmUser=root", "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none", "MinJobAge=3600", "ReturnToService=2",
-        f"SlurmctldPidFile={root}/slurmctld.pid", f"SlurmdPidFile={root}/slurmd.pid",
-        f"SlurmctldLogFile={root}/log/slurmctld.log", f"SlurmdLogFile={root}/log/slurmd.log",
-        f"NodeName={host} CPUs={os.cpu_count()} RealMemory={memory_mb} State=UNKNOWN",
-        f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", "",
-    ]))
+    conf.write_text(
+        "\n".join(
+            [
+                MARKER,
+                "ClusterName=local",
+                f"SlurmctldHost={host}",
+                "AuthType=auth/munge",
+                "ProctrackType=proctrack/pgid",
+                "TaskPlugin=task/none",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_Core_Memory",
+                f"StateSaveLocation={root}/state",
+                f"SlurmdSpoolDir={root}/spool",
+                "SlurmUser=root",
+                "JobAcctGatherType=jobacct_gather/none",
+                "AccountingStorageType=accounting_storage/none",
+                "MinJobAge=3600",
+                "ReturnToService=2",
+                f"SlurmctldPidFile={root}/slurmctld.pid",
+                f"SlurmdPidFile={root}/slurmd.pid",
+                f"SlurmctldLogFile={root}/log/slurmctld.log",
+                f"SlurmdLogFile={root}/log/slurmd.log",
+                f"NodeName={host} CPUs={os.cpu_count()} RealMemory={memory_mb} State=UNKNOWN",
+                f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
+                "",
+            ]
+        )
+    )
     env = dict(os.environ)
     _ensure_munge()
     subprocess.run(["/usr/sbin/slurmctld", "-f", str(conf)], check=True, env=env)
     subprocess.run(["/usr/sbin/slurmd", "-f", str(conf)], check=True, env=env)
     try:
         deadline = time.monotonic() + 60
-        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, check=False,
-                                           text=True, env=env).stdout:
+        while (
+            "idle"
+            not in subprocess.run(
+                ["sinfo", "-h", "-o", "%T"], capture_output=True, check=False, text=True, env=env
+            ).stdout
+        ):
             assert time.monotonic() < deadline, (root / "log/slurmctld.log").read_text()[-2000:]
             time.sleep(0.5)
         yield env
@@ -88,11 +119,22 @@ def test_tiny_pipeline_through_slurm_equals_local_run(slurm_cluster, workdir, tm
     _snakemake(local)
 
     command = [
-        "snakemake", "--workflow-profile", "profiles/slurm", "--config", "params=tiny.yaml",
-        "--slurm-no-account", "--slurm-status-command", "squeue",
-        "--slurm-init-seconds-before-status-checks", "1", "--jobs", "4",
+        "snakemake",
+        "--workflow-profile",
+        "profiles/slurm",
+        "--config",
+        "params=tiny.yaml",
+        "--slurm-no-account",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--jobs",
+        "4",
     ]
-    result = subprocess.run(command, cwd=workdir, env=slurm_cluster, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, cwd=workdir, env=slurm_cluster, capture_output=True, text=True, check=False
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     job_ids = re.findall(r"SLURM jobid (\d+)", log)

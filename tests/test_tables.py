@@ -15,14 +15,16 @@ def _metrics(rows):
 
 
 def test_table1_mean_and_sample_std_over_seeds_beside_the_paper():
-    metrics = _metrics([
-        ("tms_5-2", 0, "linear1", "mmcs", 1.0),
-        ("tms_5-2", 1, "linear1", "mmcs", 0.998),
-        ("tms_5-2", 0, "linear1", "ml2r", 0.99),
-        ("tms_5-2", 1, "linear1", "ml2r", 1.01),
-        ("tms_5-2", 0, "linear2", "ml2r", 5.0),  # other layers are not in the table
-        ("tms_5-2", 0, "linear1", "alive_subcomponents", 5),
-    ])
+    metrics = _metrics(
+        [
+            ("tms_5-2", 0, "linear1", "mmcs", 1.0),
+            ("tms_5-2", 1, "linear1", "mmcs", 0.998),
+            ("tms_5-2", 0, "linear1", "ml2r", 0.99),
+            ("tms_5-2", 1, "linear1", "ml2r", 1.01),
+            ("tms_5-2", 0, "linear2", "ml2r", 5.0),  # other layers are not in the table
+            ("tms_5-2", 0, "linear1", "alive_subcomponents", 5),
+        ]
+    )
     table = table1(metrics).set_index("metric")
     assert table.loc["mmcs", "mean"] == pytest.approx(0.999)
     assert table.loc["mmcs", "std"] == pytest.approx(0.002 / 2**0.5)
@@ -36,18 +38,22 @@ def test_table1_mean_and_sample_std_over_seeds_beside_the_paper():
 
 
 def test_table1_one_seed_has_zero_std_shows_its_value_alone_and_unknown_experiments_no_paper_value():
-    table = table1(_metrics([("toy", 3, "linear1", "mmcs", 0.5), ("toy", 3, "linear1", "ml2r", 2.0)]))
+    table = table1(
+        _metrics([("toy", 3, "linear1", "mmcs", 0.5), ("toy", 3, "linear1", "ml2r", 2.0)])
+    )
     assert list(table["std"]) == [0.0, 0.0]
     assert table["paper"].isna().all()
     assert "| toy | SPD | 3 | 0.5000 | - |" in table1_markdown(table)
 
 
 def test_table1_keeps_methods_apart_with_their_paper_values():
-    metrics = _metrics([
-        ("tms_5-2", 0, "linear1", "ml2r", 1.0),
-        ("tms_5-2_apd", 0, "linear1", "ml2r", 0.9),
-        ("tms_5-2_apd", 1, "linear1", "ml2r", 0.8),
-    ])
+    metrics = _metrics(
+        [
+            ("tms_5-2", 0, "linear1", "ml2r", 1.0),
+            ("tms_5-2_apd", 0, "linear1", "ml2r", 0.9),
+            ("tms_5-2_apd", 1, "linear1", "ml2r", 0.8),
+        ]
+    )
     metrics["method"] = ["spd", "apd", "apd"]
     table = table1(metrics).set_index(["experiment", "method"])
     assert table.loc[("tms_5-2_apd", "apd"), "mean"] == pytest.approx(0.85)

@@ -37,7 +37,9 @@ def test_identity_variant_decomposes_three_layers():
 def test_full_masks_with_exact_components_reproduce_the_target():
     model = _model()
     W = model.target_weight("linear1")
-    with torch.no_grad():  # make U V == W exactly: U = W, V = I (C = d_in would be needed) -> use SVD
+    with (
+        torch.no_grad()
+    ):  # make U V == W exactly: U = W, V = I (C = d_in would be needed) -> use SVD
         u, s, vh = torch.linalg.svd(W, full_matrices=False)
         model.components["linear1"].U.zero_()
         model.components["linear1"].V.zero_()
@@ -60,15 +62,22 @@ def test_per_layer_ties_share_storage_through_updates_and_reloads():
     model = tms_component_model(5, 2, identity=False, C=4, d_gate=3, tied_adam="per_layer")
     assert set(model.components.keys()) == {"linear1", "linear2"}
     linear1, linear2 = model.components["linear1"], model.components["linear2"]
-    assert linear2.U.data_ptr() == linear1.V.data_ptr() and linear2.V.data_ptr() == linear1.U.data_ptr()
+    assert (
+        linear2.U.data_ptr() == linear1.V.data_ptr()
+        and linear2.V.data_ptr() == linear1.U.data_ptr()
+    )
     _one_adam_step(model, lr=0.1)
-    torch.testing.assert_close(model.factors("linear2")[0], model.factors("linear1")[1].T, rtol=0, atol=0)
+    torch.testing.assert_close(
+        model.factors("linear2")[0], model.factors("linear1")[1].T, rtol=0, atol=0
+    )
     state = {k: v.clone() for k, v in model.state_dict().items()}
     reloaded = tms_component_model(5, 2, identity=False, C=4, d_gate=3, tied_adam="per_layer")
     reloaded.load_state_dict(state)
     with torch.no_grad():
         reloaded.components["linear1"].V.add_(1.0)
-    torch.testing.assert_close(reloaded.factors("linear2")[0], reloaded.factors("linear1")[1].T, rtol=0, atol=0)
+    torch.testing.assert_close(
+        reloaded.factors("linear2")[0], reloaded.factors("linear1")[1].T, rtol=0, atol=0
+    )
 
 
 def test_per_layer_ties_take_one_adam_step_per_layer():
@@ -86,4 +95,6 @@ def test_per_layer_ties_take_one_adam_step_per_layer():
     torch.testing.assert_close(g1 + g2, g_joint)
     step = lambda g: lr * g / (g.abs() + eps)
     torch.testing.assert_close(joint.components["linear1"].V.detach(), V_before - step(g_joint))
-    torch.testing.assert_close(per_layer.components["linear1"].V.detach(), V_before - step(g1) - step(g2))
+    torch.testing.assert_close(
+        per_layer.components["linear1"].V.detach(), V_before - step(g1) - step(g2)
+    )

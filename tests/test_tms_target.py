@@ -11,7 +11,13 @@ LR, WEIGHT_DECAY = 0.05, 0.1
 
 def _config(tied_adam: str) -> TMSTargetConfig:
     return TMSTargetConfig(
-        n_features=5, d_hidden=2, steps=1, batch_size=64, lr=LR, weight_decay=WEIGHT_DECAY, tied_adam=tied_adam
+        n_features=5,
+        d_hidden=2,
+        steps=1,
+        batch_size=64,
+        lr=LR,
+        weight_decay=WEIGHT_DECAY,
+        tied_adam=tied_adam,
     )
 
 
@@ -48,7 +54,6 @@ def test_per_layer_tying_takes_two_adam_steps_and_two_weight_decays():
     # the trained target no longer shares storage: it is frozen and saved like any other
     assert model.linear2.weight.data_ptr() != model.linear1.weight.data_ptr()
     assert not any(param.requires_grad for param in model.parameters())
-
 
 
 def test_zero_bias_init_zeroes_linear2_bias_and_keeps_the_random_stream():

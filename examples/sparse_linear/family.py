@@ -56,16 +56,22 @@ class SparseLinear(Family):
 
     def batch_sampler(self, config: SparseLinearConfig):
         def sample(batch_size: int, generator: torch.Generator) -> torch.Tensor:
-            return sparse_feature_batch(batch_size, config.n_features, config.feature_probability, generator, low=0.0)
+            return sparse_feature_batch(
+                batch_size, config.n_features, config.feature_probability, generator, low=0.0
+            )
 
         return sample
 
     def train(self, config, device, log, state_file, checkpoint_every):
-        log(f"  W: {config.d_out} x {config.n_features}, unit columns from seed {config.seed} (not trained)")
+        log(
+            f"  W: {config.d_out} x {config.n_features}, unit columns from seed {config.seed} (not trained)"
+        )
         return self.build_model(config).to(device), {"seed_used": config.seed}
 
     def as_target(self, model: SparseLinearModel, config: SparseLinearConfig) -> Target:
-        return Target(model=model, decomposed_modules=(LAYER,), sample_batch=self.batch_sampler(config))
+        return Target(
+            model=model, decomposed_modules=(LAYER,), sample_batch=self.batch_sampler(config)
+        )
 
     def metric_rows(self, model, ci, eval_config):
         rows = list(ci_pattern_rows(LAYER, ci.probes[LAYER], eval_config))

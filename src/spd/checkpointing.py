@@ -62,7 +62,10 @@ def capture(
 
 
 def restore(
-    state: TrainingState, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    state: TrainingState,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
 ) -> None:
     model.load_state_dict(state.model)
     optimizer.load_state_dict(state.optimizer)
@@ -75,7 +78,9 @@ def save_state(state: TrainingState, checkpointing: Checkpointing) -> None:
     save_checkpoint(payload, checkpointing.path)
 
 
-def load_state(checkpointing: Checkpointing | None, log: Callable[[str], None]) -> TrainingState | None:
+def load_state(
+    checkpointing: Checkpointing | None, log: Callable[[str], None]
+) -> TrainingState | None:
     """The saved state to resume from, or None (no file; unreadable, or made for something else:
     then said in the log, and training starts over)."""
     if checkpointing is None or not checkpointing.path.is_file():
@@ -86,7 +91,9 @@ def load_state(checkpointing: Checkpointing | None, log: Callable[[str], None]) 
         log(f"ignoring {error}; starting from step 0")
         return None
     if payload.get("identity") != checkpointing.identity:
-        log(f"ignoring {checkpointing.path}: made with another config or target; starting from step 0")
+        log(
+            f"ignoring {checkpointing.path}: made with another config or target; starting from step 0"
+        )
         return None
     state = TrainingState(**{key: payload[key] for key in TrainingState.__dataclass_fields__})
     log(f"resuming from {checkpointing.path} at step {state.next_step}")

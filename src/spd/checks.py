@@ -93,7 +93,9 @@ def decomposition_bytes(target: Target, config: SPDConfig | APDConfig) -> int:
         return d_in + d_out + 3 * config.d_gate + 1
 
     parameters = sum(config.C * per_subcomponent(d_in, d_out) for d_in, d_out in widths)
-    activations = config.batch_size * sum(64 * config.C + 40 * (d_in + d_out) for d_in, d_out in widths)
+    activations = config.batch_size * sum(
+        64 * config.C + 40 * (d_in + d_out) for d_in, d_out in widths
+    )
     return 400_000_000 + 16 * parameters + activations
 
 
@@ -136,14 +138,21 @@ def check_fits_in_memory(config: ExperimentConfig, device: str, command: str = "
         if needed > available:
             raise _too_large(
                 f"decomposition.C={decomposition.C} with decomposition.batch_size="
-                f"{decomposition.batch_size}", needed, available, device,
+                f"{decomposition.batch_size}",
+                needed,
+                available,
+                device,
             )
     if command in ("evaluate", "run"):
         # The evaluation runs the decomposition on one batch of n_random examples.
         n_random = config.evaluation.n_random
-        needed = decomposition_bytes(untrained, decomposition.model_copy(update={"batch_size": n_random}))
+        needed = decomposition_bytes(
+            untrained, decomposition.model_copy(update={"batch_size": n_random})
+        )
         if needed > available:
             raise _too_large(
                 f"evaluation.n_random={n_random} with decomposition.C={decomposition.C}",
-                needed, available, device,
+                needed,
+                available,
+                device,
             )

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 import torch
@@ -32,6 +33,10 @@ from spd.config import (
 )
 from spd.decomp.train import DivergenceError
 from spd.io import CheckpointError, read_parquet, write_parquet
+
+if TYPE_CHECKING:
+    from spd.decomp.apd import APDModel
+    from spd.decomp.component_model import ComponentModel
 
 TARGET_FILE = "target.pt"
 DECOMPOSITION_FILE = "decomposition.pt"
@@ -55,7 +60,9 @@ def _device(name: str) -> str:
     return name
 
 
-def _with_overrides(config: ExperimentConfig, section: str, updates: dict[str, object]) -> ExperimentConfig:
+def _with_overrides(
+    config: ExperimentConfig, section: str, updates: dict[str, object]
+) -> ExperimentConfig:
     """Apply command-line overrides to one section and validate the result like a config file."""
     updates = {key: value for key, value in updates.items() if value is not None}
     if not updates:
@@ -79,7 +86,11 @@ def _train_target(config: ExperimentConfig, out: Path, device: str, checkpoint_e
 
 
 def _decompose(
-    config: ExperimentConfig, target_path: Path, out: Path, device: str, checkpoint_every: int,
+    config: ExperimentConfig,
+    target_path: Path,
+    out: Path,
+    device: str,
+    checkpoint_every: int,
     cuda_graph: bool = False,
 ) -> Path:
     from spd.checks import check_target
@@ -103,6 +114,7 @@ def _decompose(
     )
     state_path = out / TRAINING_STATE_FILE
     start = time.perf_counter()
+    model: ComponentModel | APDModel
     if isinstance(spd, APDConfig):
         model, history = decompose_apd(target, spd, _log, state_path, checkpoint_every)
     else:
@@ -139,7 +151,11 @@ def _evaluate(
     check_target(target_path, target_config, config)
     model, made, record = load_decomposition(decomposition_path, target)
     check_decomposition(decomposition_path, made, config)
-    check_fingerprint(decomposition_path, record.get("target_fingerprint"), str(info["fingerprint"]))
+    check_fingerprint(
+        decomposition_path,
+        cast(str | None, record.get("target_fingerprint")),
+        str(info["fingerprint"]),
+    )
     # The run's own settings (a --steps or --seed override included) identify its results.
     run_config = config.model_copy(update={"decomposition": made})
     run_hash = config_hash(run_config)
@@ -148,18 +164,28 @@ def _evaluate(
         rows = _apd_rows(model, target_config, config)
         family_tables: dict[str, pd.DataFrame] = {}
     else:
+        from spd.decomp.component_model import ComponentModel
+
+        assert isinstance(model, ComponentModel)  # an SPD config loads an SPD decomposition
         ci = evaluation_ci(model, target_config.n_features, made, config.evaluation)
         rows = metric_rows(model, ci, target_config, config.evaluation)
         # What the family's figures draw besides CIs (TMS weights, residual-MLP neuron contributions).
-        family_tables = {CI_PROBES_FILE: ci_probe_table(ci.probes), CI_HISTOGRAM_FILE: ci_histogram_table(ci.random)}
+        family_tables = {
+            CI_PROBES_FILE: ci_probe_table(ci.probes),
+            CI_HISTOGRAM_FILE: ci_histogram_table(ci.random),
+        }
         family_tables |= family(target_config).tables(model, target_config, made)
-    metrics = metrics_table(rows, config.name, made.seed, run_hash, target_config.family, made.method)
+    metrics = metrics_table(
+        rows, config.name, made.seed, run_hash, target_config.family, made.method
+    )
     provenance = {"experiment": config.name, "seed": made.seed}
     for name, table in family_tables.items():
         write_parquet(table.assign(**provenance), out / name)
     path = out / METRICS_FILE
     write_parquet(metrics, path)
-    summary = {f"{r['layer']}/{r['metric']}": round(float(r["value"]), 4) for r in rows}
+    summary = {
+        f"{r['layer']}/{r['metric']}": round(float(cast(float, r["value"])), 4) for r in rows
+    }
     _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
     outcome = verdict(rows, target_config, made.method, missing)
     write_run_record(out / RUN_RECORD_FILE, run_config, run_hash, info, record, outcome)
@@ -188,7 +214,11 @@ def _selected_runs(listed: list[Path], params_path: Path | None, root: Path) -> 
     from spd.runsets import main_experiments, run_folder
 
     params = load_params(params_path)
-    return [run_folder(params, name, seed, root) for name in main_experiments(params) for seed in params.seeds]
+    return [
+        run_folder(params, name, seed, root)
+        for name in main_experiments(params)
+        for seed in params.seeds
+    ]
 
 
 def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
@@ -235,13 +265,17 @@ def _figures(run_dirs: list[Path], out: Path, table1_path: Path | None) -> None:
     check_single_config(metrics)
     families = sorted(set(metrics.get("family", pd.Series(["tms"]))))
     if len(families) != 1:
-        raise ConfigError(f"figures: runs of different target families ({', '.join(families)}); draw them apart")
+        raise ConfigError(
+            f"figures: runs of different target families ({', '.join(families)}); draw them apart"
+        )
     runs_family = family(families[0])
     table = None if table1_path is None else read_parquet(table1_path)
     if not runs_family.write_figures(_run_tables(run_dirs, runs_family.figure_tables), out, table):
         from spd.figures.ci_pages import read_ci_run, write_ci_figures
 
-        write_ci_figures([read_ci_run(*paths) for paths in _run_tables(run_dirs, DEFAULT_FIGURE_TABLES)], out)
+        write_ci_figures(
+            [read_ci_run(*paths) for paths in _run_tables(run_dirs, DEFAULT_FIGURE_TABLES)], out
+        )
     _log(f"figures saved to {out}")
 
 
@@ -279,7 +313,9 @@ def _over_params(args: argparse.Namespace) -> None:
     else:
         from spd.figures.comparison import write_comparison_figures
 
-        runs = _some_done(collect.comparison_runs(params, args.runs_root, args.benchmarks_root, args.partial))
+        runs = _some_done(
+            collect.comparison_runs(params, args.runs_root, args.benchmarks_root, args.partial)
+        )
         _log(runs.to_string(index=False))
         write_comparison_figures(runs, args.out)
     _log(f"figures saved to {args.out}")
@@ -306,7 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = sub.add_mutually_exclusive_group(required=True)
         source.add_argument("--experiment", help="experiment name in --params (e.g. tms_5-2)")
         source.add_argument("--config", type=Path, help="a single-experiment YAML file instead")
-        sub.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
+        sub.add_argument(
+            "--params", type=Path, default=Path("params.yaml"), help="default: params.yaml"
+        )
         sub.add_argument("--out", type=Path, required=True, help="output folder")
         sub.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
         sub.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
@@ -314,24 +352,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     train = add("train-target", "Train the experiment's target model; writes target.pt.")
     train.add_argument("--seed", type=int, help="override target.seed (first seed tried)")
-    decompose = add("decompose", "Decompose a trained target; writes decomposition.pt, losses.parquet.")
+    decompose = add(
+        "decompose", "Decompose a trained target; writes decomposition.pt, losses.parquet."
+    )
     decompose.add_argument("--target", type=Path, required=True, help="target.pt to decompose")
     run = add("run", "Train the target, decompose it and evaluate it, all into --out.")
     for sub in (decompose, run):
         sub.add_argument("--seed", type=int, help="override decomposition.seed")
         sub.add_argument("--steps", type=int, help="override decomposition.steps")
         sub.add_argument(
-            "--cuda-graph", action="store_true",
+            "--cuda-graph",
+            action="store_true",
             help="with --device cuda: record one SPD step as a CUDA graph and replay it (faster; "
             "equal to an eager run up to float rounding)",
         )
     for sub in (train, decompose, run):
         sub.add_argument(
-            "--checkpoint-every", type=int, default=1000,
+            "--checkpoint-every",
+            type=int,
+            default=1000,
             help=f"steps between saves of the training state ({TARGET_STATE_FILE}, "
             f"{TRAINING_STATE_FILE}), from which a rerun resumes (default 1000)",
         )
-    evaluate = add("evaluate", "Score a decomposition against the ground truth; writes metrics.parquet.")
+    evaluate = add(
+        "evaluate", "Score a decomposition against the ground truth; writes metrics.parquet."
+    )
     evaluate.add_argument("--target", type=Path, required=True, help="target.pt")
     evaluate.add_argument("--decomposition", type=Path, required=True, help="decomposition.pt")
 
@@ -339,11 +384,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("runs", type=Path, nargs="*", help="evaluated run folders")
         sub.add_argument(
-            "--all-runs", type=Path, metavar="PARAMS",
+            "--all-runs",
+            type=Path,
+            metavar="PARAMS",
             help="instead of listing folders: the main job's runs, main_experiments x seeds of "
             "PARAMS, as RUNS_ROOT/<experiment>/seed<seed>",
         )
-        sub.add_argument("--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs")
+        sub.add_argument(
+            "--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs"
+        )
         sub.add_argument("--out", type=Path, required=True, help=out_help)
         return sub
 
@@ -352,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     figures.add_argument("--table1", type=Path, help="tms_table1.parquet to show on the first page")
     add_over_runs(
-        "table1", "Table 1 (MMCS, ML2R over seeds) from run folders.",
+        "table1",
+        "Table 1 (MMCS, ML2R over seeds) from run folders.",
         "path stem: writes STEM.md, STEM.parquet",
     )
     over_params = {
@@ -361,22 +411,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compare": "method_comparison.pdf: SPD vs APD cost, MMCS and ML2R per seed.",
     }
     for name, help_text in over_params.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text + " Reads the runs PARAMS names.")
-        sub.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
-        sub.add_argument("--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs")
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text + " Reads the runs PARAMS names."
+        )
+        sub.add_argument(
+            "--params", type=Path, default=Path("params.yaml"), help="default: params.yaml"
+        )
+        sub.add_argument(
+            "--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs"
+        )
         sub.add_argument("--out", type=Path, required=True, help="PDF to write")
         if name == "sweep-figures":
             sub.add_argument("--sweep", required=True, help="a sweep of PARAMS, e.g. beta3")
             sub.add_argument("--experiment", required=True, help="an experiment the sweep covers")
         if name in ("robustness", "compare"):
             sub.add_argument(
-                "--partial", action="store_true",
+                "--partial",
+                action="store_true",
                 help="draw the runs evaluated so far and name the others on the pages "
                 "(default: every run must be there)",
             )
         if name == "compare":
             sub.add_argument(
-                "--benchmarks-root", type=Path, default=Path("benchmarks/runs/decompose"),
+                "--benchmarks-root",
+                type=Path,
+                default=Path("benchmarks/runs/decompose"),
                 help="Snakemake benchmark files of the decompose jobs (default: benchmarks/runs/decompose)",
             )
     report = commands.add_parser(
@@ -384,13 +443,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="docs/results.md: every result the record holds, from the committed summaries alone.",
         description="docs/results.md: every result the record holds, from the committed summaries alone.",
     )
-    report.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: params.yaml")
     report.add_argument(
-        "--metrics-root", type=Path, default=Path("results/metrics"), help="default: results/metrics"
+        "--params", type=Path, default=Path("params.yaml"), help="default: params.yaml"
     )
-    report.add_argument("--out", type=Path, default=Path("docs/results.md"), help="default: docs/results.md")
+    report.add_argument(
+        "--metrics-root",
+        type=Path,
+        default=Path("results/metrics"),
+        help="default: results/metrics",
+    )
+    report.add_argument(
+        "--out", type=Path, default=Path("docs/results.md"), help="default: docs/results.md"
+    )
     summary = commands.add_parser(
-        "summary", help="Small metric JSON and loss CSV of one run, for `dvc metrics` / `dvc plots`."
+        "summary",
+        help="Small metric JSON and loss CSV of one run, for `dvc metrics` / `dvc plots`.",
     )
     summary.add_argument("run", type=Path, help="an evaluated run folder")
     summary.add_argument("--metrics", type=Path, required=True, help="JSON to write")
@@ -425,13 +492,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train-target":
             config = _with_overrides(config, "target", {"seed": args.seed})
         elif args.command in ("decompose", "run"):
-            config = _with_overrides(config, "decomposition", {"seed": args.seed, "steps": args.steps})
+            config = _with_overrides(
+                config, "decomposition", {"seed": args.seed, "steps": args.steps}
+            )
         device = _device(args.device)
         if getattr(args, "cuda_graph", False):
             if device != "cuda":
                 raise ConfigError("--cuda-graph: needs --device cuda")
             if isinstance(config.decomposition, APDConfig):
-                raise ConfigError("--cuda-graph: APD runs eagerly (only SPD steps are recorded as graphs)")
+                raise ConfigError(
+                    "--cuda-graph: APD runs eagerly (only SPD steps are recorded as graphs)"
+                )
         if getattr(args, "checkpoint_every", 1) < 1:
             raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1")
         if args.threads is not None:
@@ -444,7 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train_target(config, args.out, device, args.checkpoint_every)
         elif args.command == "decompose":
             target_path = _require_file(args.target, "--target")
-            _decompose(config, target_path, args.out, device, args.checkpoint_every, args.cuda_graph)
+            _decompose(
+                config, target_path, args.out, device, args.checkpoint_every, args.cuda_graph
+            )
         elif args.command == "evaluate":
             _evaluate(
                 config,

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -95,7 +95,9 @@ class ResidMLPTargetConfig(StrictModel):
 
 
 TARGET_FAMILIES = ("tms", "resid_mlp")
-CUSTOM_FAMILY_TAG = "family:custom"  # the schema tag of a family named by import path (no key can be)
+CUSTOM_FAMILY_TAG = (
+    "family:custom"  # the schema tag of a family named by import path (no key can be)
+)
 
 
 def _target_family_tag(raw: object) -> str:
@@ -111,7 +113,9 @@ def _custom_target(raw: object) -> BaseModel:
         return raw
     family = raw.get("family") if isinstance(raw, dict) else None
     if family is None:
-        raise PydanticCustomError("union_tag_not_found", "Unable to extract tag using discriminator 'family'")
+        raise PydanticCustomError(
+            "union_tag_not_found", "Unable to extract tag using discriminator 'family'"
+        )
     if not isinstance(family, str) or ":" not in family:
         raise PydanticCustomError(
             "union_tag_invalid",
@@ -123,11 +127,24 @@ def _custom_target(raw: object) -> BaseModel:
     try:
         config_model = family_named(family).config_model
     except FamilyImportError as error:
-        raise PydanticCustomError("family_import", "'{family}': {detail}", {"family": family, "detail": error.detail}) from None
+        raise PydanticCustomError(
+            "family_import", "'{family}': {detail}", {"family": family, "detail": error.detail}
+        ) from None
     return config_model.model_validate(raw)
 
 
-CustomTargetConfig = Annotated[SerializeAsAny[BaseModel], PlainValidator(_custom_target)]
+if TYPE_CHECKING:
+
+    class _CustomTargetConfig(BaseModel):
+        """What a type checker knows of a user's family's config: its model has (at least) the
+        fields spd.families.base asks of every target config."""
+
+        family: str
+        n_features: int
+
+    CustomTargetConfig = _CustomTargetConfig
+else:
+    CustomTargetConfig = Annotated[SerializeAsAny[BaseModel], PlainValidator(_custom_target)]
 TargetConfig = Annotated[
     Annotated[TMSTargetConfig, Tag("tms")]
     | Annotated[ResidMLPTargetConfig, Tag("resid_mlp")]
@@ -149,12 +166,16 @@ class SPDConfig(StrictModel):
     importance_minimality_coeff: NonNegativeFloat = Field(description="beta3, weight of L_imp.")
     pnorm: PositiveFloat = Field(description="Exponent p of the importance-minimality loss.")
     lr: PositiveFloat = Field(1e-3, description="Adam learning rate.")
-    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="Quarter-cosine or flat.")
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="Quarter-cosine or flat."
+    )
     steps: PositiveInt = Field(40_000, description="Optimisation steps.")
     batch_size: PositiveInt = Field(4096, description="Fresh synthetic examples per step.")
     seed: Seed = Field(0, description="Seed for init, data and masks.")
     leaky_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.01, description="Sigmoid leak.")
-    fused_gates: bool = Field(True, description="Memory-lean CI-MLP kernels; False: plain reference.")
+    fused_gates: bool = Field(
+        True, description="Memory-lean CI-MLP kernels; False: plain reference."
+    )
     tied_adam: Literal["joint", "per_layer"] = Field(
         "joint",
         description="Adam on subcomponents tied across layers (TMS linear1/linear2): 'joint', one "
@@ -166,7 +187,9 @@ class SPDConfig(StrictModel):
         description="Candidate initialisations: each trains for restart_steps steps (as prefixes of "
         "the full run), the one with the lowest loss on common fresh batches trains to the end.",
     )
-    restart_steps: PositiveInt = Field(10_000, description="Steps before the candidates are compared.")
+    restart_steps: PositiveInt = Field(
+        10_000, description="Steps before the candidates are compared."
+    )
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
     modules: tuple[str, ...] | None = Field(
         None, min_length=1, description="Target layers to decompose; default: all the family's."
@@ -180,7 +203,9 @@ class SPDConfig(StrictModel):
     @model_validator(mode="after")
     def _restarts_end_before_the_run(self) -> SPDConfig:
         if self.restarts > 1 and self.restart_steps >= self.steps:
-            raise ValueError(f"restart_steps ({self.restart_steps}) must be below steps ({self.steps})")
+            raise ValueError(
+                f"restart_steps ({self.restart_steps}) must be below steps ({self.steps})"
+            )
         return self
 
 
@@ -189,13 +214,16 @@ class APDConfig(StrictModel):
 
     method: Literal["apd"] = Field(description="Selects APD.")
     C: PositiveInt = Field(description="Parameter components.")
-    m: PositiveInt | None = Field(None, description="Rank of each component per layer; default min(d_in, d_out).")
+    m: PositiveInt | None = Field(
+        None, description="Rank of each component per layer; default min(d_in, d_out)."
+    )
     topk: PositiveFloat = Field(description="Mean active components per example (batch top-k).")
     faithfulness_coeff: NonNegativeFloat = Field(1.0, description="lambda_F.")
     minimality_coeff: NonNegativeFloat = Field(1.0, description="lambda_min, top-k reconstruction.")
     simplicity_coeff: NonNegativeFloat = Field(description="lambda_S, Schatten-p simplicity.")
     activation_recon_coeff: NonNegativeFloat = Field(
-        0.0, description="lambda_act: MSE of the MLP activations, target vs top-k pass (residual MLP)."
+        0.0,
+        description="lambda_act: MSE of the MLP activations, target vs top-k pass (residual MLP).",
     )
     unit_norm_A: bool = Field(False, description="Constrain every column of every A to unit norm.")
     init_instances: PositiveInt = Field(
@@ -206,12 +234,16 @@ class APDConfig(StrictModel):
     schatten_p: PositiveFloat = Field(description="Schatten p of the simplicity loss.")
     lr: PositiveFloat = Field(description="Adam learning rate.")
     lr_schedule: Literal["cosine", "constant"] = Field("constant", description="After the warm-up.")
-    warmup_pct: Annotated[float, Field(ge=0, lt=1)] = Field(0.05, description="Linear warm-up share of steps.")
+    warmup_pct: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.05, description="Linear warm-up share of steps."
+    )
     steps: PositiveInt = Field(20_000, description="Optimisation steps.")
     batch_size: PositiveInt = Field(2048, description="Fresh synthetic examples per step.")
     seed: Seed = Field(0, description="Seed for init and data.")
     log_every: PositiveInt = Field(500, description="Steps between progress lines / loss records.")
-    modules: tuple[str, ...] | None = Field(None, min_length=1, description="Target layers to decompose.")
+    modules: tuple[str, ...] | None = Field(
+        None, min_length=1, description="Target layers to decompose."
+    )
 
     @property
     def steps_trained(self) -> int:
@@ -256,15 +288,21 @@ class ExperimentConfig(ExperimentSettings):
     name: str = Field(min_length=1, description="Experiment name, e.g. tms_5-2.")
 
 
-SWEEP_SEPARATOR = "@"  # a sweep point's name: <experiment>@<sweep>=<value>, e.g. tms_5-2@beta3=0.001
+SWEEP_SEPARATOR = (
+    "@"  # a sweep point's name: <experiment>@<sweep>=<value>, e.g. tms_5-2@beta3=0.001
+)
 
 
 class Sweep(StrictModel):
     """One decomposition setting varied over a grid, for some experiments: each value is a
     decomposition of the experiment's own target, named <experiment>@<sweep>=<value>."""
 
-    setting: str = Field(min_length=1, description="A decomposition key, e.g. importance_minimality_coeff.")
-    experiments: dict[str, tuple[int | float, ...]] = Field(min_length=1, description="Values per experiment.")
+    setting: str = Field(
+        min_length=1, description="A decomposition key, e.g. importance_minimality_coeff."
+    )
+    experiments: dict[str, tuple[int | float, ...]] = Field(
+        min_length=1, description="Values per experiment."
+    )
 
 
 def sweep_point_name(experiment: str, sweep: str, value: float) -> str:
@@ -276,7 +314,9 @@ class Params(StrictModel):
 
     seeds: tuple[Seed, ...] = Field((0,), min_length=1, description="Seeds.")
     robustness_seeds: tuple[Seed, ...] = Field(
-        (0, 1, 2, 3, 4), min_length=1, description="Seeds of the robustness and SPD-vs-APD comparisons."
+        (0, 1, 2, 3, 4),
+        min_length=1,
+        description="Seeds of the robustness and SPD-vs-APD comparisons.",
     )
     experiments: dict[str, ExperimentSettings] = Field(min_length=1, description="By name.")
     sweeps: dict[str, Sweep] = Field({}, description="Grids of one decomposition setting, by name.")
@@ -310,14 +350,18 @@ class Params(StrictModel):
                     points[name] = self._sweep_point(name, sweep_name, experiment, value)
         return points
 
-    def _sweep_point(self, name: str, sweep: str, experiment: str, value: float) -> ExperimentConfig:
+    def _sweep_point(
+        self, name: str, sweep: str, experiment: str, value: float
+    ) -> ExperimentConfig:
         key = f"sweeps.{sweep}.experiments.{experiment}"
         if experiment not in self.experiments:
             raise ConfigError(f"bad config key '{key}': no experiment named '{experiment}'")
         raw = self.experiment(experiment).model_dump(mode="json")
         setting = self.sweeps[sweep].setting
         if setting not in type(self.experiments[experiment].decomposition).model_fields:
-            raise ConfigError(f"bad config key 'sweeps.{sweep}.setting': '{setting}' is not a decomposition setting")
+            raise ConfigError(
+                f"bad config key 'sweeps.{sweep}.setting': '{setting}' is not a decomposition setting"
+            )
         raw["name"], raw["decomposition"][setting] = name, value
         return parse_experiment_config(raw, source=key)
 
@@ -325,7 +369,10 @@ class Params(StrictModel):
         """The experiment whose decomposition runs stand for `name`'s: a sweep point at its base
         experiment's own value is the base experiment's run, not a second copy of it."""
         base = name.split(SWEEP_SEPARATOR)[0]
-        if name != base and self.experiment(name).decomposition == self.experiments[base].decomposition:
+        if (
+            name != base
+            and self.experiment(name).decomposition == self.experiments[base].decomposition
+        ):
             return base
         return name
 
@@ -333,7 +380,9 @@ class Params(StrictModel):
         """The first experiment whose target settings equal `name`'s: experiments (and sweep
         points) with the same target share one trained target."""
         target = self.experiment(name).target
-        return next(other for other, settings in self.experiments.items() if settings.target == target)
+        return next(
+            other for other, settings in self.experiments.items() if settings.target == target
+        )
 
 
 _SCHEMAS = (TMSTargetConfig, ResidMLPTargetConfig, SPDConfig, APDConfig, EvalConfig, Sweep, Params)
@@ -379,7 +428,9 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
 
 def _validate(schema: type[ModelT], raw: object, source: str) -> ModelT:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
     try:
         return schema.model_validate(raw)
     except ValidationError as error:
@@ -409,8 +460,14 @@ def parse_params(raw: object, source: str = "params") -> Params:
     params = _validate(Params, raw, source)
     for name in params.main_experiments or ():
         settings = params.experiments.get(name)
-        if settings is None or settings.target.family != "tms" or settings.decomposition.method != "spd":
-            raise ConfigError(f"{source}: bad config key 'main_experiments': '{name}' is not a TMS SPD experiment")
+        if (
+            settings is None
+            or settings.target.family != "tms"
+            or settings.decomposition.method != "spd"
+        ):
+            raise ConfigError(
+                f"{source}: bad config key 'main_experiments': '{name}' is not a TMS SPD experiment"
+            )
     try:
         params.sweep_points()  # every sweep point is a valid experiment, before any compute
     except ConfigError as error:

@@ -95,7 +95,9 @@ def load_checkpoint(
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for truncated files
-        raise CheckpointError(f"{path}: unreadable checkpoint ({error.__class__.__name__})") from None
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({error.__class__.__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         raise CheckpointError(f"{path}: not a '{kind}' checkpoint")
     for key, expected in {**(optional or {}), **(fields or {})}.items():
@@ -123,4 +125,6 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as error:  # noqa: BLE001 - pyarrow raises several types for damaged files
-        raise CheckpointError(f"{path}: unreadable Parquet table ({error.__class__.__name__})") from None
+        raise CheckpointError(
+            f"{path}: unreadable Parquet table ({error.__class__.__name__})"
+        ) from None

@@ -80,7 +80,9 @@ def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
     failures = recovery_failures(rows, config.target)
     if failures is None:
         return "no verdict: the target family has no ground truth (from its metrics)"
-    return ("recovers" if not failures else "misses: " + "; ".join(failures)) + " (from its metrics)"
+    return (
+        "recovers" if not failures else "misses: " + "; ".join(failures)
+    ) + " (from its metrics)"
 
 
 def _number(value: float, digits: int = 4) -> str:
@@ -141,8 +143,15 @@ class Report:
         """MMCS, ML2R, live subcomponents per layer, CI-pattern errors per layer."""
         layers = ["linear1", "linear2"] + (["hidden"] if "hidden" in summary.data else [])
         alive = " / ".join(_count(summary.value(layer, "alive_subcomponents")) for layer in layers)
-        errors = " / ".join(_count(summary.value(layer, "ci_pattern_errors")) for layer in ("linear1", "linear2"))
-        return [_number(summary.value("linear1", "mmcs")), _number(summary.value("linear1", "ml2r")), alive, errors]
+        errors = " / ".join(
+            _count(summary.value(layer, "ci_pattern_errors")) for layer in ("linear1", "linear2")
+        )
+        return [
+            _number(summary.value("linear1", "mmcs")),
+            _number(summary.value("linear1", "ml2r")),
+            alive,
+            errors,
+        ]
 
     def table1(self) -> list[str]:
         lines = [
@@ -154,7 +163,9 @@ class Report:
             "",
         ]
         rows = []
-        names = list(dict.fromkeys([*main_experiments(self.params), *compared_experiments(self.params)]))
+        names = list(
+            dict.fromkeys([*main_experiments(self.params), *compared_experiments(self.params)])
+        )
         for name in names:
             groups: dict[str, list[Summary]] = {}
             for summary in self.runs_of(name):
@@ -169,16 +180,37 @@ class Report:
                 seeds = ",".join(str(s.seed) for s in group)
                 mmcs = _mean_std([s.value("linear1", "mmcs") for s in group])
                 ml2r = _mean_std([s.value("linear1", "ml2r") for s in group])
-                recovered = sum(verdict_text(s, self.configs[name]).startswith("recovers") for s in group)
+                recovered = sum(
+                    verdict_text(s, self.configs[name]).startswith("recovers") for s in group
+                )
                 verdicts = f"{recovered} of {len(group)}" if method == "SPD" else "-"
                 rows.append([name, method, seeds, status, mmcs, ml2r, *paper_cells, verdicts])
-        header = ["experiment", "method", "seeds", "settings", "MMCS", "ML2R", "paper MMCS", "paper ML2R", "recover"]
+        header = [
+            "experiment",
+            "method",
+            "seeds",
+            "settings",
+            "MMCS",
+            "ML2R",
+            "paper MMCS",
+            "paper ML2R",
+            "recover",
+        ]
         return lines + _table(header, rows)
 
     def seed_tables(self) -> list[str]:
         lines = ["## Seeds, per TMS experiment", ""]
-        header = ["seed", "settings", "MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)", "verdict",
-                  "decomposition time", "summary"]
+        header = [
+            "seed",
+            "settings",
+            "MMCS",
+            "ML2R",
+            "live (l1 / l2 / id)",
+            "CI errors (l1 / l2)",
+            "verdict",
+            "decomposition time",
+            "summary",
+        ]
         for name in main_experiments(self.params):
             lines += [f"### {name}", ""]
             runs = self.runs_of(name)
@@ -186,8 +218,14 @@ class Report:
                 lines += ["No summary in the record.", ""]
                 continue
             rows = [
-                [str(s.seed), s.status, *self.tms_cells(s), verdict_text(s, self.configs[name]), _wall_time(s),
-                 self.source(s)]
+                [
+                    str(s.seed),
+                    s.status,
+                    *self.tms_cells(s),
+                    verdict_text(s, self.configs[name]),
+                    _wall_time(s),
+                    self.source(s),
+                ]
                 for s in runs
             ]
             lines += _table(header, rows)
@@ -206,8 +244,16 @@ class Report:
                         rows.append([f"{value:g}", "-", "not run", *["-"] * (len(columns) + 2)])
                     for s in runs:
                         cells = family(self.configs[point].target).report_cells(s)
-                        rows.append([f"{value:g}", str(s.seed), s.status, *cells,
-                                     verdict_text(s, self.configs[point]), self.source(s)][: 9])
+                        rows.append(
+                            [
+                                f"{value:g}",
+                                str(s.seed),
+                                s.status,
+                                *cells,
+                                verdict_text(s, self.configs[point]),
+                                self.source(s),
+                            ][:9]
+                        )
                 header = ["value", "seed", "settings"]
                 header += columns
                 lines += _table([*header, "verdict", "summary"], rows)
@@ -215,18 +261,24 @@ class Report:
 
     @staticmethod
     def resid_cells(summary: Summary) -> list[str]:
-        layers = sorted({layer.rsplit(".", 1)[0] for layer in summary.data if layer.startswith("layers.")})
+        layers = sorted(
+            {layer.rsplit(".", 1)[0] for layer in summary.data if layer.startswith("layers.")}
+        )
         alive = ", ".join(
             f"{_count(summary.value(f'{layer}.mlp_in', 'alive_subcomponents'))} / "
             f"{_count(summary.value(f'{layer}.mlp_out', 'alive_subcomponents'))}"
             for layer in layers
         )
-        errors = ", ".join(_count(summary.value(f"{layer}.mlp_in", "ci_pattern_errors")) for layer in layers)
+        errors = ", ".join(
+            _count(summary.value(f"{layer}.mlp_in", "ci_pattern_errors")) for layer in layers
+        )
         return [alive or "-", errors or "-"]
 
     def family_sections(self) -> list[str]:
         """A section per family that has one (`Family.report_section`), built-in families first."""
-        names = dict.fromkeys([*BUILT_IN, *(s.target.family for s in self.params.experiments.values())])
+        names = dict.fromkeys(
+            [*BUILT_IN, *(s.target.family for s in self.params.experiments.values())]
+        )
         lines: list[str] = []
         for name in names:
             if family(name).report_section:
@@ -242,11 +294,30 @@ class Report:
             runs = self.runs_of(name)
             method = self.configs[name].decomposition.method.upper()
             if not runs:
-                rows.append([name, method, "-", "not run", *["-"] * (len(this.report_section_columns) + 2)])
+                rows.append(
+                    [name, method, "-", "not run", *["-"] * (len(this.report_section_columns) + 2)]
+                )
             for s in runs:
-                rows.append([name, method, str(s.seed), s.status, *this.report_cells(s),
-                             verdict_text(s, self.configs[name]), self.source(s)])
-        header = ["experiment", "method", "seed", "settings", *this.report_section_columns, "verdict", "summary"]
+                rows.append(
+                    [
+                        name,
+                        method,
+                        str(s.seed),
+                        s.status,
+                        *this.report_cells(s),
+                        verdict_text(s, self.configs[name]),
+                        self.source(s),
+                    ]
+                )
+        header = [
+            "experiment",
+            "method",
+            "seed",
+            "settings",
+            *this.report_section_columns,
+            "verdict",
+            "summary",
+        ]
         return lines + _table(header, rows)
 
     def not_run(self) -> list[str]:
@@ -278,7 +349,10 @@ class Report:
         return lines + _table(["run", "seeds"], rows)
 
     def render(self) -> str:
-        counts = {status: sum(s.status == status for s in self.summaries) for status in (CURRENT, EARLIER, UNRECORDED)}
+        counts = {
+            status: sum(s.status == status for s in self.summaries)
+            for status in (CURRENT, EARLIER, UNRECORDED)
+        }
         lines = [
             "# Results",
             "",
@@ -292,7 +366,13 @@ class Report:
             f"(**{UNRECORDED}**; their verdicts are worked out from the metrics they hold).",
             "",
         ]
-        lines += self.table1() + self.seed_tables() + self.sweeps() + self.family_sections() + self.not_run()
+        lines += (
+            self.table1()
+            + self.seed_tables()
+            + self.sweeps()
+            + self.family_sections()
+            + self.not_run()
+        )
         return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -24,12 +24,15 @@ def all_configs(params: Params) -> dict[str, ExperimentConfig]:
     return {name: params.experiment(name) for name in params.experiments} | params.sweep_points()
 
 
-def experiments_of(params: Params, family: str | None = None, method: str | None = None) -> list[str]:
+def experiments_of(
+    params: Params, family: str | None = None, method: str | None = None
+) -> list[str]:
     """params.yaml's own experiments (no sweep points) of one target family and/or method."""
     return [
         name
         for name, settings in params.experiments.items()
-        if family in (None, settings.target.family) and method in (None, settings.decomposition.method)
+        if family in (None, settings.target.family)
+        and method in (None, settings.decomposition.method)
     ]
 
 
@@ -43,7 +46,11 @@ def compared_experiments(params: Params) -> list[str]:
     experiment of a target APD decomposes."""
     apd = experiments_of(params, family="tms", method="apd")
     apd_targets = {params.target_source(name) for name in apd}
-    spd = [name for name in experiments_of(params, method="spd") if params.target_source(name) in apd_targets]
+    spd = [
+        name
+        for name in experiments_of(params, method="spd")
+        if params.target_source(name) in apd_targets
+    ]
     return spd + apd
 
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import einops
 import pandas as pd
@@ -38,7 +39,14 @@ class APDLayerComponents(nn.Module):
     d_out; the components start near zero."""
 
     def __init__(
-        self, d_in: int, d_out: int, C: int, m: int, generator: torch.Generator, device, init_instances: int = 1
+        self,
+        d_in: int,
+        d_out: int,
+        C: int,
+        m: int,
+        generator: torch.Generator,
+        device,
+        init_instances: int = 1,
     ) -> None:
         super().__init__()
         std_A = math.sqrt(2 / ((C + init_instances) * d_in * m))
@@ -64,8 +72,9 @@ class APDModel(TargetHooks, nn.Module):
         self.C = C
         self.unit_norm_A = unit_norm_A
         self.module_names = target.decomposed_modules
+        # every decomposed module is an nn.Linear: Target checks it
         self._linears: dict[str, nn.Linear] = {
-            name: target.model.get_submodule(name) for name in self.module_names
+            name: cast(nn.Linear, target.model.get_submodule(name)) for name in self.module_names
         }
         components = {}
         for name in self.module_names:
@@ -85,7 +94,9 @@ class APDModel(TargetHooks, nn.Module):
         # ReLU(output) of the target's relu_input_modules: clean (attribution pass) and top-k pass.
         self.clean_activations: dict[str, Tensor] = {}
         self.masked_activations: dict[str, Tensor] = {}
-        self._hook_layers(((name, self._linears[name]) for name in self.module_names), self._make_hook)
+        self._hook_layers(
+            ((name, self._linears[name]) for name in self.module_names), self._make_hook
+        )
 
     @classmethod
     def from_config(cls, target: Target, config: APDConfig, generator: torch.Generator) -> APDModel:
@@ -101,8 +112,10 @@ class APDModel(TargetHooks, nn.Module):
         gradient is the projected one (the radial part removed), as APD's published resid runs."""
         if self._factor_cache is not None:
             return self._factor_cache[name]
-        layer = self.components[_key(name)]
-        return (layer.A / layer.A.norm(dim=1, keepdim=True) if self.unit_norm_A else layer.A), layer.B
+        layer = cast(APDLayerComponents, self.components[_key(name)])
+        return (
+            layer.A / layer.A.norm(dim=1, keepdim=True) if self.unit_norm_A else layer.A
+        ), layer.B
 
     @contextmanager
     def one_parametrisation(self) -> Iterator[None]:
@@ -110,7 +123,11 @@ class APDModel(TargetHooks, nn.Module):
         normalisation of A (and its backward) runs once per step instead of once per use. They are
         computed on entry, with gradients on, because the attribution pass reads them under no_grad."""
         with torch.enable_grad():
-            factors = {name: self._own_factors(name) for name in self.module_names if name not in self.target.tied_modules}
+            factors = {
+                name: self._own_factors(name)
+                for name in self.module_names
+                if name not in self.target.tied_modules
+            }
         self._factor_cache = factors
         try:
             yield
@@ -186,11 +203,18 @@ class APDModel(TargetHooks, nn.Module):
                         contributions.append(einops.einsum(inner, B, "b c m, c m o -> b c o"))
                 # d f_o / d h_l for every output o at once: a backward pass batched over o.
                 n_outputs = output.shape[1]
-                seeds = torch.eye(n_outputs, device=x.device)[:, None, :].expand(n_outputs, *output.shape)
-                grads = torch.autograd.grad(output, probes, grad_outputs=seeds, is_grads_batched=True)
-                per_output = sum(
-                    einops.einsum(g, contribution, "o b k, b c k -> o b c")
-                    for g, contribution in zip(grads, contributions, strict=True)
+                seeds = torch.eye(n_outputs, device=x.device)[:, None, :].expand(
+                    n_outputs, *output.shape
+                )
+                grads = torch.autograd.grad(
+                    output, probes, grad_outputs=seeds, is_grads_batched=True
+                )
+                per_output = cast(
+                    Tensor,
+                    sum(
+                        einops.einsum(g, contribution, "o b k, b c k -> o b c")
+                        for g, contribution in zip(grads, contributions, strict=True)
+                    ),
                 )
                 scores = per_output.pow(2).sum(dim=0)
         finally:
@@ -231,7 +255,9 @@ def _apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tens
     mask = batch_topk_mask(attributions, config.topk)
     names = model.module_names
     target_weights = [model.target_weight(name) for name in names]
-    faithfulness = faithfulness_loss(target_weights, [model.component_weights(n).sum(0) for n in names])
+    faithfulness = faithfulness_loss(
+        target_weights, [model.component_weights(n).sum(0) for n in names]
+    )
     minimality = reconstruction_mse(model.forward_masked(x, mask), target_output)
     n_entries = sum(w.numel() for w in target_weights)
     simplicity = simplicity_loss(model, mask, config.schatten_p, n_entries)

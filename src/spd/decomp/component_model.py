@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -38,12 +39,15 @@ class ComponentModel(TargetHooks, nn.Module):
         self._target = target  # plain attribute: the frozen target is not part of our state
         self.C = C
         self.module_names = target.decomposed_modules
+        # every decomposed module is an nn.Linear: Target checks it
         self._linears: dict[str, nn.Linear] = {
-            name: target.model.get_submodule(name) for name in self.module_names
+            name: cast(nn.Linear, target.model.get_submodule(name)) for name in self.module_names
         }
         self.components = nn.ModuleDict(
             {
-                _key(name): LinearComponents.initialised_from(self._linears[name].weight, C, generator)
+                _key(name): LinearComponents.initialised_from(
+                    self._linears[name].weight, C, generator
+                )
                 for name in self.module_names
                 if name not in target.tied_modules
             }
@@ -52,9 +56,12 @@ class ComponentModel(TargetHooks, nn.Module):
         self._shared_storage_ties = tied_adam == "per_layer"
         if self._shared_storage_ties:
             for name, source in target.tied_modules.items():
-                self.components[_key(name)] = LinearComponents.tied_to(self.components[_key(source)])
+                self.components[_key(name)] = LinearComponents.tied_to(self._components(source))
         self.gates = nn.ModuleDict(
-            {_key(name): CausalImportanceGates(C, d_gate, fused_gates) for name in self.module_names}
+            {
+                _key(name): CausalImportanceGates(C, d_gate, fused_gates)
+                for name in self.module_names
+            }
         )
         device = next(iter(self._linears.values())).weight.device
         self.gates.to(device)
@@ -66,10 +73,14 @@ class ComponentModel(TargetHooks, nn.Module):
         self._clean_inputs: dict[str, Tensor] = {}
         self._clean_inner: dict[str, tuple[int, Tensor]] = {}
         self._masked_x: Tensor | None = None
-        self._hook_layers(((name, self._linears[name]) for name in self.module_names), self._make_hook)
+        self._hook_layers(
+            ((name, self._linears[name]) for name in self.module_names), self._make_hook
+        )
 
     @classmethod
-    def from_config(cls, target: Target, config: SPDConfig, generator: torch.Generator) -> ComponentModel:
+    def from_config(
+        cls, target: Target, config: SPDConfig, generator: torch.Generator
+    ) -> ComponentModel:
         """The untrained decomposition `config` describes, on a target already restricted to its modules."""
         return cls(target, config.C, config.d_gate, config.fused_gates, generator, config.tied_adam)
 
@@ -78,7 +89,9 @@ class ComponentModel(TargetHooks, nn.Module):
         return self._target
 
     def _make_hook(self, name: str):  # returns a torch forward hook
-        def hook(module: nn.Linear, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+        def hook(
+            module: nn.Linear, args: tuple[Tensor, ...], output: Tensor
+        ) -> Tensor | LazyActivation | None:
             if self._recorded_inputs is not None:
                 self._recorded_inputs[name] = args[0]
             mask = self._masks.get(name)
@@ -96,10 +109,13 @@ class ComponentModel(TargetHooks, nn.Module):
         """(U, V) of a decomposed module; a tied module reuses its source's, transposed."""
         source = self.target.tied_modules.get(name)
         if source is not None and not self._shared_storage_ties:
-            components = self.components[_key(source)]
+            components = self._components(source)
             return components.V.T, components.U.T
-        components = self.components[_key(name)]
+        components = self._components(name)
         return components.U, components.V
+
+    def _components(self, name: str) -> LinearComponents:
+        return cast(LinearComponents, self.components[_key(name)])
 
     def target_weight(self, name: str) -> Tensor:
         return self._linears[name].weight
@@ -115,11 +131,14 @@ class ComponentModel(TargetHooks, nn.Module):
             self._clean_inner[name] = cached
         return cached[1]
 
-    def masked_linear(self, name: str, layer_input: Tensor, mask: Tensor) -> Tensor | LazyActivation:
+    def masked_linear(
+        self, name: str, layer_input: Tensor, mask: Tensor
+    ) -> Tensor | LazyActivation:
         U, _ = self.factors(name)
         output = linear_product(self._linears[name], self.inner_acts(name, layer_input) * mask, U)
         bias = self._linears[name].bias
-        return output if bias is None else output + bias
+        # a layer with a bias is a plain nn.Linear, whose product is a Tensor
+        return output if bias is None else cast(Tensor, output) + bias
 
     @torch.no_grad()
     def forward_recording_inputs(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -154,5 +173,6 @@ class ComponentModel(TargetHooks, nn.Module):
         lower, upper = {}, {}
         for name in self.module_names:
             inner = self.inner_acts(name, layer_inputs[name])
-            lower[name], upper[name] = self.gates[_key(name)].causal_importances(inner, alpha)
+            gates = cast(CausalImportanceGates, self.gates[_key(name)])
+            lower[name], upper[name] = gates.causal_importances(inner, alpha)
         return lower, upper

@@ -15,7 +15,9 @@ class LinearComponents(nn.Module):
         self.V = nn.Parameter(V)
 
     @classmethod
-    def initialised_from(cls, weight: Tensor, C: int, generator: torch.Generator) -> LinearComponents:
+    def initialised_from(
+        cls, weight: Tensor, C: int, generator: torch.Generator
+    ) -> LinearComponents:
         """Paper-mode init: unit-norm rows of V and columns of U, U[:, c] scaled by u_c^T W v_c."""
         d_out, d_in = weight.shape
         V = torch.randn(C, d_in, generator=generator, device=weight.device)

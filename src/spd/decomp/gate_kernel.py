@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -109,6 +110,7 @@ def _import_built(directory: Path) -> ModuleType | None:
         return None
     loader = importlib.machinery.ExtensionFileLoader(directory.name, str(library))
     spec = importlib.util.spec_from_file_location(directory.name, library, loader=loader)
+    assert spec is not None  # never None when given a loader
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
@@ -176,7 +178,8 @@ class _CompiledGateMLP(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
-        return tuple(_extension().backward(grad_out, *ctx.saved_tensors))
+        ext = cast(ModuleType, _extension())  # loaded: forward ran
+        return tuple(ext.backward(grad_out, *ctx.saved_tensors))
 
 
 def compiled_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
@@ -205,7 +208,8 @@ class _CompiledCausalImportances(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx, grad_lower: Tensor | None, grad_upper: Tensor | None
     ) -> tuple[Tensor | None, ...]:
-        grads = _extension().causal_importances_backward(
+        ext = cast(ModuleType, _extension())  # loaded: forward ran
+        grads = ext.causal_importances_backward(
             grad_lower, grad_upper, *ctx.saved_tensors, ctx.alpha
         )
         return (*grads, None)

@@ -14,8 +14,12 @@ class TargetHooks:
 
     _hook_handles: list[RemovableHandle]
 
-    def _hook_layers(self, layers: Iterable[tuple[str, nn.Module]], make_hook: Callable[[str], Callable]) -> None:
-        self._hook_handles = [layer.register_forward_hook(make_hook(name)) for name, layer in layers]
+    def _hook_layers(
+        self, layers: Iterable[tuple[str, nn.Module]], make_hook: Callable[[str], Callable]
+    ) -> None:
+        self._hook_handles = [
+            layer.register_forward_hook(make_hook(name)) for name, layer in layers
+        ]
 
     def remove_hooks(self) -> None:
         """Take this model's hooks off the target (again: nothing happens)."""

@@ -17,8 +17,14 @@ from spd.checkpointing import Checkpointing, capture, load_state, restore, save_
 from spd.config import config_hash
 from spd.targets.base import Target
 
-_SHORT_NAMES = {"faithfulness": "faith", "stochastic_recon": "stoch", "layerwise_recon": "layer",
-                "importance_minimality": "imp", "minimality": "min", "simplicity": "simp"}
+_SHORT_NAMES = {
+    "faithfulness": "faith",
+    "stochastic_recon": "stoch",
+    "layerwise_recon": "layer",
+    "importance_minimality": "imp",
+    "minimality": "min",
+    "simplicity": "simp",
+}
 
 
 class DivergenceError(RuntimeError):
@@ -177,14 +183,22 @@ def optimise(
             values = {name: loss.item() for name, loss in losses.items()}
             history.append({"step": step, "lr": run.learning_rate(step), **values})
             now = time.perf_counter()
-            rate = f" | {(step - last_step) / (now - last_time):.1f} steps/s" if step > last_step else ""
-            log(f"step {step + 1}/{run.steps} {format_losses(values)}{rate}{_timing(step, first_step, end, now - started)}")
+            rate = (
+                f" | {(step - last_step) / (now - last_time):.1f} steps/s"
+                if step > last_step
+                else ""
+            )
+            log(
+                f"step {step + 1}/{run.steps} {format_losses(values)}{rate}{_timing(step, first_step, end, now - started)}"
+            )
             last_time, last_step = now, step
         pausing = step + 1 == end < run.steps
         if checkpointing is not None and (pausing or checkpointing.is_due(step, run.steps)):
             _check_parameters_finite(run.model, step)
             extra = {"history": history}
-            save_state(capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing)
+            save_state(
+                capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing
+            )
         if after_step is not None:
             after_step(step)
     _check_parameters_finite(run.model, end - 1)

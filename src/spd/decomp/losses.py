@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-def faithfulness_loss(target_weights: Sequence[Tensor], component_weights: Sequence[Tensor]) -> Tensor:
+def faithfulness_loss(
+    target_weights: Sequence[Tensor], component_weights: Sequence[Tensor]
+) -> Tensor:
     """sum_l ||W^l - U^l V^l||_F^2 / N, N the total number of entries of the decomposed matrices."""
-    squared_error = sum(
-        F.mse_loss(uv, w, reduction="sum") for w, uv in zip(target_weights, component_weights, strict=True)
+    squared_error = cast(
+        Tensor,
+        sum(
+            F.mse_loss(uv, w, reduction="sum")
+            for w, uv in zip(target_weights, component_weights, strict=True)
+        ),
     )
     n_entries = sum(w.numel() for w in target_weights)
     return squared_error / n_entries
@@ -25,7 +32,7 @@ def reconstruction_mse(output: Tensor, target_output: Tensor) -> Tensor:
 
 def importance_minimality_loss(upper_causal_importances: Sequence[Tensor], pnorm: float) -> Tensor:
     """Mean over the batch of sum_l sum_c g_up^p (no division by L or C)."""
-    per_example = sum(g.pow(pnorm).sum(dim=-1) for g in upper_causal_importances)
+    per_example = cast(Tensor, sum(g.pow(pnorm).sum(dim=-1) for g in upper_causal_importances))
     return per_example.mean()
 
 

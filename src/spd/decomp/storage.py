@@ -15,7 +15,7 @@ from spd.io import CheckpointError, load_checkpoint, save_checkpoint
 from spd.targets.base import Target
 
 DECOMPOSITION_KIND = "decomposition"
-_DECOMPOSITION_CONFIG = TypeAdapter(DecompositionConfig)
+_DECOMPOSITION_CONFIG: TypeAdapter[DecompositionConfig] = TypeAdapter(DecompositionConfig)
 
 
 def save_decomposition(
@@ -54,7 +54,9 @@ def load_decomposition(
     return model, config, dict(payload.get("record", {}))
 
 
-def untrained_decomposition(target: Target, config: SPDConfig | APDConfig) -> ComponentModel | APDModel:
+def untrained_decomposition(
+    target: Target, config: SPDConfig | APDConfig
+) -> ComponentModel | APDModel:
     """The decomposition `config` describes, on `target`, before any training: what a saved state
     dict (a checkpoint's, or a training state's) is loaded into."""
     target = target.restricted_to(config.modules)

@@ -113,19 +113,27 @@ def decompose(
     """
     target = target.restricted_to(config.modules)
     if config.restarts == 1:
-        return _train(target, config, log, state_file, checkpoint_every, after_step, cuda_graph=cuda_graph)
+        return _train(
+            target, config, log, state_file, checkpoint_every, after_step, cuda_graph=cuda_graph
+        )
     with tempfile.TemporaryDirectory() as scratch:
         base = state_file if state_file is not None else Path(scratch) / "decomposition.state.pt"
         candidates = [
-            (config.model_copy(update={"seed": candidate_seed(config.seed, k), "restarts": 1}),
-             base.with_name(f"{base.name}.candidate{k}"))
+            (
+                config.model_copy(update={"seed": candidate_seed(config.seed, k), "restarts": 1}),
+                base.with_name(f"{base.name}.candidate{k}"),
+            )
             for k in range(config.restarts)
         ]
         record = base.with_name(base.name + ".restarts.json")
-        chosen = _choose_candidate(target, config, candidates, record, log, checkpoint_every, cuda_graph)
+        chosen = _choose_candidate(
+            target, config, candidates, record, log, checkpoint_every, cuda_graph
+        )
         candidate, path = candidates[chosen]
         log(f"restarts: candidate {chosen + 1} (seed {candidate.seed}) trains to the end")
-        result = _train(target, candidate, log, path, checkpoint_every, after_step, cuda_graph=cuda_graph)
+        result = _train(
+            target, candidate, log, path, checkpoint_every, after_step, cuda_graph=cuda_graph
+        )
         for _, candidate_path in candidates:
             candidate_path.unlink(missing_ok=True)
         record.unlink(missing_ok=True)
@@ -146,7 +154,9 @@ def _train(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # CI-gate init draws from the global generator
     model = ComponentModel.from_config(target, config, generator)
-    label = "decomposition (CUDA graph)" if cuda_graph else "decomposition"  # its Adam state differs
+    label = (
+        "decomposition (CUDA graph)" if cuda_graph else "decomposition"
+    )  # its Adam state differs
     checkpointing = checkpointing_for(label, config, target, state_file, checkpoint_every)
     run = Optimisation(
         model=model,
@@ -206,9 +216,18 @@ def _choose_candidate(
     device = next(target.model.parameters()).device
     losses = []
     for k, (candidate, path) in enumerate(candidates):
-        log(f"restart candidate {k + 1}/{config.restarts} (seed {candidate.seed}): {config.restart_steps} steps")
-        run = _train(target, candidate, log, path, checkpoint_every, stop_at=config.restart_steps,
-                     cuda_graph=cuda_graph)
+        log(
+            f"restart candidate {k + 1}/{config.restarts} (seed {candidate.seed}): {config.restart_steps} steps"
+        )
+        run = _train(
+            target,
+            candidate,
+            log,
+            path,
+            checkpoint_every,
+            stop_at=config.restart_steps,
+            cuda_graph=cuda_graph,
+        )
         same_batches = torch.Generator(device=device).manual_seed(config.seed)
         losses.append(mean_spd_losses(run.model, config, SELECTION_BATCHES, same_batches)["total"])
         run.model.remove_hooks()  # this candidate is done with; the chosen one is trained anew
@@ -226,4 +245,11 @@ def _recorded_choice(record: Path, identity: str) -> int | None:
     return saved["chosen"] if saved.get("identity") == identity else None
 
 
-__all__ = ["Decomposition", "DivergenceError", "decompose", "learning_rate", "mean_spd_losses", "spd_losses"]
+__all__ = [
+    "Decomposition",
+    "DivergenceError",
+    "decompose",
+    "learning_rate",
+    "mean_spd_losses",
+    "spd_losses",
+]

@@ -57,9 +57,8 @@ def ci_pattern_error_kinds(probe_ci: Tensor, diag_min: float, offdiag_max: float
 def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Row]:
     """'ci_pattern_errors' (the verdict's count: every kind) of one layer, then its count of each kind."""
     kinds = ci_pattern_error_kinds(probe_ci, config.diag_min, config.offdiag_max)
-    return [(layer, "ci_pattern_errors", sum(kinds.values()), "count")] + [
-        (layer, f"ci_errors_{kind}", count, "count") for kind, count in kinds.items()
-    ]
+    rows: list[Row] = [(layer, "ci_pattern_errors", sum(kinds.values()), "count")]
+    return rows + [(layer, f"ci_errors_{kind}", count, "count") for kind, count in kinds.items()]
 
 
 def densest_columns(probe_ci: Tensor, weak_max: float) -> Tensor:

@@ -22,7 +22,11 @@ def convergence_step(losses: pd.DataFrame, tolerance: float = CONVERGENCE_TOLERA
 
 
 def comparison_row(
-    metrics: pd.DataFrame, losses: pd.DataFrame, wall_seconds: float, steps: int, discarded_steps: int = 0
+    metrics: pd.DataFrame,
+    losses: pd.DataFrame,
+    wall_seconds: float,
+    steps: int,
+    discarded_steps: int = 0,
 ) -> dict[str, object]:
     """One run: experiment, method, seed, MMCS, ML2R (linear1), seconds per step (the job's wall
     time over all its steps) and seconds to convergence (that rate times `convergence_step` of the

@@ -85,7 +85,11 @@ CI_CURVES_FILE = "ci_curves.parquet"  # TMS runs
 
 @torch.no_grad()
 def ci_curve_table(
-    model: ComponentModel, n_features: int, leaky_alpha: float, n_points: int = 21, floor: float = 0.01
+    model: ComponentModel,
+    n_features: int,
+    leaky_alpha: float,
+    n_points: int = 21,
+    floor: float = 0.01,
 ) -> pd.DataFrame:
     """CI against the input value of one feature (x_j from 0 to 1 in `n_points` steps, every other
     feature 0): one row per layer x subcomponent x feature x value, for the subcomponents whose CI

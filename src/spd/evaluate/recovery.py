@@ -56,14 +56,17 @@ class Verdict:
         return f"not recovered ({CRITERIA}): " + "; ".join(self.failures)
 
 
-def verdict(rows: Rows, target: TargetConfig, method: str, missing_features: Sequence[int]) -> Verdict:
+def verdict(
+    rows: Rows, target: TargetConfig, method: str, missing_features: Sequence[int]
+) -> Verdict:
     """The run's verdict; none for a target that does not represent every feature (nothing to
     recover there), nor for APD (no causal importances: MMCS and ML2R are its scores)."""
     if missing_features:
         listed = ", ".join(str(j) for j in missing_features)
         return Verdict(
-            None, reason=f"the target does not represent every feature (missing: {listed}), "
-            "so there is no ground truth to score against"
+            None,
+            reason=f"the target does not represent every feature (missing: {listed}), "
+            "so there is no ground truth to score against",
         )
     if method == "apd":
         return Verdict(None, reason="APD has no causal importances; it is scored by MMCS and ML2R")
@@ -93,15 +96,21 @@ def resid_mlp_recovery_failures(rows: Rows, target: ResidMLPTargetConfig) -> lis
         if (w_in, "alive_subcomponents") in value:
             alive = int(value[(w_in, "alive_subcomponents")])
             if alive != target.n_features:
-                failures.append(f"{w_in}: {alive} alive subcomponents, expected {target.n_features}")
+                failures.append(
+                    f"{w_in}: {alive} alive subcomponents, expected {target.n_features}"
+                )
             failures += _ci_pattern_failures(value, w_in)
             correlation = value[(w_in, "neuron_contribution_corr")]
             if correlation < NEURON_CORRELATION_MIN:
-                failures.append(f"{w_in}: neuron-contribution correlation {correlation:.3f} < {NEURON_CORRELATION_MIN}")
+                failures.append(
+                    f"{w_in}: neuron-contribution correlation {correlation:.3f} < {NEURON_CORRELATION_MIN}"
+                )
         if (w_out, "alive_subcomponents") in value:
             alive = int(value[(w_out, "alive_subcomponents")])
             if abs(alive - target.d_mlp) > W_OUT_ALIVE_TOLERANCE:
-                failures.append(f"{w_out}: {alive} alive subcomponents, expected {target.d_mlp} +- {W_OUT_ALIVE_TOLERANCE}")
+                failures.append(
+                    f"{w_out}: {alive} alive subcomponents, expected {target.d_mlp} +- {W_OUT_ALIVE_TOLERANCE}"
+                )
             if errors := int(value[(w_out, "dense_pattern_errors")]):
                 failures.append(f"{w_out}: {errors} dense-columns errors")
     return failures

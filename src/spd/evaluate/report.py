@@ -22,7 +22,14 @@ def metric_rows(
         alive = alive_mask(torch.cat([probe_ci[name], random_ci[name]]), config.alive_threshold)
         rows.append((name, "alive_subcomponents", alive.sum().item(), "count"))
         for threshold in config.l0_thresholds:
-            rows.append((name, f"ci_l0@{threshold:g}", ci_l0(random_ci[name], threshold), "subcomponents/example"))
+            rows.append(
+                (
+                    name,
+                    f"ci_l0@{threshold:g}",
+                    ci_l0(random_ci[name], threshold),
+                    "subcomponents/example",
+                )
+            )
     rows += family(target_config).metric_rows(model, ci, config)
     return [
         {"layer": layer, "metric": metric, "value": float(value), "unit": unit}

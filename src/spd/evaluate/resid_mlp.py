@@ -5,6 +5,8 @@ the target's."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import einops
 import pandas as pd
 import torch
@@ -20,7 +22,12 @@ from spd.evaluate.causal_importance_metrics import (
     dense_pattern_errors,
     mean_active_per_probe,
 )
-from spd.targets.resid_mlp import neuron_contributions
+from spd.targets.resid_mlp import ResidMLPModel, neuron_contributions
+
+
+def _target_model(model: ComponentModel | APDModel) -> ResidMLPModel:
+    """The residual-MLP target these metrics are computed on."""
+    return cast(ResidMLPModel, model.target.model)
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -43,7 +50,7 @@ def spd_neuron_contributions(model: ComponentModel, layer: int) -> torch.Tensor:
     SPD's own, the sum U V of its W_out subcomponents (the target's where W_out is not
     decomposed); feature i keeps the subcomponent whose largest contribution over the neurons is
     the largest."""
-    target = model.target.model
+    target = _target_model(model)
     w_in, w_out = f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"
     U, V = model.factors(w_in)  # (d_mlp, C), (C, d_embed)
     if w_out in model.module_names:
@@ -72,36 +79,44 @@ def neuron_alignment(read_directions: torch.Tensor) -> float:
 def neuron_contribution_table(model: ComponentModel) -> pd.DataFrame:
     """One row per layer x feature x neuron: the target's and SPD's contribution."""
     frames = []
-    for layer in range(len(model.target.model.layers)):
+    for layer in range(len(_target_model(model).layers)):
         if f"layers.{layer}.mlp_in" not in model.module_names:
             continue
-        target = neuron_contributions(model.target.model, layer)
+        target = neuron_contributions(_target_model(model), layer)
         spd = spd_neuron_contributions(model, layer)
         feature, neuron = torch.meshgrid(
             torch.arange(target.shape[0]), torch.arange(target.shape[1]), indexing="ij"
         )
-        frames.append(pd.DataFrame({
-            "layer": layer,
-            "feature": feature.flatten().numpy(),
-            "neuron": neuron.flatten().numpy(),
-            "target": target.flatten().cpu().numpy(),
-            "spd": spd.flatten().cpu().numpy(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": layer,
+                    "feature": feature.flatten().numpy(),
+                    "neuron": neuron.flatten().numpy(),
+                    "target": target.flatten().cpu().numpy(),
+                    "spd": spd.flatten().cpu().numpy(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
 def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[Row]:
     rows: list[Row] = []
-    for layer in range(len(model.target.model.layers)):
+    for layer in range(len(_target_model(model).layers)):
         w_in, w_out = f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"
         if w_in in model.module_names:
             rows += ci_pattern_rows(w_in, ci.probes[w_in], config)
-            target = neuron_contributions(model.target.model, layer)
+            target = neuron_contributions(_target_model(model), layer)
             spd = spd_neuron_contributions(model, layer)
             rows.append((w_in, "neuron_contribution_corr", pearson(target, spd), "pearson r"))
-            rows.append((w_in, "neuron_contribution_slope", slope_through_origin(target, spd), "ratio"))
+            rows.append(
+                (w_in, "neuron_contribution_slope", slope_through_origin(target, spd), "ratio")
+            )
         if w_out in model.module_names:
-            alive = alive_mask(torch.cat([ci.probes[w_out], ci.random[w_out]]), config.alive_threshold)
+            alive = alive_mask(
+                torch.cat([ci.probes[w_out], ci.random[w_out]]), config.alive_threshold
+            )
             active = ci.probes[w_out] >= config.diag_min  # (probes, C)
             on_every_probe = active.all(dim=0) & alive
             rows.append((w_out, "active_on_every_probe", on_every_probe.sum().item(), "count"))
@@ -109,7 +124,9 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
             coverage = active[:, alive].float().mean().item() if alive.any() else 0.0
             rows.append((w_out, "active_probe_fraction", coverage, "fraction"))
             d_mlp = model.target_weight(w_out).shape[1]
-            errors = dense_pattern_errors(ci.probes[w_out], d_mlp, config.diag_min, config.offdiag_max)
+            errors = dense_pattern_errors(
+                ci.probes[w_out], d_mlp, config.diag_min, config.offdiag_max
+            )
             rows.append((w_out, "dense_pattern_errors", errors, "count"))
             # The co-activation: how many subcomponents are above 0.1, and at or above 0.9, per probe.
             for threshold, inclusive in ((config.offdiag_max, False), (config.diag_min, True)):
@@ -124,7 +141,7 @@ def apd_metric_rows(model: APDModel, config: EvalConfig) -> list[Row]:
     """APD has no causal importances: each feature's W_in mechanism is the component with the
     largest attribution on its one-hot probe. Scored by the neuron-contribution correlation per
     layer, and by how many distinct components the features pick (the ground truth: one each)."""
-    target_model = model.target.model
+    target_model = _target_model(model)
     n_features = target_model.W_E.shape[1]
     probes = config.probe_value * torch.eye(n_features, device=target_model.W_E.device)
     attributions, _ = model.attributions(probes)

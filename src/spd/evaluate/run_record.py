@@ -49,4 +49,6 @@ def read_run_record(path: Path) -> dict[str, object]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: unreadable run record ({error.__class__.__name__})") from None
+        raise CheckpointError(
+            f"{path}: unreadable run record ({error.__class__.__name__})"
+        ) from None

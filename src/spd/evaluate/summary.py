@@ -4,11 +4,20 @@ provenance and verdict; and its loss curve as a plain table (for `dvc plots`).""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 
 HEADLINE_METRICS = (
-    "mmcs", "ml2r", "alive_subcomponents", "ci_l0@0.01", "ci_l0@0.1", "ci_pattern_errors",
-    "ci_errors_weak_diagonal", "ci_errors_off_diagonal", "ci_errors_shared",
+    "mmcs",
+    "ml2r",
+    "alive_subcomponents",
+    "ci_l0@0.01",
+    "ci_l0@0.1",
+    "ci_pattern_errors",
+    "ci_errors_weak_diagonal",
+    "ci_errors_off_diagonal",
+    "ci_errors_shared",
 )
 
 
@@ -26,8 +35,9 @@ def metric_summary(
     last = losses.sort_values("step").iloc[-1]
     summary["final_loss"] = {name: float(last[name]) for name in loss_terms(losses)}
     summary["run"] = {key: record[key] for key in RUN_KEYS}
-    summary["provenance"] = dict(record["decomposition"])  # type: ignore[call-overload]
-    summary["verdict"] = {k: v for k, v in record["verdict"].items() if k != "text"}  # type: ignore[union-attr]
+    summary["provenance"] = dict(cast(dict[str, object], record["decomposition"]))
+    verdict = cast(dict[str, object], record["verdict"])
+    summary["verdict"] = {k: v for k, v in verdict.items() if k != "text"}
     return summary
 
 

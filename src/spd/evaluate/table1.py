@@ -79,7 +79,13 @@ def table1_markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(TABLE1_HEADER) + " |", "|" + "---|" * len(TABLE1_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table1_cells(table)]
     lines.append("")
-    lines.append("mean +- sample standard deviation over the decomposition seeds listed (a single seed's value")
-    lines.append("stands alone; one target model per experiment, shared by SPD and APD). Paper: the values")
-    lines.append("reported by Bushnaq, Braun, Sharkey (2025); its APD +- is over the features of one run.")
+    lines.append(
+        "mean +- sample standard deviation over the decomposition seeds listed (a single seed's value"
+    )
+    lines.append(
+        "stands alone; one target model per experiment, shared by SPD and APD). Paper: the values"
+    )
+    lines.append(
+        "reported by Bushnaq, Braun, Sharkey (2025); its APD +- is over the features of one run."
+    )
     return "\n".join(lines) + "\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -16,7 +18,12 @@ from spd.evaluate.causal_importance_metrics import (
     alive_mask,
     ci_pattern_rows,
 )
-from spd.targets.tms import ground_truth_mechanisms
+from spd.targets.tms import TMSModel, ground_truth_mechanisms
+
+
+def _target_model(model: ComponentModel | APDModel) -> TMSModel:
+    """The TMS target these metrics are computed on."""
+    return cast(TMSModel, model.target.model)
 
 
 def feature_match(U: Tensor, V: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
@@ -31,7 +38,9 @@ def piece_match(pieces: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
     """Per feature j: the best cosine over pieces c of pieces[c, :, j] with W[:, j], and that
     piece's norm ratio. pieces: (C, d_hidden, n_features), e.g. SPD's rank-one subcomponents or
     APD's rank-m components."""
-    cosines = torch.nn.functional.cosine_similarity(pieces, W.unsqueeze(0), dim=1)  # (C, n_features)
+    cosines = torch.nn.functional.cosine_similarity(
+        pieces, W.unsqueeze(0), dim=1
+    )  # (C, n_features)
     best_cos, best_c = cosines.max(dim=0)
     features = torch.arange(W.shape[1])
     best_norm = pieces[best_c, :, features].norm(dim=-1)
@@ -49,8 +58,13 @@ def apd_metric_rows(model: APDModel) -> list[Row]:
     """MMCS and ML2R of APD's linear1 components against the columns of W."""
     if "linear1" not in model.module_names:
         return []
-    cosines, ratios = piece_match(model.component_weights("linear1"), ground_truth_mechanisms(model.target.model))
-    return [("linear1", "mmcs", cosines.mean().item(), "cosine"), ("linear1", "ml2r", ratios.mean().item(), "ratio")]
+    cosines, ratios = piece_match(
+        model.component_weights("linear1"), ground_truth_mechanisms(_target_model(model))
+    )
+    return [
+        ("linear1", "mmcs", cosines.mean().item(), "cosine"),
+        ("linear1", "ml2r", ratios.mean().item(), "ratio"),
+    ]
 
 
 # Layers whose subcomponents should each fire for exactly one one-hot feature probe.
@@ -65,7 +79,12 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
     """Per layer, the subcomponents alive on the one-hot probes alone; CI-pattern errors of
     linear1/linear2; MMCS / ML2R of linear1 against the columns of W; the identity-layer report."""
     rows: list[Row] = [
-        (name, "alive_on_probes", alive_mask(ci.probes[name], config.alive_threshold).sum().item(), "count")
+        (
+            name,
+            "alive_on_probes",
+            alive_mask(ci.probes[name], config.alive_threshold).sum().item(),
+            "count",
+        )
         for name in model.module_names
     ]
     rows += [
@@ -77,7 +96,7 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
     if "linear1" in model.module_names:
         with torch.no_grad():
             U, V = model.factors("linear1")
-            mmcs, ml2r = mmcs_ml2r(U, V, ground_truth_mechanisms(model.target.model))
+            mmcs, ml2r = mmcs_ml2r(U, V, ground_truth_mechanisms(_target_model(model)))
         rows += [("linear1", "mmcs", mmcs, "cosine"), ("linear1", "ml2r", ml2r, "ratio")]
     if IDENTITY_LAYER in model.module_names:
         rows += identity_rows(ci, config)

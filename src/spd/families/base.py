@@ -61,7 +61,12 @@ class Family(ABC):
 
     @abstractmethod
     def train(
-        self, config: Any, device: str, log: Callable[[str], None], state_file: Path | None, checkpoint_every: int
+        self,
+        config: Any,
+        device: str,
+        log: Callable[[str], None],
+        state_file: Path | None,
+        checkpoint_every: int,
     ) -> tuple[nn.Module, dict[str, object]]:
         """The trained target and its info (at least 'seed_used')."""
 
@@ -100,7 +105,9 @@ class Family(ABC):
         made with `decomposition`'s), by file name (`evaluation_tables`)."""
         return {}
 
-    def write_figures(self, runs: Sequence[Sequence[Path]], out: Path, table1: pd.DataFrame | None) -> bool:
+    def write_figures(
+        self, runs: Sequence[Sequence[Path]], out: Path, table1: pd.DataFrame | None
+    ) -> bool:
         """One page per run into the PDF `out`, each run given as its `figure_tables` paths; True.
         False: the family has no page of its own, and `spd figures` draws the default CI pages
         (`spd.figures.ci_pages`) from `DEFAULT_FIGURE_TABLES`."""
@@ -111,8 +118,15 @@ class Family(ABC):
     def report_cells(self, summary: Any) -> list[str]:
         """One run's cells under `report_columns`, from its summary (`spd.record.Summary`): by
         default the live subcomponents of every layer, 'a / b / ...'."""
-        layers = [layer for layer, values in summary.data.items() if isinstance(values, dict) and "alive_subcomponents" in values]
-        return [" / ".join(str(int(summary.value(layer, "alive_subcomponents"))) for layer in layers) or "-"]
+        layers = [
+            layer
+            for layer, values in summary.data.items()
+            if isinstance(values, dict) and "alive_subcomponents" in values
+        ]
+        return [
+            " / ".join(str(int(summary.value(layer, "alive_subcomponents"))) for layer in layers)
+            or "-"
+        ]
 
     def target_bytes(self, config: Any) -> int:
         """A rough upper estimate of the target training's peak memory, checked against the

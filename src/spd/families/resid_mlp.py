@@ -16,7 +16,12 @@ class ResidMLPFamily(Family):
     name = "resid_mlp"
     config_model = ResidMLPTargetConfig
     evaluation_tables = (NEURON_CONTRIBUTIONS_FILE,)
-    figure_tables = ("metrics.parquet", "ci_probes.parquet", NEURON_CONTRIBUTIONS_FILE, "losses.parquet")
+    figure_tables = (
+        "metrics.parquet",
+        "ci_probes.parquet",
+        NEURON_CONTRIBUTIONS_FILE,
+        "losses.parquet",
+    )
     report_columns = ("live W_in / W_out", "CI errors W_in")
     report_section = "Residual MLPs"
     report_section_columns = ("live W_in / W_out, per layer", "CI errors W_in, per layer")

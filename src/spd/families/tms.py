@@ -18,7 +18,13 @@ class TMSFamily(Family):
     config_model = TMSTargetConfig
     evaluation_tables = (WEIGHTS_FILE, CI_CURVES_FILE)
     # read_run finds ci_curves.parquet (absent from runs evaluated before it) beside these
-    figure_tables = ("metrics.parquet", "ci_probes.parquet", "ci_histogram.parquet", WEIGHTS_FILE, "losses.parquet")
+    figure_tables = (
+        "metrics.parquet",
+        "ci_probes.parquet",
+        "ci_histogram.parquet",
+        WEIGHTS_FILE,
+        "losses.parquet",
+    )
     report_columns = ("MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)")
 
     def build_model(self, config):
@@ -87,7 +93,9 @@ class TMSFamily(Family):
 
     def target_bytes(self, config):
         # weights with their gradients and AdamW moments, plus float copies of a batch row's activations
-        weights = 2 * config.n_features * config.d_hidden + config.identity_layer * config.d_hidden**2
+        weights = (
+            2 * config.n_features * config.d_hidden + config.identity_layer * config.d_hidden**2
+        )
         row = 2 * config.n_features + 2 * config.d_hidden
         return 16 * weights + 32 * row * config.batch_size
 

@@ -33,11 +33,13 @@ def _rows(metrics: pd.DataFrame) -> list[dict[str, object]]:
     return metrics[["layer", "metric", "value"]].to_dict("records")
 
 
-def robustness_summary(params: Params, root: Path = runsets.RUNS_ROOT, partial: bool = False) -> pd.DataFrame:
+def robustness_summary(
+    params: Params, root: Path = runsets.RUNS_ROOT, partial: bool = False
+) -> pd.DataFrame:
     """One row per run: every main experiment (the TMS variants) x robustness seed (sweep "seeds"),
     then every TMS sweep point x seed; with recovery_summary's columns and `done`. With
     `partial`, a run not yet evaluated gives a row with done=False and no metrics, not an error."""
-    runs = [
+    runs: list[tuple[str, str, float, int, bool]] = [
         (name, "seeds", seed, seed, False)
         for name in runsets.main_experiments(params)
         for seed in params.robustness_seeds
@@ -50,7 +52,13 @@ def robustness_summary(params: Params, root: Path = runsets.RUNS_ROOT, partial: 
     rows = []
     for name, sweep, x, seed, default in runs:
         folder = runsets.run_folder(params, name, seed, root)
-        row = {"experiment": runsets.base_experiment(name), "sweep": sweep, "x": x, "seed": seed, "default": default}
+        row = {
+            "experiment": runsets.base_experiment(name),
+            "sweep": sweep,
+            "x": x,
+            "seed": seed,
+            "default": default,
+        }
         if partial and not _evaluated(folder):
             rows.append(row | {"done": False})
             continue
@@ -59,9 +67,13 @@ def robustness_summary(params: Params, root: Path = runsets.RUNS_ROOT, partial: 
     return pd.DataFrame(rows)
 
 
-def sweep_points(params: Params, sweep: str, experiment: str, root: Path = runsets.RUNS_ROOT) -> list[SweepPoint]:
+def sweep_points(
+    params: Params, sweep: str, experiment: str, root: Path = runsets.RUNS_ROOT
+) -> list[SweepPoint]:
     if sweep not in params.sweeps:
-        raise ConfigError(f"--sweep {sweep}: params has no such sweep ({', '.join(params.sweeps) or 'none'})")
+        raise ConfigError(
+            f"--sweep {sweep}: params has no such sweep ({', '.join(params.sweeps) or 'none'})"
+        )
     points = runsets.sweep_points_of(params, sweep, experiment)
     if not points:
         raise ConfigError(f"--experiment {experiment}: sweep '{sweep}' has no values for it")
@@ -71,14 +83,16 @@ def sweep_points(params: Params, sweep: str, experiment: str, root: Path = runse
         for seed in params.seeds:
             folder = runsets.run_folder(params, name, seed, root)
             metrics = _table(folder, "metrics")
-            result.append(SweepPoint(
-                value=value,
-                is_default=params.run_source(name) == experiment,
-                seed=seed,
-                ci_probes=_table(folder, "ci_probes"),
-                expected_alive=expected_alive(config.target),
-                failures=recovery_failures(_rows(metrics), config.target),
-            ))
+            result.append(
+                SweepPoint(
+                    value=value,
+                    is_default=params.run_source(name) == experiment,
+                    seed=seed,
+                    ci_probes=_table(folder, "ci_probes"),
+                    expected_alive=expected_alive(config.target),
+                    failures=recovery_failures(_rows(metrics), config.target),
+                )
+            )
     return result
 
 
@@ -94,7 +108,9 @@ def _job_seconds(benchmarks_root: Path, name: str, seed: int, partial: bool = Fa
 
 
 def comparison_runs(
-    params: Params, root: Path = runsets.RUNS_ROOT, benchmarks_root: Path = BENCHMARKS_ROOT,
+    params: Params,
+    root: Path = runsets.RUNS_ROOT,
+    benchmarks_root: Path = BENCHMARKS_ROOT,
     partial: bool = False,
 ) -> pd.DataFrame:
     """SPD and APD on every target APD decomposes, one row per run over the robustness seeds, with
@@ -106,14 +122,21 @@ def comparison_runs(
         decomposition = config.decomposition
         for seed in params.robustness_seeds:
             folder = runsets.run_folder(params, name, seed, root)
-            run = {"target": params.target_source(name), "experiment": name, "method": decomposition.method,
-                   "seed": seed}
+            run = {
+                "target": params.target_source(name),
+                "experiment": name,
+                "method": decomposition.method,
+                "seed": seed,
+            }
             if partial and not _evaluated(folder):
                 rows.append(run | {"done": False})
                 continue
             row = comparison_row(
-                _table(folder, "metrics"), _table(folder, "losses"), _job_seconds(benchmarks_root, name, seed, partial),
-                decomposition.steps, decomposition.steps_trained - decomposition.steps,
+                _table(folder, "metrics"),
+                _table(folder, "losses"),
+                _job_seconds(benchmarks_root, name, seed, partial),
+                decomposition.steps,
+                decomposition.steps_trained - decomposition.steps,
             )
             rows.append(run | row | {"done": True})
     return pd.DataFrame(rows)

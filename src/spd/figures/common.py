@@ -78,7 +78,9 @@ def ci_heatmap(
 ) -> None:
     """CI of a layer's live subcomponents (columns, in diagonal order) on the one-hot probes."""
     live = live_subcomponents(ci_probes, layer)
-    ci = ci_probes[ci_probes.layer == layer].pivot(index="probe", columns="subcomponent", values="ci")
+    ci = ci_probes[ci_probes.layer == layer].pivot(
+        index="probe", columns="subcomponent", values="ci"
+    )
     matrix = ci[live].to_numpy() if live else np.zeros((len(ci), 1))
     title = title or f"CI on one-hot probes\n{layer}: {len(live)} live on them"
     heatmap(ax, matrix, title, "live subcomponent", "probe (feature)", "viridis", fontsize)
@@ -99,7 +101,9 @@ def loss_axes(
     ax.set_xlabel("step", fontsize=fontsize - 1)
     ax.set_title("losses", fontsize=fontsize)
     if legend_outside:
-        ax.legend(fontsize=fontsize - 1, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+        ax.legend(
+            fontsize=fontsize - 1, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0
+        )
     else:
         ax.legend(fontsize=fontsize - 2)
     ax.tick_params(labelsize=fontsize - 2)

@@ -40,7 +40,9 @@ def comparison_page(runs: pd.DataFrame) -> plt.Figure:
     note = not_done_note(runs, "seed", "seeds")
     runs = runs[runs.done]
     targets = list(dict.fromkeys(runs.target))
-    fig, axes = plt.subplots(len(targets), len(PANELS), figsize=(15, 3.8 * len(targets)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(targets), len(PANELS), figsize=(15, 3.8 * len(targets)), squeeze=False
+    )
     for row, target in enumerate(targets):
         of_target = runs[runs.target == target]
         methods = list(dict.fromkeys(of_target.method))
@@ -49,9 +51,18 @@ def comparison_page(runs: pd.DataFrame) -> plt.Figure:
                 of_method = of_target[of_target.method == method]
                 values = of_method[column]
                 ax.bar(i, values.mean(), color=COLORS.get(method, "0.6"), alpha=0.35)
-                ax.plot([i] * len(values), values, "o", color=COLORS.get(method, "0.3"), markersize=5)
+                ax.plot(
+                    [i] * len(values), values, "o", color=COLORS.get(method, "0.3"), markersize=5
+                )
                 if column in TIMES:
-                    ax.annotate(untimed_note(of_method, column), (i, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
+                    ax.annotate(
+                        untimed_note(of_method, column),
+                        (i, 0),
+                        xytext=(0, 3),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=7,
+                    )
             ax.set_xticks(range(len(methods)), [m.upper() for m in methods])
             ax.set_title(f"{target}: {label}", fontsize=9)
             ax.tick_params(labelsize=7)

@@ -37,8 +37,12 @@ class ResidRunTables:
         return run_title(self.metrics)
 
 
-def read_resid_run(metrics: Path, ci_probes: Path, contributions: Path, losses: Path) -> ResidRunTables:
-    return ResidRunTables(*(read_parquet(path) for path in (metrics, ci_probes, contributions, losses)))
+def read_resid_run(
+    metrics: Path, ci_probes: Path, contributions: Path, losses: Path
+) -> ResidRunTables:
+    return ResidRunTables(
+        *(read_parquet(path) for path in (metrics, ci_probes, contributions, losses))
+    )
 
 
 def _contribution_bars(fig: plt.Figure, slot, contributions: pd.DataFrame, layer: int) -> None:
@@ -46,7 +50,9 @@ def _contribution_bars(fig: plt.Figure, slot, contributions: pd.DataFrame, layer
     inner = slot.subgridspec(2, FEATURES_SHOWN // 2, hspace=0.5, wspace=0.3)
     rows = contributions[contributions.layer == layer]
     for feature in range(min(FEATURES_SHOWN, rows.feature.max() + 1)):
-        ax = fig.add_subplot(inner[feature // (FEATURES_SHOWN // 2), feature % (FEATURES_SHOWN // 2)])
+        ax = fig.add_subplot(
+            inner[feature // (FEATURES_SHOWN // 2), feature % (FEATURES_SHOWN // 2)]
+        )
         of_feature = rows[rows.feature == feature].sort_values("neuron")
         ax.bar(of_feature.neuron, of_feature.target, color="0.6", label="target")
         ax.plot(of_feature.neuron, of_feature.spd, ".", color="tab:red", markersize=3, label="SPD")
@@ -65,7 +71,10 @@ def _scatter(ax, contributions: pd.DataFrame, layer: int) -> None:
     correlation = np.corrcoef(rows.target, rows.spd)[0, 1]
     # least squares through the origin, as the metric neuron_contribution_slope
     slope = (rows.target @ rows.spd) / max(rows.target @ rows.target, 1e-12)
-    ax.set_title(f"layer {layer}: all features x neurons (r = {correlation:.3f}, slope {slope:.3f})", fontsize=9)
+    ax.set_title(
+        f"layer {layer}: all features x neurons (r = {correlation:.3f}, slope {slope:.3f})",
+        fontsize=9,
+    )
     ax.set_xlabel("target contribution", fontsize=8)
     ax.set_ylabel("SPD contribution", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -89,7 +98,9 @@ def resid_run_page(run: ResidRunTables) -> plt.Figure:
         layer_metrics = run.metrics[run.metrics.layer.isin(modules)]
         text_ax.text(0, 1, metrics_text(layer_metrics), family="monospace", fontsize=7, va="top")
     loss_axes(fig.add_subplot(grid[n_rows - 1, :]), run.losses)
-    fig.suptitle(f"SPD on {run.title}: neuron contributions of features 0-9 (target vs SPD)", fontsize=12)
+    fig.suptitle(
+        f"SPD on {run.title}: neuron contributions of features 0-9 (target vs SPD)", fontsize=12
+    )
     return fig
 
 

@@ -24,7 +24,10 @@ from spd.io import atomic_path
 # up, another's shortfall down, so that they cannot cancel)
 PANELS: dict[str, tuple[str, Callable[[pd.DataFrame], list[pd.Series]]]] = {
     "mmcs": (f"MMCS (linear1)\n(shaded: the criterion's >= {MMCS_MIN})", lambda rows: [rows.mmcs]),
-    "ml2r": ("ML2R (linear1)\n(shaded: the criterion's {:g} to {:g})".format(*ML2R_RANGE), lambda rows: [rows.ml2r]),
+    "ml2r": (
+        "ML2R (linear1)\n(shaded: the criterion's {:g} to {:g})".format(*ML2R_RANGE),
+        lambda rows: [rows.ml2r],
+    ),
     "alive": (
         "live subcomponents vs ground truth\n(above 0: surplus, below: shortfall;\nsummed over layers)",
         lambda rows: [rows.alive_surplus, -rows.alive_shortfall],
@@ -40,8 +43,15 @@ def _points(ax: Axes, rows: pd.DataFrame, values: list[pd.Series], x: pd.Series)
     for recovered, (color, marker, label) in RECOVERED.items():
         chosen = rows.recovered == recovered
         for i, y in enumerate(values):
-            ax.plot(x[chosen], y[chosen], marker, color=color, label=None if i else label, markersize=6,
-                    linestyle="none")
+            ax.plot(
+                x[chosen],
+                y[chosen],
+                marker,
+                color=color,
+                label=None if i else label,
+                markersize=6,
+                linestyle="none",
+            )
 
 
 def _accepted(ax: Axes, panel: str) -> None:
@@ -90,12 +100,16 @@ def sweep_page(runs: pd.DataFrame, experiment: str, sweep: str, setting: str) ->
     axes[0].legend(fontsize=7)
     seeds = ",".join(str(s) for s in sorted(set(runs.seed)))
     note = not_done_note(runs, "x", sweep)
-    fig.suptitle(f"SPD on {experiment}: sweep '{sweep}' over {setting} (seed {seeds}){note}", fontsize=12)
+    fig.suptitle(
+        f"SPD on {experiment}: sweep '{sweep}' over {setting} (seed {seeds}){note}", fontsize=12
+    )
     fig.tight_layout()
     return fig
 
 
-def write_robustness_figures(summary: pd.DataFrame, settings: dict[str, str], destination: str | Path) -> None:
+def write_robustness_figures(
+    summary: pd.DataFrame, settings: dict[str, str], destination: str | Path
+) -> None:
     """The seed page, then one page per (experiment, sweep); `settings` maps sweep -> setting."""
     with atomic_path(destination) as tmp, PdfPages(tmp) as pdf:
         pages = [seeds_page(summary[summary.sweep == "seeds"])]

@@ -25,7 +25,7 @@ class SweepPoint:
     seed: int
     ci_probes: pd.DataFrame
     expected_alive: dict[str, int]
-    failures: list[str]
+    failures: list[str] | None  # None: the family has no ground truth
 
 
 def sweep_page(points: list[SweepPoint], experiment: str, sweep: str, setting: str) -> plt.Figure:
@@ -38,7 +38,11 @@ def sweep_page(points: list[SweepPoint], experiment: str, sweep: str, setting: s
             live = len(live_subcomponents(point.ci_probes, layer))
             title = f"{layer}: {live} live (truth {point.expected_alive[layer]})"
             if row == 0:
-                verdict = "recovered" if not point.failures else f"{len(point.failures)} threshold(s) missed"
+                verdict = (
+                    "recovered"
+                    if not point.failures
+                    else f"{len(point.failures)} threshold(s) missed"
+                )
                 default = " (params.yaml)" if point.is_default else ""
                 title = f"{sweep} = {point.value:g}{default}\n{verdict}\n" + title
             ci_heatmap(axes[row, column], point.ci_probes, layer, title)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from spd.evaluate.exports import CI_CURVES_FILE
 from spd.evaluate.table1 import TABLE1_HEADER, table1_cells
@@ -83,7 +84,18 @@ def read_run(
     curves = read_parquet(curves_path) if curves_path.is_file() else None
     record_path = folder / RUN_RECORD_FILE
     verdict = json.loads(record_path.read_text()).get("verdict") if record_path.is_file() else None
-    return RunTables(*(read_parquet(path) for path in paths), ci_curves=curves, verdict=verdict)
+    metrics_table, probes_table, histogram_table, weights_table, losses_table = (
+        read_parquet(path) for path in paths
+    )
+    return RunTables(
+        metrics_table,
+        probes_table,
+        histogram_table,
+        weights_table,
+        losses_table,
+        ci_curves=curves,
+        verdict=verdict,
+    )
 
 
 def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> np.ndarray:
@@ -108,7 +120,13 @@ def drawn_columns(piece: np.ndarray, fraction: float = COLUMN_FRACTION) -> list[
 
 
 def _arrow(ax: Axes, tip: np.ndarray, color) -> None:
-    ax.annotate("", xy=tip, xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": color, "lw": 2})
+    # matplotlib takes any pair of coordinates; its stubs ask for a tuple
+    ax.annotate(
+        "",
+        xy=tip,  # type: ignore[arg-type]
+        xytext=(0, 0),
+        arrowprops={"arrowstyle": "->", "color": color, "lw": 2},
+    )
 
 
 def _arrow_frame(ax: Axes, limit: float, title: str) -> None:
@@ -141,8 +159,10 @@ def _arrow_panels(
     drawn = {c: drawn_columns(pieces[c]) for c in live}
     tips = [W, total] + [pieces[c][:, drawn[c]] for c in live]
     limit = max(1.15, 1.15 * max(np.linalg.norm(t, axis=0).max() for t in tips if t.size))
-    for slot, matrix, title in ((slots[0], W, "target W (linear1 columns)"),
-                                (slots[1], total, "sum of all subcomponents")):
+    for slot, matrix, title in (
+        (slots[0], W, "target W (linear1 columns)"),
+        (slots[1], total, "sum of all subcomponents"),
+    ):
         ax = fig.add_subplot(slot)
         for j in range(matrix.shape[1]):
             _arrow(ax, matrix[:, j], colors[j])
@@ -153,10 +173,20 @@ def _arrow_panels(
             tip = pieces[c][:, j]
             _arrow(ax, tip, colors[j])
             if np.linalg.norm(tip) >= 0.15 * limit:
-                ax.text(*_label_position(tip, limit), str(c), fontsize=FONT - 2, ha="center", va="center")
+                x, y = _label_position(tip, limit)
+                ax.text(
+                    x,
+                    y,
+                    str(c),
+                    fontsize=FONT - 2,
+                    ha="center",
+                    va="center",
+                )
     merged = sum(len(columns) > 1 for columns in drawn.values())
     note = f", {merged} with 2+ columns" if merged else ""
-    title = f"{len(live)} live subcomponents{note}\n(columns >= {COLUMN_FRACTION:.0%} of the largest)"
+    title = (
+        f"{len(live)} live subcomponents{note}\n(columns >= {COLUMN_FRACTION:.0%} of the largest)"
+    )
     _arrow_frame(ax, limit, title)
 
 
@@ -169,9 +199,11 @@ def _weights_panels(fig: plt.Figure, slots, run: RunTables) -> None:
         return
     total = np.sum(list(pieces.values()), axis=0)
     live_sum = np.sum([pieces[c] for c in live], axis=0) if live else np.zeros_like(W)
-    for slot, matrix, title in ((slots[0], W, "target W (linear1)"),
-                                (slots[1], total, "sum of all subcomponents"),
-                                (slots[2], live_sum - W, f"{len(live)} live subcomponents' sum - W")):
+    for slot, matrix, title in (
+        (slots[0], W, "target W (linear1)"),
+        (slots[1], total, "sum of all subcomponents"),
+        (slots[2], live_sum - W, f"{len(live)} live subcomponents' sum - W"),
+    ):
         heatmap(fig.add_subplot(slot), matrix, title, "feature", "hidden", fontsize=FONT)
 
 
@@ -185,8 +217,15 @@ def _ci_curve_panel(ax: Axes, run: RunTables, layer: str = "linear1") -> None:
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.03, 1.05)
     if run.ci_curves is None:
-        ax.text(0.5, 0.5, "no ci_curves.parquet in the run folder\n(evaluate the run again)",
-                ha="center", va="center", fontsize=FONT - 2, transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no ci_curves.parquet in the run folder\n(evaluate the run again)",
+            ha="center",
+            va="center",
+            fontsize=FONT - 2,
+            transform=ax.transAxes,
+        )
         return
     curves = run.ci_curves[run.ci_curves.layer == layer]
     probes = run.ci_probes[run.ci_probes.layer == layer]
@@ -199,7 +238,9 @@ def _ci_curve_panel(ax: Axes, run: RunTables, layer: str = "linear1") -> None:
             ax.plot(curve.x, curve.ci, color=plt.cm.tab10(j % 10), lw=1.8, label=f"{c} on x{j}")
             lines += 1
     if 0 < lines <= 8 and n_features <= 10:
-        ax.legend(fontsize=FONT - 2, loc="lower right", title="subcomponent", title_fontsize=FONT - 2)
+        ax.legend(
+            fontsize=FONT - 2, loc="lower right", title="subcomponent", title_fontsize=FONT - 2
+        )
 
 
 def _identity_panels(fig: plt.Figure, slots, run: RunTables) -> None:
@@ -242,11 +283,17 @@ def metric_cells(metrics: pd.DataFrame) -> tuple[list[str], list[str], list[list
     layers = list(dict.fromkeys(metrics.layer))
     value = {(row.layer, row.metric): float(row.value) for row in metrics.itertuples()}
     present = list(dict.fromkeys(metrics.metric))
-    names = [m for m in METRIC_FORMATS if m in present] + [m for m in present if m not in METRIC_FORMATS]
-    names = [m for m in names if any(np.isfinite(value.get((layer, m), np.nan)) for layer in layers)]
+    names = [m for m in METRIC_FORMATS if m in present] + [
+        m for m in present if m not in METRIC_FORMATS
+    ]
+    names = [
+        m for m in names if any(np.isfinite(value.get((layer, m), np.nan)) for layer in layers)
+    ]
     cells = [
-        [_format(m, value[(layer, m)]) if np.isfinite(value.get((layer, m), np.nan)) else "-"
-         for layer in layers]
+        [
+            _format(m, value[(layer, m)]) if np.isfinite(value.get((layer, m), np.nan)) else "-"
+            for layer in layers
+        ]
         for m in names
     ]
     labels = [METRIC_FORMATS.get(m, (m.replace("_", " "), ""))[0] for m in names]
@@ -276,8 +323,11 @@ def _metrics_panel(ax: Axes, run: RunTables) -> None:
     labels, layers, cells = metric_cells(run.metrics)
     height = min(0.64, 0.058 * (len(cells) + 1))
     table = ax.table(
-        cellText=cells, rowLabels=labels, colLabels=layers,
-        bbox=[0.3, 1 - height, 0.12 * len(layers) + 0.06, height],
+        cellText=cells,
+        rowLabels=labels,
+        colLabels=layers,
+        # matplotlib takes bounds [left, bottom, width, height]; its stubs ask for a Bbox
+        bbox=[0.3, 1 - height, 0.12 * len(layers) + 0.06, height],  # type: ignore[arg-type]
     )
     table.auto_set_font_size(False)
     table.set_fontsize(FONT - 1)
@@ -286,8 +336,17 @@ def _metrics_panel(ax: Axes, run: RunTables) -> None:
         if row == 0:
             cell.set_text_props(weight="bold")
     text, color = verdict_line(run.verdict)
-    ax.text(0.0, 1 - height - 0.05, text, color=color, fontsize=FONT - 1, va="top", ha="left",
-            transform=ax.transAxes, linespacing=1.25)
+    ax.text(
+        0.0,
+        1 - height - 0.05,
+        text,
+        color=color,
+        fontsize=FONT - 1,
+        va="top",
+        ha="left",
+        transform=ax.transAxes,
+        linespacing=1.25,
+    )
     ax.set_title("metrics and verdict", fontsize=FONT)
 
 
@@ -296,14 +355,18 @@ def run_page(run: RunTables) -> plt.Figure:
     has_identity = "hidden" in layers
     n_rows = 4 if has_identity else 3
     fig = plt.figure(figsize=(13, 3.3 * n_rows + 1.2), layout="constrained")
-    fig.get_layout_engine().set(h_pad=0.06, w_pad=0.06, hspace=0.04, wspace=0.03)
+    engine = fig.get_layout_engine()
+    assert isinstance(engine, ConstrainedLayoutEngine)  # layout="constrained"
+    engine.set(h_pad=0.06, w_pad=0.06, hspace=0.04, wspace=0.03)
     rows = fig.add_gridspec(n_rows, 1, height_ratios=[1] * (n_rows - 1) + [1.25])
     top = rows[0].subgridspec(1, 4)
     _weights_panels(fig, [top[0, i] for i in range(3)], run)
     _ci_curve_panel(fig.add_subplot(top[0, 3]), run)
     row = 1
     if has_identity:
-        identity = rows[row].subgridspec(1, 2 + min(2, len(live_subcomponents(run.ci_probes, "hidden"))))
+        identity = rows[row].subgridspec(
+            1, 2 + min(2, len(live_subcomponents(run.ci_probes, "hidden")))
+        )
         _identity_panels(fig, [identity[0, i] for i in range(identity.ncols)], run)
         row += 1
     ci_row = rows[row].subgridspec(1, len(layers) + 1)

@@ -33,7 +33,8 @@ class LinearWithOwnProduct(nn.Linear):
     def product(self, x: Tensor, weight: Tensor) -> Tensor | LazyActivation:
         raise NotImplementedError
 
-    def forward(self, x: Tensor) -> Tensor | LazyActivation:
+    # by design a LazyActivation where nn.Linear returns a Tensor
+    def forward(self, x: Tensor) -> Tensor | LazyActivation:  # type: ignore[override]
         return self.product(x, self.weight)
 
 
@@ -91,7 +92,9 @@ class Target:
         kept = tuple(name for name in self.decomposed_modules if name in modules)
         ties = {t: s for t, s in self.tied_modules.items() if t in kept and s in kept}
         relu_inputs = tuple(name for name in self.relu_input_modules if name in kept)
-        return replace(self, decomposed_modules=kept, tied_modules=ties, relu_input_modules=relu_inputs)
+        return replace(
+            self, decomposed_modules=kept, tied_modules=ties, relu_input_modules=relu_inputs
+        )
 
 
 def sparse_feature_batch(
@@ -104,8 +107,12 @@ def sparse_feature_batch(
 ) -> Tensor:
     """Each feature independently active with `feature_probability`, value uniform in [low, high)."""
     device = generator.device
-    active = torch.rand(batch_size, n_features, generator=generator, device=device) < feature_probability
-    values = torch.rand(batch_size, n_features, generator=generator, device=device) * (high - low) + low
+    active = (
+        torch.rand(batch_size, n_features, generator=generator, device=device) < feature_probability
+    )
+    values = (
+        torch.rand(batch_size, n_features, generator=generator, device=device) * (high - low) + low
+    )
     return values * active
 
 
@@ -149,5 +156,8 @@ def run_target_training(
         if (step + 1) % max(run.steps // 5, 1) == 0:
             log(f"  {label} step {step + 1}/{run.steps} loss {loss.item():.3e}")
         if checkpointing is not None and checkpointing.is_due(step, run.steps):
-            save_state(capture(step + 1, run.model, run.optimizer, run.generator, extra or {}), checkpointing)
+            save_state(
+                capture(step + 1, run.model, run.optimizer, run.generator, extra or {}),
+                checkpointing,
+            )
     return loss.item()

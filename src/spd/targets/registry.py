@@ -15,7 +15,7 @@ from spd.io import CheckpointError, load_checkpoint, save_checkpoint
 from spd.targets.base import Target
 
 TARGET_KIND = "target"
-_TARGET_CONFIG = TypeAdapter(TargetConfig)
+_TARGET_CONFIG: TypeAdapter[TargetConfig] = TypeAdapter(TargetConfig)
 
 
 def train_target(
@@ -37,7 +37,9 @@ def untrained_target(config: TargetConfig) -> Target:
     return build_target(family(config).build_model(config), config)
 
 
-def save_target(model: nn.Module, config: TargetConfig, info: dict[str, object], path: Path) -> None:
+def save_target(
+    model: nn.Module, config: TargetConfig, info: dict[str, object], path: Path
+) -> None:
     payload = {
         "kind": TARGET_KIND,
         "config": config.model_dump(mode="json"),
@@ -72,7 +74,9 @@ def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, di
     try:
         model = family(config).build_model(config)
     except RuntimeError:  # sizes no memory holds
-        raise CheckpointError(f"{path}: its target config asks for a model too large to build") from None
+        raise CheckpointError(
+            f"{path}: its target config asks for a model too large to build"
+        ) from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as error:

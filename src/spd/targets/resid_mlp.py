@@ -16,6 +16,7 @@ import math
 import operator
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import einops
 import torch
@@ -83,6 +84,8 @@ class ResidMLPBlock(nn.Module):
 
 
 class ResidMLPModel(nn.Module):
+    W_E: Tensor  # a buffer: (d_embed, n_features)
+
     def __init__(self, n_features: int, d_embed: int, d_mlp: int, n_layers: int) -> None:
         super().__init__()
         embedding = torch.randn(d_embed, n_features)
@@ -139,7 +142,9 @@ def train(
 
     run = TargetTraining(
         model=model,
-        optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+        optimizer=torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        ),
         generator=torch.Generator(device=device).manual_seed(config.seed),
         steps=config.steps,
         batch_loss=batch_loss,
@@ -173,10 +178,14 @@ def neuron_contributions(model: ResidMLPModel, layer: int, W_in: Tensor | None =
     """(n_features, d_mlp): feature i's contribution through neuron n of one layer,
     (W_in W_E[:, i])_n * (W_E[:, i]^T W_out)_n (spec 7); W_in defaults to the target's, or give
     one (n_features, d_mlp, d_embed) matrix per feature (e.g. its best-matching subcomponent)."""
-    block = model.layers[layer]
-    write = einops.einsum(model.W_E, block.mlp_out.weight, "embed feature, embed mlp -> feature mlp")
+    block = cast(ResidMLPBlock, model.layers[layer])
+    write = einops.einsum(
+        model.W_E, block.mlp_out.weight, "embed feature, embed mlp -> feature mlp"
+    )
     if W_in is None:
-        read = einops.einsum(block.mlp_in.weight, model.W_E, "mlp embed, embed feature -> feature mlp")
+        read = einops.einsum(
+            block.mlp_in.weight, model.W_E, "mlp embed, embed feature -> feature mlp"
+        )
     else:
         read = einops.einsum(W_in, model.W_E, "feature mlp embed, embed feature -> feature mlp")
     return read * write

@@ -119,7 +119,9 @@ def train_once(
         batch_loss=batch_loss,
     )
     extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
-    final_loss = run_target_training(run, log, f"target seed {seed}", checkpointing, resume_from, extra)
+    final_loss = run_target_training(
+        run, log, f"target seed {seed}", checkpointing, resume_from, extra
+    )
     model.tie_weights()
     model.eval()
     for param in model.parameters():
@@ -150,7 +152,9 @@ def train(
         model, final_loss = train_once(config, seed, device, log, checkpointing, resume_from, tried)
         tried.append(seed)
         represented = represented_features(model, config.min_feature_norm)
-        log(f"target seed {seed}: {int(represented.sum())}/{config.n_features} features represented")
+        log(
+            f"target seed {seed}: {int(represented.sum())}/{config.n_features} features represented"
+        )
         if bool(represented.all()):
             return model, {"seed_used": seed, "seeds_tried": tried, "final_loss": final_loss}
     raise ConfigError(
