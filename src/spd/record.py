@@ -211,7 +211,8 @@ class Report:
             "decomposition time",
             "summary",
         ]
-        for name in main_experiments(self.params):
+        names = dict.fromkeys([*main_experiments(self.params), *compared_experiments(self.params)])
+        for name in names:
             lines += [f"### {name}", ""]
             runs = self.runs_of(name)
             if not runs:
