@@ -57,13 +57,15 @@ def _record(tmp_path: Path, summaries: dict[int, dict]) -> Path:
 
 def test_summaries_stand_as_current_earlier_or_unrecorded_and_are_never_averaged_across(tmp_path):
     params_path = _record(tmp_path, {})
-    current = config_hash(load_params(params_path / "params.yaml").experiment("tiny"))
+    tiny = load_params(params_path / "params.yaml").experiment("tiny")
+    seed_3 = tiny.decomposition.model_copy(update={"seed": 3})  # the seed is part of the settings
     root = _record(
         tmp_path,
         {
-            0: _summary(1.0, current),
+            0: _summary(1.0, config_hash(tiny)),
             1: _summary(0.9, "0123456789ab", False),
             2: _summary(0.5, None),
+            3: _summary(1.0, config_hash(tiny.model_copy(update={"decomposition": seed_3}))),
         },
     )
     params = load_params(root / "params.yaml")
@@ -71,13 +73,17 @@ def test_summaries_stand_as_current_earlier_or_unrecorded_and_are_never_averaged
         CURRENT,
         EARLIER,
         UNRECORDED,
+        CURRENT,
     ]
     report = results_report(params, root / "metrics")
-    assert f"| tiny | SPD | 0 | {CURRENT} | 1.0000 | 1.0000 | - | - | 1 of 1 |" in report
+    assert (
+        f"| tiny | SPD | 0,3 | {CURRENT} | 1.0000 ± 0.0000 | 1.0000 ± 0.0000 | - | - | 2 of 2 |"
+        in report
+    )
     assert f"| tiny | SPD | 1 | {EARLIER} | 0.9000 | 1.0000 | - | - | 0 of 1 |" in report
     # no recorded verdict: the summary's own metrics give it (MMCS 0.5 misses)
     assert "misses: MMCS 0.5000 < 0.999 (from its metrics)" in report
-    assert "| tiny | 1, 2 |" in report  # robustness seeds without a current summary
+    assert "| tiny | 1, 2 |" in report  # wanted seeds without a current summary
 
 
 def test_a_run_with_no_summary_is_listed_as_not_run(tmp_path):
