@@ -39,10 +39,18 @@ from spd.decomp.train import decompose, make_optimizer, spd_losses
 from spd.evaluate.causal_importance_metrics import evaluation_ci
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.report import metric_rows
+from spd.families.registry import family
+from spd.provenance import code_version, machine
 from spd.targets.base import Target
-from spd.targets.registry import FAMILIES, build_target, load_target, train_target
+from spd.targets.registry import build_target, load_target, train_target
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
+
+
+def emit(line: dict[str, object], device: str) -> None:
+    """One JSONL result line, naming the machine (CPU or GPU model), torch version and commit."""
+    where = {"machine": machine(device), "torch": str(torch.__version__), "commit": code_version()}
+    print(json.dumps(line | where), flush=True)
 
 
 def spd_experiments(params: Path) -> list[str]:
@@ -53,7 +61,7 @@ def spd_experiments(params: Path) -> list[str]:
 def untrained_target(config: ExperimentConfig, device: str) -> Target:
     """A frozen target of the experiment's shape, untrained (seed 0): enough to time SPD steps."""
     torch.manual_seed(0)
-    model = FAMILIES[config.target.family].build_model(config.target).to(device)
+    model = family(config.target).build_model(config.target).to(device)
     for param in model.parameters():
         param.requires_grad_(False)
     return build_target(model, config.target)
@@ -168,7 +176,7 @@ def state_quality(args: argparse.Namespace) -> None:
             )
         model.load_state_dict(state.model)
         line = {"config": config.name, "steps": state.next_step, "state": str(path)}
-        print(json.dumps(line | verdict(model, config, spd)), flush=True)
+        emit(line | verdict(model, config, spd), args.device)
 
 
 def time_to_quality(args: argparse.Namespace) -> None:
@@ -183,7 +191,7 @@ def time_to_quality(args: argparse.Namespace) -> None:
             if (step + 1) % args.eval_every == 0 or step + 1 == spd.steps:
                 wall = time.perf_counter() - start
                 line = {"config": config.name, "steps": step + 1, "wall_s": round(wall, 1)}
-                print(json.dumps(line | verdict(model, config, spd)), flush=True)
+                emit(line | verdict(model, config, spd), args.device)
 
         decompose(target, spd, log=lambda _: None, after_step=report)
         return
@@ -191,7 +199,7 @@ def time_to_quality(args: argparse.Namespace) -> None:
         spd = base.model_copy(update={"steps": steps, "log_every": steps})
         result = decompose(target, spd, log=lambda _: None)
         line = {"config": config.name, "steps": steps, "wall_s": round(result.seconds, 1)}
-        print(json.dumps(line | verdict(result.model, config, spd)), flush=True)
+        emit(line | verdict(result.model, config, spd), args.device)
 
 
 def main() -> None:
@@ -230,7 +238,7 @@ def main() -> None:
         step_time_all(args)
     elif args.command == "_one-step-time":
         config = load_params(args.params).experiment(args.experiment)
-        print(json.dumps(time_steps(config, args.steps, warmup=5, device=args.device)))
+        emit(time_steps(config, args.steps, warmup=5, device=args.device), args.device)
     elif args.command == "state-quality":
         state_quality(args)
     else:
