@@ -147,3 +147,11 @@ def test_code_version_is_dirty_only_when_the_package_itself_changed(tmp_path):
     assert not code_version(tmp_path / "pkg").endswith("-dirty")
     (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
     assert code_version(tmp_path / "pkg").endswith("-dirty")
+
+
+def test_seeds_of_one_experiment_share_their_settings_hash(tmp_path):
+    hashes = [
+        set(pd.read_parquet(_run(tmp_path, name, *extra) / "metrics.parquet").config_hash)
+        for name, extra in (("seed0", ()), ("seed1", ("--seed", "1")))
+    ]
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 1  # Table 1 averages over such seeds

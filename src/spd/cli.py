@@ -30,6 +30,7 @@ from spd.config import (
     load_experiment_config,
     load_params,
     parse_experiment_config,
+    settings_hash,
 )
 from spd.decomp.train import DivergenceError
 from spd.io import CheckpointError, read_parquet, write_parquet
@@ -158,7 +159,7 @@ def _evaluate(
     )
     # The run's own settings (a --steps or --seed override included) identify its results.
     run_config = config.model_copy(update={"decomposition": made})
-    run_hash = config_hash(run_config)
+    run_hash = settings_hash(run_config)
     missing = missing_features(target.model, target_config)
     if isinstance(made, APDConfig):
         rows = _apd_rows(model, target_config, config)

@@ -483,5 +483,16 @@ def load_params(path: str | Path) -> Params:
 def config_hash(model: BaseModel) -> str:
     """A short stable hash of a config's content (key order independent). Settings left at their
     defaults are left out, so that a new optional setting does not change every existing hash."""
-    canonical = json.dumps(model.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return _hash(model.model_dump(mode="json", exclude_defaults=True))
+
+
+def settings_hash(config: ExperimentConfig) -> str:
+    """The hash of an experiment's settings as a run ran them, its decomposition seed aside: what
+    the seeds of one experiment share, and what a run of other steps or settings does not."""
+    raw = config.model_dump(mode="json", exclude_defaults=True)
+    raw.get("decomposition", {}).pop("seed", None)
+    return _hash(raw)
+
+
+def _hash(raw: object) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from spd.config import ConfigError, ExperimentConfig, Params, config_hash
+from spd.config import ConfigError, ExperimentConfig, Params, settings_hash
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.table1 import PAPER_VALUES
 from spd.families.registry import BUILT_IN, family
@@ -49,23 +49,18 @@ def read_summaries(params: Params, root: Path = METRICS_ROOT) -> list[Summary]:
         except ValueError:
             raise ConfigError(f"{path}: not a readable summary (invalid JSON)") from None
         config = configs.get(run)
-        status = _status(data, config, seed) if config is not None else "no longer in params.yaml"
+        status = _status(data, config) if config is not None else "no longer in params.yaml"
         summaries.append(Summary(run, seed, path, data, status))
     return sorted(summaries, key=lambda s: (s.run, s.seed))
 
 
-def _status(data: dict, config: ExperimentConfig, seed: int) -> str:
-    """Whether the run was made with the settings params.yaml gives the experiment today, at the
-    run's own seed (the seed is part of the settings hash)."""
+def _status(data: dict, config: ExperimentConfig) -> str:
+    """Whether the run was made with the settings params.yaml gives the experiment today (its
+    seed aside: the settings hash leaves it out)."""
     recorded = data.get("run", {}).get("config_hash")
     if recorded is None:
         return UNRECORDED
-    at_seed = config.decomposition.model_copy(update={"seed": seed})
-    return (
-        CURRENT
-        if recorded == config_hash(config.model_copy(update={"decomposition": at_seed}))
-        else EARLIER
-    )
+    return CURRENT if recorded == settings_hash(config) else EARLIER
 
 
 def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
