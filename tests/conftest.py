@@ -18,6 +18,20 @@ TINY_TMS = {
     "evaluation": {"n_random": 200},
 }
 
+# The APD baseline's tiny decomposition settings (a TMS 5-2 target's).
+TINY_APD = {
+    "method": "apd",
+    "C": 5,
+    "m": 3,
+    "topk": 0.211,
+    "simplicity_coeff": 0.7,
+    "schatten_p": 1.0,
+    "lr": 3e-2,
+    "steps": 30,
+    "batch_size": 64,
+    "log_every": 10,
+}
+
 TINY_RESID_MLP = {
     "name": "resid_tiny",
     "target": {

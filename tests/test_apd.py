@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY_TMS
+from conftest import TINY_APD, TINY_TMS
 
 from spd.cli import main
 from spd.config import TMSTargetConfig
@@ -107,18 +107,7 @@ def test_simplicity_loss_counts_only_active_components():
 
 def test_tiny_apd_decomposition_end_to_end(tmp_path):
     config = copy.deepcopy(TINY_TMS)
-    config["decomposition"] = {
-        "method": "apd",
-        "C": 5,
-        "m": 3,
-        "topk": 0.211,
-        "simplicity_coeff": 0.7,
-        "schatten_p": 1.0,
-        "lr": 3e-2,
-        "steps": 40,
-        "batch_size": 64,
-        "log_every": 10,
-    }
+    config["decomposition"] = {**TINY_APD, "steps": 40}
     path = tmp_path / "apd.yaml"
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY_RESID_MLP, TINY_TMS
+from conftest import TINY_APD, TINY_RESID_MLP, TINY_TMS
 
 REPO = Path(__file__).parents[1]
 
@@ -162,18 +162,7 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
 
 def test_sweeps_seeds_and_apd_build_their_figures_sharing_targets_and_runs(workdir: Path):
     tiny_apd = _body()
-    tiny_apd["decomposition"] = {
-        "method": "apd",
-        "C": 5,
-        "m": 3,
-        "topk": 0.211,
-        "simplicity_coeff": 0.7,
-        "schatten_p": 1.0,
-        "lr": 3e-2,
-        "steps": 30,
-        "batch_size": 64,
-        "log_every": 10,
-    }
+    tiny_apd["decomposition"] = dict(TINY_APD)
     resid = copy.deepcopy({k: v for k, v in TINY_RESID_MLP.items() if k != "name"})
     params = {
         "seeds": [0],

@@ -7,23 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_TMS
+from conftest import TINY_APD, TINY_TMS
 
 REPO = Path(__file__).parents[1]
 PROFILES = REPO / "profiles"
-
-TINY_APD = {
-    "method": "apd",
-    "C": 5,
-    "m": 3,
-    "topk": 0.211,
-    "simplicity_coeff": 0.7,
-    "schatten_p": 1.0,
-    "lr": 3e-2,
-    "steps": 30,
-    "batch_size": 64,
-    "log_every": 10,
-}
 
 
 @pytest.mark.parametrize("profile", sorted(p.name for p in PROFILES.iterdir() if p.is_dir()))
