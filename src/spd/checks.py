@@ -124,13 +124,16 @@ def check_fits_in_memory(config: ExperimentConfig, device: str, command: str = "
     is even trained."""
     available = available_bytes(device)
     target = config.target
-    if target_bytes(target) > available:
+    needed = target_bytes(target)
+    if needed > available:
         sizes = ", ".join(
             f"target.{key}={getattr(target, key)}"
             for key in ("n_features", "d_hidden", "d_embed", "d_mlp", "n_layers", "batch_size")
             if hasattr(target, key)
         )
-        raise _too_large(sizes, target_bytes(target), available, device)
+        raise _too_large(sizes, needed, available, device)
+    if command == "train-target":
+        return
     decomposition = config.decomposition
     untrained = untrained_target(target)
     if command in ("decompose", "run"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,6 @@ class Summary:
 
     def value(self, layer: str, metric: str) -> float:
         return float(self.data.get(layer, {}).get(metric, math.nan))
-
-    @property
-    def config_hash(self) -> str | None:
-        return self.data.get("run", {}).get("config_hash")
 
 
 def read_summaries(params: Params, root: Path = METRICS_ROOT) -> list[Summary]:
@@ -118,11 +115,9 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
 
 
 def _mean_std(values: list[float]) -> str:
-    mean = sum(values) / len(values)
     if len(values) == 1:
-        return f"{mean:.4f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.4f} ± {std:.4f}"
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 class Report:
