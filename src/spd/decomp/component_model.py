@@ -17,6 +17,7 @@ from spd.config import SPDConfig
 from spd.decomp.causal_importance import CausalImportanceGates
 from spd.decomp.components import LinearComponents
 from spd.decomp.hooks import TargetHooks
+from spd.decomp.masks import StochasticMask, apply_mask
 from spd.targets.base import LazyActivation, Target, linear_product
 
 
@@ -65,7 +66,7 @@ class ComponentModel(TargetHooks, nn.Module):
         )
         device = next(iter(self._linears.values())).weight.device
         self.gates.to(device)
-        self._masks: Mapping[str, Tensor] = {}
+        self._masks: Mapping[str, Tensor | StochasticMask] = {}
         self._recorded_inputs: dict[str, Tensor] | None = None
         # The last clean pass: its input, each layer's input, and V x computed on those (with the
         # version of V it used), so that every pass on the same data reuses one V x per layer.
@@ -132,10 +133,12 @@ class ComponentModel(TargetHooks, nn.Module):
         return cached[1]
 
     def masked_linear(
-        self, name: str, layer_input: Tensor, mask: Tensor
+        self, name: str, layer_input: Tensor, mask: Tensor | StochasticMask
     ) -> Tensor | LazyActivation:
+        """U (m * (V x)) + b for a layer input (..., d_in) and a mask (..., C)."""
         U, _ = self.factors(name)
-        output = linear_product(self._linears[name], self.inner_acts(name, layer_input) * mask, U)
+        masked_inner = apply_mask(self.inner_acts(name, layer_input), mask)
+        output = linear_product(self._linears[name], masked_inner, U)
         bias = self._linears[name].bias
         # a layer with a bias is a plain nn.Linear, whose product is a Tensor
         return output if bias is None else cast(Tensor, output) + bias
@@ -152,7 +155,7 @@ class ComponentModel(TargetHooks, nn.Module):
             self._recorded_inputs = None
 
     @contextmanager
-    def _using_masks(self, masks: Mapping[str, Tensor]) -> Iterator[None]:
+    def _using_masks(self, masks: Mapping[str, Tensor | StochasticMask]) -> Iterator[None]:
         self._masks = masks
         try:
             yield
@@ -160,7 +163,7 @@ class ComponentModel(TargetHooks, nn.Module):
             self._masks = {}
             self._masked_x = None
 
-    def forward_masked(self, x: Tensor, masks: Mapping[str, Tensor]) -> Tensor:
+    def forward_masked(self, x: Tensor, masks: Mapping[str, Tensor | StochasticMask]) -> Tensor:
         """Layers named in `masks` use their masked components; the others the target weights."""
         with self._using_masks(masks):
             self._masked_x = x

@@ -224,3 +224,48 @@ def compiled_causal_importances(
     requirements as `compiled_gate_mlp`.
     """
     return _CompiledCausalImportances.apply(h, w1, b1, w2, b2, alpha)
+
+
+class _CompiledMaskedInner(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: Tensor, g: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
+        ext = _extension()
+        assert ext is not None, "call masked_inner_available() first"
+        ctx.save_for_backward(h, g, u)
+        return ext.masked_inner_forward(h, g, u)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        ext = cast(ModuleType, _extension())  # loaded: forward ran
+        grad_h, grad_g = ext.masked_inner_backward(grad_out, *ctx.saved_tensors)
+        return grad_h, grad_g, None
+
+
+def _eager_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
+    return h * torch.addcmul(u, g, 1 - u)
+
+
+@functools.cache
+def masked_inner_available() -> bool:
+    """Whether `compiled_masked_inner` can run and rounds as torch's eager ops do on this
+    machine (checked once, values and gradients, on random inputs: torch's addcmul uses a fused
+    multiply-add where the CPU has one, and the kernel follows it only there)."""
+    if not compiled_kernel_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    h, g, u, grad = (torch.randn(4099, generator=generator) for _ in range(4))
+    g, u = g.sigmoid(), u.sigmoid()
+    results = []
+    for masked_inner in (_eager_masked_inner, _CompiledMaskedInner.apply):
+        h_, g_ = h.clone().requires_grad_(), g.clone().requires_grad_()
+        out = masked_inner(h_, g_, u)
+        out.backward(grad)
+        results.append((out.detach(), h_.grad, g_.grad))
+    return all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def compiled_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
+    """h * (g + (1 - g) u) in one pass each way, the same bits as `h * torch.addcmul(u, g, 1 - u)`
+    and its gradients for h and g (u has none). h, g, u: (..., C), contiguous CPU float32 of one
+    shape; requires `masked_inner_available()`."""
+    return _CompiledMaskedInner.apply(h, g, u)

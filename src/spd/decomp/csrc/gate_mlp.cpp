@@ -12,10 +12,15 @@
 // The causal_importances_* entry points fuse in the two leaky hard sigmoids that always follow:
 // they return lower and upper without writing z out except as the saved input of the backward pass,
 // which forms dLoss/dz from the gradients of lower and upper element by element.
+// The masked_inner_* entry points apply a stochastic mask m = g + (1 - g) u to the inner
+// activations h in one pass each way, with the roundings of torch's
+// h * torch.addcmul(u, g, 1 - u) and of its autograd backward.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
+#include <initializer_list>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -275,6 +280,20 @@ const float* optional_grad(const c10::optional<at::Tensor>& grad, const at::Tens
   return keep.data_ptr<float>();
 }
 
+void check_same_cpu_float(std::initializer_list<const at::Tensor*> tensors) {
+  const at::Tensor& first = **tensors.begin();
+  for (const at::Tensor* t : tensors) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat &&
+                    t->sizes() == first.sizes() && t->is_contiguous(),
+                "masked_inner: expected contiguous CPU float32 tensors of one shape");
+  }
+}
+
+// m = u + g (1 - u), as torch.addcmul(u, g, 1 - u) rounds it: one fused multiply-add.
+inline float stochastic_mask_value(float g, float u) { return std::fma(g, 1.0f - u, u); }
+
+constexpr int64_t kElementsPerTask = 1 << 14;
+
 }  // namespace
 
 at::Tensor gate_mlp_forward(const at::Tensor& h, const at::Tensor& w1, const at::Tensor& b1,
@@ -349,6 +368,37 @@ std::vector<at::Tensor> causal_importances_backward(
   });
 }
 
+// h * m (the masked inner activations).
+at::Tensor masked_inner_forward(const at::Tensor& h, const at::Tensor& g, const at::Tensor& u) {
+  check_same_cpu_float({&h, &g, &u});
+  at::Tensor out = at::empty_like(h);
+  const float *hp = h.data_ptr<float>(), *gp = g.data_ptr<float>(), *up = u.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, h.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) op[i] = hp[i] * stochastic_mask_value(gp[i], up[i]);
+  });
+  return out;
+}
+
+// Gradients of h * m with respect to h (grad * m) and to g ((grad * h) * (1 - u)).
+std::vector<at::Tensor> masked_inner_backward(const at::Tensor& grad_in, const at::Tensor& h,
+                                              const at::Tensor& g, const at::Tensor& u) {
+  const at::Tensor grad = grad_in.contiguous();
+  check_same_cpu_float({&grad, &h, &g, &u});
+  at::Tensor grad_h = at::empty_like(h), grad_g = at::empty_like(g);
+  const float *dp = grad.data_ptr<float>(), *hp = h.data_ptr<float>(), *gp = g.data_ptr<float>(),
+              *up = u.data_ptr<float>();
+  float *dhp = grad_h.data_ptr<float>(), *dgp = grad_g.data_ptr<float>();
+  at::parallel_for(0, h.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      dhp[i] = dp[i] * stochastic_mask_value(gp[i], up[i]);
+      const float d_mask = dp[i] * hp[i];
+      dgp[i] = d_mask * (1.0f - up[i]);
+    }
+  });
+  return {grad_h, grad_g};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &gate_mlp_forward, "gate MLP forward: z");
   m.def("backward", &gate_mlp_backward, "gate MLP backward from grad z");
@@ -356,4 +406,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "gate MLP then both leaky hard sigmoids: lower, upper and z");
   m.def("causal_importances_backward", &causal_importances_backward,
         "gate MLP backward from the gradients of lower and upper (None: zero)");
+  m.def("masked_inner_forward", &masked_inner_forward, "h * (g + (1 - g) u)");
+  m.def("masked_inner_backward", &masked_inner_backward,
+        "gradients of masked_inner_forward for h and g");
 }
