@@ -23,6 +23,7 @@ from spd.decomp.gate_kernel import (
     compiled_gate_mlp,
     compiled_kernel_available,
     compiled_masked_inner,
+    uniform,
 )
 from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
 
@@ -247,3 +248,13 @@ def test_masked_inner_has_the_bits_of_the_eager_expression():
     assert gate_kernel.masked_inner_available()
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("shapes", [[(3,), (619, 2), (1,), (624,)], [(4096, 37)]])
+def test_uniform_draws_what_torch_rand_draws(shapes: list[tuple[int, ...]]) -> None:
+    # draw sizes around the mt19937 state's refill every 624 numbers
+    ours, torchs = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    for shape in shapes:
+        assert torch.equal(uniform(shape, ours, torch.float32), torch.rand(shape, generator=torchs))
+    assert gate_kernel.compiled_uniform_available()
+    assert torch.equal(ours.get_state(), torchs.get_state())

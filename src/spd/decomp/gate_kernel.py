@@ -1,7 +1,8 @@
-"""C++/OpenMP CPU kernel for the causal-importance gate MLP, forward and backward.
-
-Built on first use; same function as `causal_importance.plain_gate_mlp`, CPU float32 only, either
-alone (z) or followed by both leaky hard sigmoids of `sigmoids` (lower, upper) in one pass.
+"""C++/OpenMP CPU kernels of an SPD step, built on first use: the causal-importance gate MLP,
+forward and backward (same function as `causal_importance.plain_gate_mlp`, CPU float32 only,
+either alone (z) or followed by both leaky hard sigmoids of `sigmoids` (lower, upper) in one
+pass), a stochastic mask applied to the inner activations, and torch.rand's uniform draws.
+Each has the bits of the PyTorch expression it replaces, or (checked at first use) is not used.
 """
 
 from __future__ import annotations
@@ -269,3 +270,31 @@ def compiled_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
     and its gradients for h and g (u has none). h, g, u: (..., C), contiguous CPU float32 of one
     shape; requires `masked_inner_available()`."""
     return _CompiledMaskedInner.apply(h, g, u)
+
+
+@functools.cache
+def compiled_uniform_available() -> bool:
+    """Whether `uniform` can take the C++ path: the kernel loads and, checked once here, draws
+    what torch.rand draws from a CPU generator and leaves the generator in the same state."""
+    ext = _extension()
+    if ext is None:
+        return False
+    ours, torchs = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    for n in (5, 1000, 623, 1, 1249, 4096):  # across the mt19937 state's 624-draw refills
+        drawn = torch.empty(n)
+        ext.uniform_(drawn, ours)
+        if not torch.equal(drawn, torch.rand(n, generator=torchs)):
+            return False
+    return torch.equal(ours.get_state(), torchs.get_state())
+
+
+def uniform(
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator, dtype: torch.dtype
+) -> Tensor:
+    """torch.rand(shape, generator=generator, dtype=dtype) on the generator's device: the same
+    draws, through the C++ kernel for CPU float32 (torch draws those one by one)."""
+    if generator.device.type == "cpu" and dtype == torch.float32 and compiled_uniform_available():
+        drawn = torch.empty(shape, dtype=dtype)
+        cast(ModuleType, _extension()).uniform_(drawn, generator)
+        return drawn
+    return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spd.decomp.gate_kernel import compiled_masked_inner, masked_inner_available
+from spd.decomp.gate_kernel import compiled_masked_inner, masked_inner_available, uniform
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,9 @@ class StochasticMask:
 
 def stochastic_mask(causal_importance: Tensor, generator: torch.Generator) -> StochasticMask:
     """u is drawn from `generator` in the shape of `causal_importance`: (batch, C)."""
-    uniform = torch.rand(
-        causal_importance.shape,
-        generator=generator,
-        device=causal_importance.device,
-        dtype=causal_importance.dtype,
+    return StochasticMask(
+        causal_importance, uniform(causal_importance.shape, generator, causal_importance.dtype)
     )
-    return StochasticMask(causal_importance, uniform)
 
 
 def apply_mask(inner_acts: Tensor, mask: Tensor | StochasticMask) -> Tensor:

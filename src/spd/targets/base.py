@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from spd.checkpointing import Checkpointing, TrainingState, capture, restore, save_state
 from spd.config import ConfigError
+from spd.decomp.gate_kernel import uniform
 
 BatchSampler = Callable[[int, torch.Generator], Tensor]
 
@@ -106,13 +107,8 @@ def sparse_feature_batch(
     high: float = 1.0,
 ) -> Tensor:
     """Each feature independently active with `feature_probability`, value uniform in [low, high)."""
-    device = generator.device
-    active = (
-        torch.rand(batch_size, n_features, generator=generator, device=device) < feature_probability
-    )
-    values = (
-        torch.rand(batch_size, n_features, generator=generator, device=device) * (high - low) + low
-    )
+    active = uniform((batch_size, n_features), generator, torch.float32) < feature_probability
+    values = uniform((batch_size, n_features), generator, torch.float32) * (high - low) + low
     return values * active
 
 
