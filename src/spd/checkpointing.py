@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from pydantic import BaseModel
 from torch import nn
 
+from spd.config import config_hash
 from spd.io import CheckpointError, load_checkpoint, save_checkpoint
+
+if TYPE_CHECKING:
+    from spd.targets.base import Target
 
 TRAINING_STATE_KIND = "training_state"
 
@@ -32,6 +37,23 @@ class Checkpointing:
     def is_due(self, step: int, total_steps: int) -> bool:
         """After `step`, is a save due? (Never after the last step: the caller saves the result.)"""
         return (step + 1) % self.every == 0 and step + 1 < total_steps
+
+
+def checkpointing_for(
+    label: str,
+    config: BaseModel,
+    state_file: Path | None,
+    every: int,
+    of_target: Target | None = None,
+) -> Checkpointing | None:
+    """Checkpoints of one training run, valid only for this config (hash) and, for a
+    decomposition, only on the target it decomposes (its weights' fingerprint)."""
+    if state_file is None:
+        return None
+    identity = f"{label} {config_hash(config)}"
+    if of_target is not None:
+        identity += f" of target {of_target.fingerprint()}"
+    return Checkpointing(state_file, every, identity)
 
 
 @dataclass
