@@ -30,10 +30,9 @@ from pathlib import Path
 
 import torch
 
-from spd.checkpointing import load_state
+from spd.checkpointing import checkpointing_for, load_state
 from spd.config import APDConfig, ExperimentConfig, SPDConfig, load_params
 from spd.decomp.component_model import ComponentModel
-from spd.decomp.loop import checkpointing_for
 from spd.decomp.storage import untrained_decomposition
 from spd.decomp.train import decompose, make_optimizer, spd_losses
 from spd.evaluate.causal_importance_metrics import evaluation_ci
@@ -168,7 +167,8 @@ def state_quality(args: argparse.Namespace) -> None:
         # the run's own identity check (config hash, target fingerprint): a state of another
         # seed, setting or target is refused rather than scored
         state = load_state(
-            checkpointing_for("decomposition", spd, target, path, every=1), log=lambda _: None
+            checkpointing_for("decomposition", spd, path, every=1, of_target=target),
+            log=lambda _: None,
         )
         if state is None:
             sys.exit(

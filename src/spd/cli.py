@@ -32,8 +32,8 @@ from spd.config import (
     parse_experiment_config,
     settings_hash,
 )
-from spd.decomp.train import DivergenceError
 from spd.io import CheckpointError, read_parquet, write_parquet
+from spd.optim.loop import DivergenceError
 
 if TYPE_CHECKING:
     from spd.decomp.apd import APDModel

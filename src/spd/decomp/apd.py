@@ -19,10 +19,12 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from spd.checkpointing import checkpointing_for, load_state
 from spd.config import APDConfig
 from spd.decomp.hooks import TargetHooks
-from spd.decomp.loop import Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import faithfulness_loss, reconstruction_mse
+from spd.optim import schedules
+from spd.optim.loop import Optimisation, optimise
 from spd.targets.base import Target, dense
 
 SCHATTEN_EPSILON = 1e-16
@@ -282,15 +284,11 @@ def activation_reconstruction_loss(model: APDModel) -> Tensor:
     ).mean()
 
 
-def apd_learning_rate(config: APDConfig, step: int) -> float:
+def apd_learning_rate(config: APDConfig) -> schedules.Schedule:
     """Linear warm-up over the first warmup_pct of steps, then constant or quarter-cosine."""
     warmup = int(config.warmup_pct * config.steps)
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    if config.lr_schedule == "constant":
-        return config.lr
-    remaining = max(config.steps - warmup - 1, 1)
-    return config.lr * math.cos(0.5 * math.pi * (step - warmup) / remaining)
+    after = schedules.named(config.lr_schedule, config.lr, config.steps - warmup)
+    return schedules.linear_warmup(config.lr, warmup, after)
 
 
 def decompose_apd(
@@ -305,16 +303,14 @@ def decompose_apd(
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     model = APDModel.from_config(target, config, generator)
-    checkpointing = checkpointing_for("apd", config, target, state_file, checkpoint_every)
+    checkpointing = checkpointing_for("apd", config, state_file, checkpoint_every, of_target=target)
     run = Optimisation(
         model=model,
         optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0),
         generator=generator,
         steps=config.steps,
-        batch_size=config.batch_size,
         log_every=config.log_every,
-        learning_rate=lambda step: apd_learning_rate(config, step),
-        sample_batch=target.sample_batch,
-        batch_losses=lambda x, _: apd_losses(model, x, config),
+        learning_rate=apd_learning_rate(config),
+        losses=lambda g: apd_losses(model, target.sample_batch(config.batch_size, g), config),
     )
-    return model, pd.DataFrame(optimise(run, log, checkpointing))
+    return model, pd.DataFrame(optimise(run, log, checkpointing, load_state(checkpointing, log)))

@@ -11,7 +11,6 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, TrainingState, capture, restore, save_state
 from spd.config import ConfigError
 from spd.decomp.gate_kernel import uniform
 
@@ -110,50 +109,3 @@ def sparse_feature_batch(
     active = uniform((batch_size, n_features), generator, torch.float32) < feature_probability
     values = uniform((batch_size, n_features), generator, torch.float32) * (high - low) + low
     return values * active
-
-
-@dataclass(frozen=True)
-class TargetTraining:
-    """One target-training run: what to optimise, how to score a batch, and how to save progress."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    steps: int
-    batch_loss: Callable[[torch.Generator], Tensor]
-    """Draw a fresh batch from the generator and return the loss on it."""
-    learning_rate: Callable[[int], float] | None = None
-    """Step -> lr; None keeps the optimiser's lr."""
-
-
-def run_target_training(
-    run: TargetTraining,
-    log: Callable[[str], None],
-    label: str,
-    checkpointing: Checkpointing | None = None,
-    resume_from: TrainingState | None = None,
-    extra: dict[str, object] | None = None,
-) -> float:
-    """Optimise from step 0 (or from `resume_from`), saving the state with `extra` every
-    `checkpointing.every` steps; logs five progress lines; returns the final loss."""
-    first_step = 0
-    if resume_from is not None:
-        restore(resume_from, run.model, run.optimizer, run.generator)
-        first_step = resume_from.next_step
-    loss = torch.tensor(float("nan"))
-    for step in range(first_step, run.steps):
-        if run.learning_rate is not None:
-            for group in run.optimizer.param_groups:
-                group["lr"] = run.learning_rate(step)
-        loss = run.batch_loss(run.generator)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
-        if (step + 1) % max(run.steps // 5, 1) == 0:
-            log(f"  {label} step {step + 1}/{run.steps} loss {loss.item():.3e}")
-        if checkpointing is not None and checkpointing.is_due(step, run.steps):
-            save_state(
-                capture(step + 1, run.model, run.optimizer, run.generator, extra or {}),
-                checkpointing,
-            )
-    return loss.item()

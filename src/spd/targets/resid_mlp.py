@@ -12,7 +12,6 @@ The residual stream is never formed densely: it is kept as the sum of its low-ra
 from __future__ import annotations
 
 import functools
-import math
 import operator
 from collections.abc import Callable
 from pathlib import Path
@@ -23,15 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, load_state
-from spd.config import ResidMLPTargetConfig, config_hash
-from spd.targets.base import (
-    LinearWithOwnProduct,
-    Target,
-    TargetTraining,
-    run_target_training,
-    sparse_feature_batch,
-)
+from spd.checkpointing import checkpointing_for, load_state
+from spd.config import ResidMLPTargetConfig
+from spd.optim import schedules
+from spd.optim.loop import Optimisation, optimise
+from spd.targets.base import LinearWithOwnProduct, Target, sparse_feature_batch
 
 
 class FactoredResidual:
@@ -128,31 +123,32 @@ def train(
     state_file: Path | None = None,
     checkpoint_every: int = 1000,
 ) -> tuple[ResidMLPModel, dict[str, object]]:
-    """AdamW with the learning rate cosine-decayed to 0; resumable like every training loop."""
-    checkpointing = None
-    if state_file is not None:
-        checkpointing = Checkpointing(state_file, checkpoint_every, f"target {config_hash(config)}")
+    """AdamW with the learning rate cosine-decayed to 0 (a half cosine); resumable like every
+    training run."""
+    checkpointing = checkpointing_for("target", config, state_file, checkpoint_every)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     sample = batch_sampler(config)
 
-    def batch_loss(generator: torch.Generator) -> Tensor:
+    def losses(generator: torch.Generator) -> dict[str, Tensor]:
         x = sample(config.batch_size, generator)
-        return F.mse_loss(model(x), labels(x))
+        return {"total": F.mse_loss(model(x), labels(x))}
 
-    run = TargetTraining(
+    run = Optimisation(
         model=model,
         optimizer=torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         ),
         generator=torch.Generator(device=device).manual_seed(config.seed),
         steps=config.steps,
-        batch_loss=batch_loss,
-        learning_rate=lambda step: config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps)),
+        log_every=max(config.steps // 5, 1),
+        learning_rate=schedules.half_cosine(config.lr, config.steps),
+        losses=losses,
     )
-    final_loss = run_target_training(
-        run, log, "target", checkpointing, load_state(checkpointing, log)
+    history = optimise(
+        run, lambda line: log(f"  target {line}"), checkpointing, load_state(checkpointing, log)
     )
+    final_loss = history[-1]["total"]
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

@@ -12,9 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, TrainingState, load_state
-from spd.config import ConfigError, TMSTargetConfig, config_hash
-from spd.targets.base import Target, TargetTraining, run_target_training, sparse_feature_batch
+from spd.checkpointing import Checkpointing, TrainingState, checkpointing_for, load_state
+from spd.config import ConfigError, TMSTargetConfig
+from spd.optim import schedules
+from spd.optim.loop import Optimisation, optimise
+from spd.targets.base import Target, sparse_feature_batch
 
 
 class TMSModel(nn.Module):
@@ -107,26 +109,28 @@ def train_once(
         params = [model.linear1.weight, model.linear2.bias]
         forward = model.tied_forward
 
-    def batch_loss(generator: torch.Generator) -> Tensor:
+    def losses(generator: torch.Generator) -> dict[str, Tensor]:
         x = sample(config.batch_size, generator)
-        return F.mse_loss(forward(x), x)
+        return {"total": F.mse_loss(forward(x), x)}
 
-    run = TargetTraining(
+    run = Optimisation(
         model=model,
         optimizer=torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay),
         generator=torch.Generator(device=device).manual_seed(seed),
         steps=config.steps,
-        batch_loss=batch_loss,
+        log_every=max(config.steps // 5, 1),
+        learning_rate=schedules.constant(config.lr),
+        losses=losses,
+        extra={"seed": seed, "seeds_tried": list(seeds_tried)},
     )
-    extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
-    final_loss = run_target_training(
-        run, log, f"target seed {seed}", checkpointing, resume_from, extra
+    history = optimise(
+        run, lambda line: log(f"  target seed {seed} {line}"), checkpointing, resume_from
     )
     model.tie_weights()
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    return model, final_loss
+    return model, history[-1]["total"]
 
 
 def train(
@@ -141,9 +145,7 @@ def train(
     With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
     resumes from it (same seed, same step), ending bit-identical to an uninterrupted run.
     """
-    checkpointing = None
-    if state_file is not None:
-        checkpointing = Checkpointing(state_file, checkpoint_every, f"target {config_hash(config)}")
+    checkpointing = checkpointing_for("target", config, state_file, checkpoint_every)
     state = load_state(checkpointing, log)
     first_seed = config.seed if state is None else int(state.extra["seed"])
     tried: list[int] = [] if state is None else list(state.extra["seeds_tried"])
