@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -47,8 +48,16 @@ PARAMS = Path(__file__).parents[1] / "params.yaml"
 
 
 def emit(line: dict[str, object], device: str) -> None:
-    """One JSONL result line, naming the machine (CPU or GPU model), torch version and commit."""
-    where = {"machine": machine(device), "torch": str(torch.__version__), "commit": code_version()}
+    """One JSONL result line, naming the machine (CPU or GPU model, the CPU's vector instruction
+    set), how busy it was (1-minute load average, where the OS has one), torch version and
+    commit."""
+    where = {
+        "machine": machine(device),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "torch": str(torch.__version__),
+        "commit": code_version(),
+    }
     print(json.dumps(line | where), flush=True)
 
 
