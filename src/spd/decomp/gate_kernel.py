@@ -168,6 +168,9 @@ def compiled_kernel_available() -> bool:
 
 
 class _CompiledGateMLP(torch.autograd.Function):
+    """`compiled_gate_mlp`: forward h (batch, C), w1, b1, w2 (C, d_gate), b2 (C,) -> z (batch, C);
+    backward grad_out (batch, C) -> the gradients of h, w1, b1, w2 and b2, each in its shape."""
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor
@@ -193,6 +196,10 @@ def compiled_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor)
 
 
 class _CompiledCausalImportances(torch.autograd.Function):
+    """`compiled_causal_importances`: forward h (batch, C), w1, b1, w2 (C, d_gate), b2 (C,) ->
+    (lower, upper), each (batch, C); backward grad_lower, grad_upper ((batch, C) or None) -> the
+    gradients of h, w1, b1, w2 and b2, each in its shape (none for alpha)."""
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float
@@ -228,6 +235,9 @@ def compiled_causal_importances(
 
 
 class _CompiledMaskedInner(torch.autograd.Function):
+    """`compiled_masked_inner`: forward h, g, u (..., C) -> (..., C); backward grad_out (..., C)
+    -> the gradients of h and g, (..., C) each (none for u)."""
+
     @staticmethod
     def forward(ctx, h: Tensor, g: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
         ext = _extension()
@@ -243,6 +253,7 @@ class _CompiledMaskedInner(torch.autograd.Function):
 
 
 def _eager_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
+    """h * (g + (1 - g) u) in eager torch: h, g, u and the result (..., C), of one shape."""
     return h * torch.addcmul(u, g, 1 - u)
 
 
@@ -292,7 +303,8 @@ def uniform(
     shape: torch.Size | tuple[int, ...], generator: torch.Generator, dtype: torch.dtype
 ) -> Tensor:
     """torch.rand(shape, generator=generator, dtype=dtype) on the generator's device: the same
-    draws, through the C++ kernel for CPU float32 (torch draws those one by one)."""
+    draws, through the C++ kernel for CPU float32 (torch draws those one by one). Returns a tensor
+    of `shape`, e.g. (batch, C) for a mask's noise or (batch, n_features) for a batch."""
     if generator.device.type == "cpu" and dtype == torch.float32 and compiled_uniform_available():
         drawn = torch.empty(shape, dtype=dtype)
         cast(ModuleType, _extension()).uniform_(drawn, generator)

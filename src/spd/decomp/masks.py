@@ -31,7 +31,8 @@ def stochastic_mask(causal_importance: Tensor, generator: torch.Generator) -> St
 
 
 def apply_mask(inner_acts: Tensor, mask: Tensor | StochasticMask) -> Tensor:
-    """inner_acts * m, (batch, C): the same bits whichever way it is computed."""
+    """inner_acts * m, (batch, C): the same bits whichever way it is computed. inner_acts:
+    (batch, C); mask: m itself, (batch, C), or a StochasticMask of that shape."""
     if isinstance(mask, Tensor):
         return inner_acts * mask
     g, u = mask.causal_importance, mask.uniform

@@ -33,7 +33,8 @@ from spd.targets.base import Target
 def spd_losses(
     model: ComponentModel, x: Tensor, config: SPDConfig, generator: torch.Generator
 ) -> dict[str, Tensor]:
-    """All four losses on one batch, and their weighted total."""
+    """All four losses on one batch x: (batch, n_features), and their weighted total; each a
+    scalar."""
     target_output, layer_inputs = model.forward_recording_inputs(x)
     ci_lower, ci_upper = model.causal_importances(layer_inputs, config.leaky_alpha)
     names = model.module_names

@@ -33,7 +33,7 @@ class DivergenceError(RuntimeError):
 class Optimisation:
     """One training run (a target's, or a decomposition's): `losses(generator)` draws a fresh
     batch (and any masks) from the generator and returns named losses including "total", which
-    is minimised."""
+    is minimised; each loss is a scalar tensor."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -52,7 +52,8 @@ def format_losses(losses: dict[str, float]) -> str:
 
 
 def _update(run: Optimisation) -> dict[str, Tensor]:
-    """Losses on a fresh batch, then one optimiser update at the learning rate already set."""
+    """Losses on a fresh batch (scalars by name), then one optimiser update at the learning rate
+    already set."""
     losses = run.losses(run.generator)
     run.optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
@@ -61,7 +62,8 @@ def _update(run: Optimisation) -> dict[str, Tensor]:
 
 
 def training_step(run: Optimisation, step: int) -> dict[str, Tensor]:
-    """One optimisation step on a fresh batch; returns the (still attached) losses."""
+    """One optimisation step on a fresh batch; returns the (still attached) losses, scalars by
+    name."""
     for group in run.optimizer.param_groups:
         group["lr"] = run.learning_rate(step)
     return _update(run)
@@ -96,6 +98,8 @@ class CudaGraphStep:
                     state["step"] = state["step"].to(device=param.device, dtype=torch.float32)
 
     def __call__(self, step: int) -> dict[str, Tensor]:
+        """Training step `step`; returns its losses, scalars by name (once recorded, the graph's
+        own output tensors, which each replay refills)."""
         for group in self.run.optimizer.param_groups:
             group["lr"].fill_(self.run.learning_rate(step))
         if self.graph is None and self.eager_steps < self.WARMUP_STEPS:

@@ -14,13 +14,17 @@ from torch import Tensor, nn
 from spd.config import ConfigError
 from spd.decomp.gate_kernel import uniform
 
+# (batch_size, generator) -> a batch of the target's inputs, (batch_size, n_features) for the toy
+# models
 BatchSampler = Callable[[int, torch.Generator], Tensor]
 
 
 class LazyActivation(Protocol):
     """An activation a target keeps in a cheaper form than a dense tensor (e.g. factored)."""
 
-    def dense(self) -> Tensor: ...
+    def dense(self) -> Tensor:
+        """The activation as a tensor, e.g. (batch, d_out) for a layer's output."""
+        ...
 
 
 class LinearWithOwnProduct(nn.Linear):
@@ -31,24 +35,32 @@ class LinearWithOwnProduct(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
 
     def product(self, x: Tensor, weight: Tensor) -> Tensor | LazyActivation:
+        """x W^T: x (batch, k) and weight (d_out, k) -> (batch, d_out); k = d_in in the layer's
+        own forward, C in the masked component forward (weight U: (d_out, C))."""
         raise NotImplementedError
 
     # by design a LazyActivation where nn.Linear returns a Tensor
     def forward(self, x: Tensor) -> Tensor | LazyActivation:  # type: ignore[override]
+        """x: (batch, d_in) -> (batch, d_out), lazy where `product` makes it so."""
         return self.product(x, self.weight)
 
 
 def linear_product(module: nn.Linear, x: Tensor, weight: Tensor) -> Tensor | LazyActivation:
-    """x W^T (no bias) as `module` computes it with `weight` in place of its own."""
+    """x W^T (no bias) as `module` computes it with `weight` in place of its own: x (..., k) and
+    weight (d_out, k) -> (..., d_out), e.g. the masked inner activations (batch, C) and U."""
     return module.product(x, weight) if isinstance(module, LinearWithOwnProduct) else x @ weight.T
 
 
 def dense(activation: Tensor | LazyActivation) -> Tensor:
+    """The activation as a tensor of its shape, e.g. (batch, d_out)."""
     return activation if isinstance(activation, Tensor) else activation.dense()
 
 
 @dataclass(frozen=True)
 class Target:
+    """`model` maps a batch of inputs to outputs, (batch, n_features) -> (batch, n_features) for
+    the toy models; `sample_batch(batch_size, generator)` draws (batch_size, n_features) inputs."""
+
     model: nn.Module
     decomposed_modules: tuple[str, ...]
     sample_batch: BatchSampler
@@ -105,7 +117,8 @@ def sparse_feature_batch(
     low: float,
     high: float = 1.0,
 ) -> Tensor:
-    """Each feature independently active with `feature_probability`, value uniform in [low, high)."""
+    """Each feature independently active with `feature_probability`, value uniform in [low, high).
+    Returns (batch_size, n_features)."""
     active = uniform((batch_size, n_features), generator, torch.float32) < feature_probability
     values = uniform((batch_size, n_features), generator, torch.float32) * (high - low) + low
     return values * active

@@ -44,7 +44,8 @@ def save_target(
 
 
 def fingerprint(config: TargetConfig, state_dict: dict[str, Tensor]) -> str:
-    """A short hash of a trained target: its settings and every weight's bytes."""
+    """A short hash of a trained target: its settings and every weight's bytes. state_dict:
+    the model's tensors by name, each of any shape."""
     digest = hashlib.sha256(config.model_dump_json().encode())
     for name in sorted(state_dict):
         digest.update(name.encode())

@@ -20,6 +20,9 @@ from spd.targets.base import Target, sparse_feature_batch
 
 
 class TMSModel(nn.Module):
+    """linear1: W, (d_hidden, n_features); linear2: weight (n_features, d_hidden), bias
+    (n_features,); hidden (the "-id" variants): the identity, (d_hidden, d_hidden)."""
+
     def __init__(self, n_features: int, d_hidden: int, identity_layer: bool) -> None:
         super().__init__()
         self.linear1 = nn.Linear(n_features, d_hidden, bias=False)
@@ -34,13 +37,15 @@ class TMSModel(nn.Module):
             self.hidden.weight.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x: (batch, n_features) -> x_hat: (batch, n_features)."""
         hidden = self.linear1(x)
         if self.hidden is not None:
             hidden = self.hidden(hidden)
         return F.relu(self.linear2(hidden))
 
     def tied_forward(self, x: Tensor) -> Tensor:
-        """Training-time forward: linear2 uses linear1's weight transposed."""
+        """Training-time forward: linear2 uses linear1's weight transposed. x: (batch, n_features)
+        -> x_hat: (batch, n_features)."""
         hidden = self.linear1(x)
         if self.hidden is not None:
             hidden = self.hidden(hidden)
@@ -63,6 +68,8 @@ def build_model(config: TMSTargetConfig) -> TMSModel:
 
 
 def batch_sampler(config: TMSTargetConfig) -> Callable[[int, torch.Generator], Tensor]:
+    """(batch_size, generator) -> a (batch_size, n_features) batch, active values in [0, 1)."""
+
     def sample(batch_size: int, generator: torch.Generator) -> Tensor:
         return sparse_feature_batch(
             batch_size, config.n_features, config.feature_probability, generator, low=0.0
@@ -72,7 +79,8 @@ def batch_sampler(config: TMSTargetConfig) -> Callable[[int, torch.Generator], T
 
 
 def represented_features(model: TMSModel, min_norm: float) -> Tensor:
-    """Boolean mask over features: is column j of W long enough to count as represented?"""
+    """Boolean mask over features, (n_features,): is column j of W long enough to count as
+    represented?"""
     return model.linear1.weight.detach().norm(dim=0) >= min_norm
 
 
@@ -82,7 +90,7 @@ def missing_features(model: TMSModel, config: TMSTargetConfig) -> list[int]:
 
 
 def ground_truth_mechanisms(model: TMSModel) -> Tensor:
-    """Columns of W (d_hidden x n_features): feature j's rank-one mechanism in linear1."""
+    """Columns of W, (d_hidden, n_features): feature j's rank-one mechanism in linear1."""
     return model.linear1.weight.detach()
 
 
