@@ -283,7 +283,17 @@ class Report:
         errors = ", ".join(
             _count(summary.value(f"{layer}.mlp_in", "ci_pattern_errors")) for layer in layers
         )
-        return [alive or "-", errors or "-"]
+        neurons = ", ".join(
+            f"{_number(summary.value(f'{layer}.mlp_in', 'neuron_contribution_corr'))} / "
+            f"{_number(summary.value(f'{layer}.mlp_in', 'neuron_contribution_slope'), 3)}"
+            for layer in layers
+        )
+        per_probe = ", ".join(
+            f"{_number(summary.value(f'{layer}.mlp_out', 'ci_per_probe@0.1'), 1)} / "
+            f"{_number(summary.value(f'{layer}.mlp_out', 'ci_per_probe@0.9'), 1)}"
+            for layer in layers
+        )
+        return [alive or "-", errors or "-", neurons or "-", per_probe or "-"]
 
     def family_sections(self) -> list[str]:
         """A section per family that has one (`Family.report_section`), built-in families first."""

@@ -20,6 +20,11 @@ HEADLINE_METRICS = (
     "ci_errors_weak_diagonal",
     "ci_errors_off_diagonal",
     "ci_errors_shared",
+    "neuron_contribution_corr",
+    "neuron_contribution_slope",
+    "dense_pattern_errors",
+    "ci_per_probe@0.1",
+    "ci_per_probe@0.9",
 )
 
 

@@ -22,9 +22,19 @@ class ResidMLPFamily(Family):
         NEURON_CONTRIBUTIONS_FILE,
         "losses.parquet",
     )
-    report_columns = ("live W_in / W_out", "CI errors W_in")
+    report_columns = (
+        "live W_in / W_out",
+        "CI errors W_in",
+        "W_in neuron corr. / slope",
+        "W_out per probe, CI >= 0.1 / 0.9",
+    )
     report_section = "Residual MLPs"
-    report_section_columns = ("live W_in / W_out, per layer", "CI errors W_in, per layer")
+    report_section_columns = (
+        "live W_in / W_out, per layer",
+        "CI errors W_in, per layer",
+        "W_in neuron contributions: correlation / slope, per layer",
+        "W_out subcomponents per probe at CI >= 0.1 / 0.9, per layer",
+    )
 
     def build_model(self, config):
         from spd.targets import resid_mlp
@@ -85,7 +95,7 @@ class ResidMLPFamily(Family):
     def report_cells(self, summary: Any) -> list[str]:
         from spd.record import Report
 
-        return Report.resid_cells(summary)[:2]
+        return Report.resid_cells(summary)
 
     def target_bytes(self, config):
         # weights with their gradients and AdamW moments, plus float copies of a batch row's activations
