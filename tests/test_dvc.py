@@ -13,17 +13,26 @@ import pytest
 import yaml
 from conftest import TINY_TMS
 
+from spd.families.tms import WEIGHTS_FILE
+from spd.pipeline.layout import (
+    DECOMPOSITION_FILE,
+    LOSSES_FILE,
+    METRICS_FILE,
+    TARGET_FILE,
+    RunFolder,
+)
+
 REPO = Path(__file__).parents[1]
 
 pytestmark = pytest.mark.skipif(shutil.which("dvc") is None, reason="dvc not installed")
 
 EXPERIMENTS = ("tiny_a", "tiny_b")
 OUTPUTS = [
-    *(f"data/targets/{name}/target.pt" for name in EXPERIMENTS),
+    *(f"data/targets/{name}/{TARGET_FILE}" for name in EXPERIMENTS),
     *(
         f"results/runs/{name}/seed0/{table}"
         for name in EXPERIMENTS
-        for table in ("decomposition.pt", "losses.parquet", "metrics.parquet", "weights.parquet")
+        for table in (DECOMPOSITION_FILE, LOSSES_FILE, METRICS_FILE, WEIGHTS_FILE)
     ),
     "results/tables/tms_table1.parquet",
     "results/figures/tms.pdf",
@@ -76,8 +85,8 @@ def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_pat
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-qm", "tiny results")
 
-    target_b = (repo / "data/targets/tiny_b/target.pt").stat().st_mtime_ns
-    run_a = (repo / "results/runs/tiny_a/seed0/decomposition.pt").stat().st_mtime_ns
+    target_b = RunFolder(repo / "data/targets/tiny_b").target.stat().st_mtime_ns
+    run_a = RunFolder(repo / "results/runs/tiny_a/seed0").decomposition.stat().st_mtime_ns
     _set_beta3(repo, "tiny_b", 1e-2)
     rerun = {
         line.split("'")[1]
@@ -85,8 +94,8 @@ def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_pat
         if line.startswith("Running stage")
     }
     assert rerun == {"decompose@tiny_b-0", "evaluate@tiny_b-0", "tms_table1", "tms_figures"}
-    assert (repo / "data/targets/tiny_b/target.pt").stat().st_mtime_ns == target_b
-    assert (repo / "results/runs/tiny_a/seed0/decomposition.pt").stat().st_mtime_ns == run_a
+    assert RunFolder(repo / "data/targets/tiny_b").target.stat().st_mtime_ns == target_b
+    assert RunFolder(repo / "results/runs/tiny_a/seed0").decomposition.stat().st_mtime_ns == run_a
     diff = _run(repo, "dvc", "metrics", "diff")
     assert "results/metrics/tiny_b/seed0.json" in diff
     assert "results/metrics/tiny_a/seed0.json" not in diff
@@ -345,7 +354,7 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch):
 
 def test_push_to_s3_and_pull_into_a_fresh_clone(repo: Path, tmp_path: Path, s3_endpoint):
     endpoint, s3 = s3_endpoint
-    stage, output = "train_target@tiny_a", "data/targets/tiny_a/target.pt"
+    stage, output = "train_target@tiny_a", f"data/targets/tiny_a/{TARGET_FILE}"
     assert "Running stage" in _run(repo, "dvc", "repro", stage)
     _run(repo, "dvc", "remote", "add", "-d", "s3", "s3://spd-test/dvc-cache")
     _run(repo, "dvc", "remote", "modify", "s3", "endpointurl", endpoint)

@@ -41,7 +41,11 @@ def test_dvc_stages_write_and_read_the_layouts_files():
 
 def _dry_run_jobs(workdir: Path) -> list[tuple[str, list[str], list[str]]]:
     """(rule, inputs, outputs) of every job `snakemake -n` plans for a fresh tree."""
-    targets = ["all", "results/figures/resid_mlp.pdf", "results/runs/tiny_apd/seed0/run.json"]
+    targets = [
+        "all",
+        "results/figures/resid_mlp.pdf",
+        f"results/runs/tiny_apd/seed0/{layout.RUN_RECORD_FILE}",
+    ]
     result = subprocess.run(
         ["snakemake", "-n", "--cores", "1", *targets, "--config", "params=tiny.yaml"],
         cwd=workdir,

@@ -88,7 +88,7 @@ def test_evaluate_refuses_an_experiment_that_is_not_the_runs(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith(f"spd: error: {run.config}: ") and message in err[0]
-    assert not (tmp_path / "out" / "metrics.parquet").exists()
+    assert not RunFolder(tmp_path / "out").metrics.exists()
 
 
 def test_a_run_folder_without_its_config(run: RunFolder, tmp_path, capsys):
