@@ -23,7 +23,7 @@ def _run(tmp_path: Path, name: str, *extra: str) -> Path:
 
 def test_a_shorter_run_has_its_own_config_hash_and_says_its_steps(tmp_path):
     full, short = _run(tmp_path, "full"), _run(tmp_path, "short", "--steps", "20")
-    hashes = [set(pd.read_parquetRunFolder(run).metrics.config_hash) for run in (full, short)]
+    hashes = [set(pd.read_parquet(RunFolder(run).metrics).config_hash) for run in (full, short)]
     assert len(hashes[0]) == len(hashes[1]) == 1 and hashes[0] != hashes[1]
     records = [json.loads(RunFolder(run).record.read_text()) for run in (full, short)]
     assert [r["steps"] for r in records] == [30, 20]
@@ -46,7 +46,7 @@ def test_a_shorter_run_has_its_own_config_hash_and_says_its_steps(tmp_path):
         )
         == 0
     )
-    assert set(pd.read_parquetRunFolder(out).metrics.config_hash) == hashes[1]
+    assert set(pd.read_parquet(RunFolder(out).metrics).config_hash) == hashes[1]
     summary = tmp_path / "summary.json"
     assert (
         main(
