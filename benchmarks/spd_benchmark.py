@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -30,10 +31,9 @@ from pathlib import Path
 
 import torch
 
-from spd.checkpointing import load_state
+from spd.checkpointing import checkpointing_for, load_state
 from spd.config import APDConfig, ExperimentConfig, SPDConfig, load_params
 from spd.decomp.component_model import ComponentModel
-from spd.decomp.loop import checkpointing_for
 from spd.decomp.storage import untrained_decomposition
 from spd.decomp.train import decompose, make_optimizer, spd_losses
 from spd.evaluate.causal_importance_metrics import evaluation_ci
@@ -49,8 +49,16 @@ PARAMS = Path(__file__).parents[1] / "params.yaml"
 
 
 def emit(line: dict[str, object], device: str) -> None:
-    """One JSONL result line, naming the machine (CPU or GPU model), torch version and commit."""
-    where = {"machine": machine(device), "torch": str(torch.__version__), "commit": code_version()}
+    """One JSONL result line, naming the machine (CPU or GPU model, the CPU's vector instruction
+    set), how busy it was (1-minute load average, where the OS has one), torch version and
+    commit."""
+    where = {
+        "machine": machine(device),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "torch": str(torch.__version__),
+        "commit": code_version(),
+    }
     print(json.dumps(line | where), flush=True)
 
 
@@ -169,7 +177,8 @@ def state_quality(args: argparse.Namespace) -> None:
         # the run's own identity check (config hash, target fingerprint): a state of another
         # seed, setting or target is refused rather than scored
         state = load_state(
-            checkpointing_for("decomposition", spd, target, path, every=1), log=lambda _: None
+            checkpointing_for("decomposition", spd, path, every=1, of_target=target),
+            log=lambda _: None,
         )
         if state is None:
             sys.exit(

@@ -60,6 +60,8 @@ def test_repository_params_file_is_valid():
         "tms_40-10-id",
         "tms_5-2_apd",
         "tms_40-10_apd",
+        "tms_5-2-id_apd",
+        "tms_40-10-id_apd",
         "resid_mlp1",
         "resid_mlp2",
         "resid_mlp3",
@@ -68,6 +70,7 @@ def test_repository_params_file_is_valid():
         "tms_5-2-id_joint-tying",
     }
     assert params.target_source("tms_40-10_apd") == "tms_40-10"
+    assert params.target_source("tms_40-10-id_apd") == "tms_40-10-id"
     assert params.main_experiments == ("tms_5-2", "tms_5-2-id", "tms_40-10", "tms_40-10-id")
     for name in params.main_experiments:  # paper mode as the reference implementation runs it
         assert params.experiment(name).target.tied_adam == "per_layer"

@@ -22,6 +22,8 @@ from spd.decomp.gate_kernel import (
     compiled_causal_importances,
     compiled_gate_mlp,
     compiled_kernel_available,
+    compiled_masked_inner,
+    uniform,
 )
 from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
 
@@ -231,3 +233,28 @@ def test_loads_from_two_checkouts_share_one_build(tmp_path: Path) -> None:
     first = library_after_load(tmp_path / "a")
     assert library_after_load(tmp_path / "b") == first  # the same file, not rebuilt
     assert library_after_load(tmp_path / "a") == first
+
+
+def test_masked_inner_has_the_bits_of_the_eager_expression():
+    gen = torch.Generator().manual_seed(1)
+    h, grad = torch.randn(1000, 21, generator=gen), torch.randn(1000, 21, generator=gen)
+    g, u = torch.rand(1000, 21, generator=gen), torch.rand(1000, 21, generator=gen)
+    results = []
+    for masked_inner in (lambda h, g, u: h * torch.addcmul(u, g, 1 - u), compiled_masked_inner):
+        h_, g_ = h.clone().requires_grad_(), g.clone().requires_grad_()
+        out = masked_inner(h_, g_, u)
+        out.backward(grad)
+        results.append((out.detach(), h_.grad, g_.grad))
+    assert gate_kernel.masked_inner_available()
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("shapes", [[(3,), (619, 2), (1,), (624,)], [(4096, 37)]])
+def test_uniform_draws_what_torch_rand_draws(shapes: list[tuple[int, ...]]) -> None:
+    # draw sizes around the mt19937 state's refill every 624 numbers
+    ours, torchs = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    for shape in shapes:
+        assert torch.equal(uniform(shape, ours, torch.float32), torch.rand(shape, generator=torchs))
+    assert gate_kernel.compiled_uniform_available()
+    assert torch.equal(ours.get_state(), torchs.get_state())

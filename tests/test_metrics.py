@@ -7,16 +7,20 @@ from spd.evaluate.causal_importance_metrics import (
     ci_pattern_error_kinds,
     ci_pattern_rows,
 )
-from spd.evaluate.tms import feature_match, mmcs_ml2r
+from spd.evaluate.tms import feature_match, feature_match_rows
+
+
+def _values(U, V, W) -> dict[str, float]:
+    return {metric: value for _, metric, value, _ in feature_match_rows(*feature_match(U, V, W))}
 
 
 def test_mmcs_and_ml2r_on_exact_components_are_one():
     W = torch.tensor([[1.0, 0.0, 0.6], [0.0, 2.0, 0.8]])  # d_hidden 2, 3 features
     U = W.clone()  # subcomponent c writes column c
     V = torch.eye(3)  # and reads feature c
-    mmcs, ml2r = mmcs_ml2r(U, V, W)
-    assert mmcs == pytest.approx(1.0)
-    assert ml2r == pytest.approx(1.0)
+    values = _values(U, V, W)
+    assert values["mmcs"] == pytest.approx(1.0) and values["mmcs_std"] == pytest.approx(0.0)
+    assert values["ml2r"] == pytest.approx(1.0) and values["ml2r_std"] == pytest.approx(0.0)
 
 
 def test_ml2r_measures_shrinkage_and_mmcs_direction():
@@ -27,9 +31,12 @@ def test_ml2r_measures_shrinkage_and_mmcs_direction():
     cosines, ratios = feature_match(U, V, W)
     torch.testing.assert_close(cosines, torch.tensor([1.0, 2**-0.5]))
     torch.testing.assert_close(ratios, torch.tensor([0.5, 2**0.5]))
-    mmcs, ml2r = mmcs_ml2r(U, V, W)
-    assert mmcs == pytest.approx((1 + 2**-0.5) / 2)
-    assert ml2r == pytest.approx((0.5 + 2**0.5) / 2)
+    values = _values(U, V, W)
+    assert values["mmcs"] == pytest.approx((1 + 2**-0.5) / 2)
+    assert values["ml2r"] == pytest.approx((0.5 + 2**0.5) / 2)
+    # the sample standard deviation of two values a, b is |a - b| / sqrt(2)
+    assert values["mmcs_std"] == pytest.approx((1 - 2**-0.5) / 2**0.5)
+    assert values["ml2r_std"] == pytest.approx((2**0.5 - 0.5) / 2**0.5)
 
 
 def test_best_match_is_chosen_by_cosine_among_many_subcomponents():

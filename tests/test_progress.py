@@ -1,6 +1,10 @@
 """Progress lines on long runs: elapsed time and an ETA at the mean rate so far."""
 
-from spd.decomp.loop import _clock, _timing
+import re
+
+from spd.config import TMSTargetConfig
+from spd.optim.loop import _clock, _timing
+from spd.targets import tms
 
 
 def test_clock_and_eta():
@@ -10,3 +14,15 @@ def test_clock_and_eta():
     )  # 10 steps in 20 s, 90 to go
     assert _timing(1009, 1000, 2000, 5.0) == " | elapsed 0:00:05, ETA 0:08:15"  # resumed at 1000
     assert _timing(0, 0, 100, 1.0) == ""  # one step: no rate yet
+
+
+def test_target_training_reports_progress_with_elapsed_time_and_eta():
+    config = TMSTargetConfig(n_features=5, d_hidden=2, steps=50, batch_size=64)
+    lines: list[str] = []
+    tms.train_once(config, 0, "cpu", lines.append)
+    progress = [line for line in lines if line.startswith("  target seed 0 step ")]
+    assert progress[0].startswith("  target seed 0 step 1/50 total ")
+    assert progress[-1].startswith("  target seed 0 step 50/50 total ")
+    assert all(
+        re.search(r"\| elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d$", line) for line in progress[1:]
+    )

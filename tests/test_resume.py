@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY_TMS
+from conftest import TINY_RESID_MLP, TINY_TMS
 
 from spd.cli import main
+from spd.config import ResidMLPTargetConfig
+from spd.io import save_checkpoint
 from spd.pipeline.layout import RunFolder
+from spd.targets import resid_mlp
 
 STEPS = 3000
 EVERY = 100
@@ -137,12 +140,12 @@ def test_sigkilled_target_training_resumes_bit_identically(tmp_path):
 
     subprocess.run(command(tmp_path / "reference"), check=True, capture_output=True)
     out = tmp_path / "killed"
-    for attempt in range(3):  # each attempt is killed after its first progress line
+    for attempt in range(3):  # each killed after its second progress line, 1600 steps on
         log = tmp_path / f"attempt{attempt}.log"
         with log.open("w") as handle:
             run = subprocess.Popen(command(out), stdout=handle, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
-        while "  target seed 0 step" not in log.read_text():
+        while log.read_text().count("  target seed 0 step") < 2:
             assert run.poll() is None, log.read_text()
             assert time.monotonic() < deadline
             time.sleep(0.01)
@@ -157,3 +160,19 @@ def test_sigkilled_target_training_resumes_bit_identically(tmp_path):
     assert expected["info"] == resumed["info"]
     for key, value in expected["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+def test_target_state_saved_without_a_loss_history_resumes_bit_identically(tmp_path):
+    """Target-training states saved before target training kept a loss history resume too."""
+    config = ResidMLPTargetConfig(**TINY_RESID_MLP["target"])
+    state_file = RunFolder(tmp_path).target_state
+    reference, _ = resid_mlp.train(config, "cpu", lambda _: None, state_file, checkpoint_every=50)
+    payload = torch.load(state_file, weights_only=True)
+    assert payload["next_step"] == 150
+    del payload["extra"]["history"]
+    save_checkpoint(payload, state_file)
+    lines: list[str] = []
+    resumed, _ = resid_mlp.train(config, "cpu", lines.append, state_file, checkpoint_every=50)
+    assert f"resuming from {state_file} at step 150" in lines
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key

@@ -27,8 +27,8 @@ from spd.config import (
     load_params,
     parse_experiment_config,
 )
-from spd.decomp.train import DivergenceError
 from spd.io import CheckpointError
+from spd.optim.loop import DivergenceError
 from spd.pipeline import layout
 from spd.pipeline.layout import DECOMPOSITION_FILE, TARGET_FILE, RunFolder
 from spd.pipeline.run_config import run_config

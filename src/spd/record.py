@@ -92,6 +92,13 @@ def _count(value: float) -> str:
     return "-" if math.isnan(value) else str(int(value))
 
 
+def _with_feature_spread(summary: Summary, metric: str) -> str:
+    """linear1's value of `metric`, ± its standard deviation over the features where the
+    summary has it (summaries made before it was recorded do not)."""
+    value, spread = summary.value("linear1", metric), summary.value("linear1", f"{metric}_std")
+    return _number(value) if math.isnan(spread) else f"{_number(value)} ± {_number(spread)}"
+
+
 def _link(summary: Summary) -> str:
     """The summary's path, linked from docs/ when it is relative to the repository root."""
     path = summary.path.as_posix()
@@ -144,8 +151,8 @@ class Report:
             _count(summary.value(layer, "ci_pattern_errors")) for layer in ("linear1", "linear2")
         )
         return [
-            _number(summary.value("linear1", "mmcs")),
-            _number(summary.value("linear1", "ml2r")),
+            _with_feature_spread(summary, "mmcs"),
+            _with_feature_spread(summary, "ml2r"),
             alive,
             errors,
         ]
@@ -196,7 +203,13 @@ class Report:
         return lines + _table(header, rows)
 
     def seed_tables(self) -> list[str]:
-        lines = ["## Seeds, per TMS experiment", ""]
+        lines = [
+            "## Seeds, per TMS experiment",
+            "",
+            "Each run's MMCS and ML2R, ± the sample standard deviation over its features where the",
+            "summary records it: the form of the papers' values, which are one run's.",
+            "",
+        ]
         header = [
             "seed",
             "settings",

@@ -3,7 +3,9 @@ P_{c,l} = A_{c,l} B_{c,l} in every decomposed layer, switched on or off together
 over gradient attributions. It shares SPD's targets, data, loop and evaluation.
 
 Shapes follow the x @ W convention of the spec: A: (C, d_in, m), B: (C, m, d_out); a layer's
-weight-convention (nn.Linear, d_out x d_in) component is P_{c,l}^T.
+weight-convention (nn.Linear, d_out x d_in) component is P_{c,l}^T. x is a batch of the target's
+inputs, (batch, n_features) for the toy models, and its output (batch, n_outputs), n_outputs =
+n_features for the toy models.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from spd.checkpointing import checkpointing_for, load_state
 from spd.config import APDConfig
 from spd.decomp.hooks import TargetHooks
-from spd.decomp.loop import Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import faithfulness_loss, reconstruction_mse
+from spd.optim import schedules
+from spd.optim.loop import Optimisation, optimise
 from spd.targets.base import Target, dense
 
 SCHATTEN_EPSILON = 1e-16
@@ -108,8 +112,9 @@ class APDModel(TargetHooks, nn.Module):
         return self._target
 
     def _own_factors(self, name: str) -> tuple[Tensor, Tensor]:
-        """With unit_norm_A, every column A[c, :, k] is normalised: a parametrisation whose
-        gradient is the projected one (the radial part removed), as APD's published resid runs."""
+        """(A, B) of an untied layer, (C, d_in, m) and (C, m, d_out). With unit_norm_A, every
+        column A[c, :, k] is normalised: a parametrisation whose gradient is the projected one (the
+        radial part removed), as APD's published resid runs."""
         if self._factor_cache is not None:
             return self._factor_cache[name]
         layer = cast(APDLayerComponents, self.components[_key(name)])
@@ -135,7 +140,8 @@ class APDModel(TargetHooks, nn.Module):
             self._factor_cache = None
 
     def factors(self, name: str) -> tuple[Tensor, Tensor]:
-        """(A, B) of a layer; a tied layer uses its source's, transposed (A' = B^T, B' = A^T)."""
+        """(A, B) of a layer, (C, d_in, m) and (C, m, d_out); a tied layer uses its source's,
+        transposed (A' = B^T, B' = A^T)."""
         source = self.target.tied_modules.get(name)
         if source is not None:
             A, B = self._own_factors(source)
@@ -148,10 +154,15 @@ class APDModel(TargetHooks, nn.Module):
         return einops.einsum(A, B, "c i m, c m o -> c o i")
 
     def target_weight(self, name: str) -> Tensor:
+        """The frozen target's weight of a decomposed layer, (d_out, d_in)."""
         return self._linears[name].weight
 
     def _make_hook(self, name: str):
         def hook(module: nn.Linear, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+            """args[0]: the layer's input (batch, d_in), output: (batch, d_out), either possibly
+            lazy (`dense` makes them (batch, d_in) and (batch, d_out) tensors). Attribution pass:
+            the dense output plus a zero probe of its shape; top-k pass: the masked output
+            (batch, d_out); otherwise None (the output unchanged)."""
             records_activation = name in self.target.relu_input_modules
             if self._probes is not None:  # attribution pass: record a_l, expose d f / d h_l
                 self._inputs[name] = dense(args[0]).detach()
@@ -176,6 +187,7 @@ class APDModel(TargetHooks, nn.Module):
 
     @contextmanager
     def _masked(self, mask: Tensor) -> Iterator[None]:
+        """Within it, the decomposed layers run masked by `mask`, (batch, C)."""
         self._mask = mask
         try:
             yield
@@ -183,13 +195,15 @@ class APDModel(TargetHooks, nn.Module):
             self._mask = None
 
     def forward_masked(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Every decomposed layer runs sum_c mask[:, c] P_c (one on/off bit per component)."""
+        """Every decomposed layer runs sum_c mask[:, c] P_c (one on/off bit per component).
+        x: (batch, n_features), mask: (batch, C); returns the target's output (batch, n_outputs)."""
         with self._masked(mask):
             return self.target.model(x)
 
     def attributions(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Gradient attributions A_c(x) = sum_o (sum_l <d f_o / d h_l, a_l P_{c,l}>)^2 (B, C), and
-        the target's output. The per-output backward passes run as one batched (vmapped) pass."""
+        """Gradient attributions A_c(x) = sum_o (sum_l <d f_o / d h_l, a_l P_{c,l}>)^2 (batch, C),
+        and the target's output (batch, n_outputs), of x: (batch, n_features). The per-output
+        backward passes run as one batched (vmapped) pass."""
         self._probes = {}
         try:
             with torch.enable_grad():
@@ -201,7 +215,8 @@ class APDModel(TargetHooks, nn.Module):
                         A, B = self.factors(name)
                         inner = einops.einsum(self._inputs[name], A, "b i, c i m -> b c m")
                         contributions.append(einops.einsum(inner, B, "b c m, c m o -> b c o"))
-                # d f_o / d h_l for every output o at once: a backward pass batched over o.
+                # d f_o / d h_l for every output o at once: a backward pass batched over o;
+                # grads: per layer (n_outputs, batch, d_out), as contributions (batch, C, d_out).
                 n_outputs = output.shape[1]
                 seeds = torch.eye(n_outputs, device=x.device)[:, None, :].expand(
                     n_outputs, *output.shape
@@ -224,7 +239,8 @@ class APDModel(TargetHooks, nn.Module):
 
 
 def batch_topk_mask(attributions: Tensor, topk: float) -> Tensor:
-    """1 at the int(topk * B) largest entries of the (B, C) attributions over the whole batch."""
+    """1 at the int(topk * batch) largest entries of the (batch, C) attributions over the whole
+    batch, 0 elsewhere: (batch, C)."""
     k = int(topk * attributions.shape[0])
     mask = torch.zeros_like(attributions)
     mask.view(-1)[attributions.flatten().topk(k).indices] = 1.0
@@ -232,25 +248,31 @@ def batch_topk_mask(attributions: Tensor, topk: float) -> Tensor:
 
 
 def schatten_terms(A: Tensor, B: Tensor, p: float) -> Tensor:
-    """Per component: sum_k (||A[:, k]||^2 ||B[k, :]||^2 + eps)^(p/2) -> (C,)."""
+    """Per component: sum_k (||A[:, k]||^2 ||B[k, :]||^2 + eps)^(p/2) -> (C,).
+    A: (C, d_in, m), B: (C, m, d_out)."""
     column_norms = A.pow(2).sum(dim=1)  # (C, m)
     row_norms = B.pow(2).sum(dim=2)  # (C, m)
     return (column_norms * row_norms + SCHATTEN_EPSILON).pow(p / 2).sum(dim=1)
 
 
 def simplicity_loss(model: APDModel, mask: Tensor, p: float, n_entries: int) -> Tensor:
-    """(1 / (N B)) sum_b sum_c s_{b,c} sum_l sum_k (||A_{c,l}[:, k]||^2 ||B_{c,l}[k, :]||^2 + eps)^(p/2)."""
+    """(1 / (N B)) sum_b sum_c s_{b,c} sum_l sum_k (||A_{c,l}[:, k]||^2 ||B_{c,l}[k, :]||^2 + eps)^(p/2).
+
+    mask: the top-k mask s, (batch, C); N = `n_entries`, B = batch. Returns a scalar.
+    """
     per_component = sum(schatten_terms(*model.factors(name), p) for name in model.module_names)
     return (mask.sum(dim=0) @ per_component) / (n_entries * mask.shape[0])
 
 
 def apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tensor]:
-    """Faithfulness, top-k minimality (reconstruction) and simplicity, and their weighted total."""
+    """Faithfulness, top-k minimality (reconstruction) and simplicity, and their weighted total,
+    each a scalar, on x: (batch, n_features)."""
     with model.one_parametrisation():
         return _apd_losses(model, x, config)
 
 
 def _apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tensor]:
+    """`apd_losses` within one parametrisation: x (batch, n_features) -> scalars by name."""
     attributions, target_output = model.attributions(x)
     mask = batch_topk_mask(attributions, config.topk)
     names = model.module_names
@@ -275,22 +297,19 @@ def _apd_losses(model: APDModel, x: Tensor, config: APDConfig) -> dict[str, Tens
 
 def activation_reconstruction_loss(model: APDModel) -> Tensor:
     """Mean over the relu_input_modules of the MSE (over batch x neurons) between the target's
-    ReLU activations and the top-k pass's."""
+    ReLU activations and the top-k pass's, each (batch, d_out) per module (d_mlp in the residual
+    MLP); a scalar."""
     names = model.target.relu_input_modules
     return torch.stack(
         [reconstruction_mse(model.masked_activations[n], model.clean_activations[n]) for n in names]
     ).mean()
 
 
-def apd_learning_rate(config: APDConfig, step: int) -> float:
+def apd_learning_rate(config: APDConfig) -> schedules.Schedule:
     """Linear warm-up over the first warmup_pct of steps, then constant or quarter-cosine."""
     warmup = int(config.warmup_pct * config.steps)
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    if config.lr_schedule == "constant":
-        return config.lr
-    remaining = max(config.steps - warmup - 1, 1)
-    return config.lr * math.cos(0.5 * math.pi * (step - warmup) / remaining)
+    after = schedules.named(config.lr_schedule, config.lr, config.steps - warmup)
+    return schedules.linear_warmup(config.lr, warmup, after)
 
 
 def decompose_apd(
@@ -305,16 +324,14 @@ def decompose_apd(
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     model = APDModel.from_config(target, config, generator)
-    checkpointing = checkpointing_for("apd", config, target, state_file, checkpoint_every)
+    checkpointing = checkpointing_for("apd", config, state_file, checkpoint_every, of_target=target)
     run = Optimisation(
         model=model,
         optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0),
         generator=generator,
         steps=config.steps,
-        batch_size=config.batch_size,
         log_every=config.log_every,
-        learning_rate=lambda step: apd_learning_rate(config, step),
-        sample_batch=target.sample_batch,
-        batch_losses=lambda x, _: apd_losses(model, x, config),
+        learning_rate=apd_learning_rate(config),
+        losses=lambda g: apd_losses(model, target.sample_batch(config.batch_size, g), config),
     )
-    return model, pd.DataFrame(optimise(run, log, checkpointing))
+    return model, pd.DataFrame(optimise(run, log, checkpointing, load_state(checkpointing, log)))

@@ -38,10 +38,15 @@ def plain_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) ->
 
 
 def _chunk_rows(h: Tensor, w1: Tensor) -> int:
+    """Batch rows per chunk of h (batch, C) such that a chunk's hidden layer, (rows, C, d_gate)
+    with w1: (C, d_gate), has about _TARGET_CHUNK_ELEMENTS entries."""
     return max(1, _TARGET_CHUNK_ELEMENTS // max(1, w1.numel()))
 
 
 class _FusedGateMLP(torch.autograd.Function):
+    """`fused_gate_mlp`: forward h (batch, C), w1, b1, w2 (C, d_gate), b2 (C,) -> z (batch, C);
+    backward grad_out (batch, C) -> the gradients of h, w1, b1, w2 and b2, each in its shape."""
+
     @staticmethod
     def forward(ctx, h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(h, w1, b1, w2)
@@ -74,12 +79,14 @@ class _FusedGateMLP(torch.autograd.Function):
 
 
 def fused_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
-    """Same values as `plain_gate_mlp`, far less memory traffic (see module docstring)."""
+    """Same values as `plain_gate_mlp`, far less memory traffic (see module docstring).
+    h: (batch, C); w1, b1, w2: (C, d_gate); b2: (C,). Returns z: (batch, C)."""
     return _FusedGateMLP.apply(h, w1, b1, w2, b2)
 
 
 def fastest_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
-    """The C++ kernel for CPU float32 when it builds, else the chunked eager version; plain on GPU."""
+    """The C++ kernel for CPU float32 when it builds, else the chunked eager version; plain on GPU.
+    h: (batch, C); w1, b1, w2: (C, d_gate); b2: (C,). Returns z: (batch, C)."""
     if h.device.type != "cpu":
         return plain_gate_mlp(h, w1, b1, w2, b2)
     if h.dtype == torch.float32 and compiled_kernel_available():
@@ -92,6 +99,7 @@ def causal_importances(
 ) -> tuple[Tensor, Tensor]:
     """(lower, upper) leaky hard sigmoids of the gate MLP's z, without z in memory where possible.
 
+    h: (batch, C); w1, b1, w2: (C, d_gate); b2: (C,). Returns lower and upper, each (batch, C).
     `fused` takes the C++ kernel (gate MLP and both sigmoids in one pass) for CPU float32 when it
     builds, else `fastest_gate_mlp` then the eager sigmoids; `fused=False` takes `plain_gate_mlp`.
     """
@@ -108,6 +116,9 @@ def causal_importances(
 
 class CausalImportanceGates(nn.Module):
     """The C independent gate MLPs of one decomposed matrix; returns pre-sigmoid z (batch, C).
+
+    Parameters: w1, b1, w2: (C, d_gate) and b2: (C,); with d_gate = 0, a linear map per
+    subcomponent, w and b: (C,).
 
     `fused=False` forces the plain reference implementation (same values, more memory traffic).
     """
@@ -126,13 +137,15 @@ class CausalImportanceGates(nn.Module):
         self.b2 = nn.Parameter(torch.zeros(C))
 
     def forward(self, inner_acts: Tensor) -> Tensor:
+        """inner_acts h = V x: (batch, C) -> pre-sigmoid z: (batch, C)."""
         if self.d_gate == 0:
             return inner_acts * self.w + self.b
         mlp = fastest_gate_mlp if self.fused else plain_gate_mlp
         return mlp(inner_acts, self.w1, self.b1, self.w2, self.b2)
 
     def causal_importances(self, inner_acts: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-        """Lower- and upper-leaky causal importances (batch, C): the sigmoids of `forward`."""
+        """Lower- and upper-leaky causal importances (batch, C): the sigmoids of `forward`, of
+        inner_acts: (batch, C)."""
         if self.d_gate == 0:
             z = self(inner_acts)
             return lower_leaky_hard_sigmoid(z, alpha), upper_leaky_hard_sigmoid(z, alpha)

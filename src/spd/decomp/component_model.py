@@ -2,6 +2,10 @@
 
 Forward hooks on the target's decomposed layers either record the layer's input (clean pass) or
 replace the layer's output by the masked component forward y = U (m * (V x)) + b.
+
+Shapes: x is a batch of the target's inputs, (batch, n_features) for the toy models, and its
+output (batch, n_outputs), n_outputs = n_features for the toy models; a decomposed layer reads
+(batch, d_in) and writes (batch, d_out).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from spd.config import SPDConfig
 from spd.decomp.causal_importance import CausalImportanceGates
 from spd.decomp.components import LinearComponents
 from spd.decomp.hooks import TargetHooks
+from spd.decomp.masks import StochasticMask, apply_mask
 from spd.targets.base import LazyActivation, Target, linear_product
 
 
@@ -26,6 +31,9 @@ def _key(module_name: str) -> str:
 
 
 class ComponentModel(TargetHooks, nn.Module):
+    """The frozen target with, per decomposed module, its subcomponents U: (d_out, C) and
+    V: (C, d_in) and its C causal-importance gates."""
+
     def __init__(
         self,
         target: Target,
@@ -65,7 +73,7 @@ class ComponentModel(TargetHooks, nn.Module):
         )
         device = next(iter(self._linears.values())).weight.device
         self.gates.to(device)
-        self._masks: Mapping[str, Tensor] = {}
+        self._masks: Mapping[str, Tensor | StochasticMask] = {}
         self._recorded_inputs: dict[str, Tensor] | None = None
         # The last clean pass: its input, each layer's input, and V x computed on those (with the
         # version of V it used), so that every pass on the same data reuses one V x per layer.
@@ -92,6 +100,9 @@ class ComponentModel(TargetHooks, nn.Module):
         def hook(
             module: nn.Linear, args: tuple[Tensor, ...], output: Tensor
         ) -> Tensor | LazyActivation | None:
+            """args[0]: the layer's input (batch, d_in), output: (batch, d_out), either possibly
+            lazy (e.g. a residual stream kept factored). Returns the masked output (batch, d_out)
+            where `self._masks` has a mask for the layer, else None (the output unchanged)."""
             if self._recorded_inputs is not None:
                 self._recorded_inputs[name] = args[0]
             mask = self._masks.get(name)
@@ -106,7 +117,8 @@ class ComponentModel(TargetHooks, nn.Module):
         return hook
 
     def factors(self, name: str) -> tuple[Tensor, Tensor]:
-        """(U, V) of a decomposed module; a tied module reuses its source's, transposed."""
+        """(U, V) of a decomposed module, (d_out, C) and (C, d_in); a tied module reuses its
+        source's, transposed."""
         source = self.target.tied_modules.get(name)
         if source is not None and not self._shared_storage_ties:
             components = self._components(source)
@@ -118,10 +130,12 @@ class ComponentModel(TargetHooks, nn.Module):
         return cast(LinearComponents, self.components[_key(name)])
 
     def target_weight(self, name: str) -> Tensor:
+        """The frozen target's weight of a decomposed module, (d_out, d_in)."""
         return self._linears[name].weight
 
     def inner_acts(self, name: str, layer_input: Tensor) -> Tensor:
-        """h = V x for every subcomponent: (..., C); computed once per clean-pass input."""
+        """h = V x for every subcomponent: (..., C) of a layer input (..., d_in), a tensor or a
+        residual stream kept factored; computed once per clean-pass input."""
         _, V = self.factors(name)
         if layer_input is not self._clean_inputs.get(name):
             return layer_input @ V.T
@@ -132,17 +146,22 @@ class ComponentModel(TargetHooks, nn.Module):
         return cached[1]
 
     def masked_linear(
-        self, name: str, layer_input: Tensor, mask: Tensor
+        self, name: str, layer_input: Tensor, mask: Tensor | StochasticMask
     ) -> Tensor | LazyActivation:
+        """U (m * (V x)) + b for a layer input (..., d_in) and a mask (..., C) (a tensor, or a
+        StochasticMask of that shape): (..., d_out), lazy where the layer's own product is."""
         U, _ = self.factors(name)
-        output = linear_product(self._linears[name], self.inner_acts(name, layer_input) * mask, U)
+        masked_inner = apply_mask(self.inner_acts(name, layer_input), mask)
+        output = linear_product(self._linears[name], masked_inner, U)
         bias = self._linears[name].bias
         # a layer with a bias is a plain nn.Linear, whose product is a Tensor
         return output if bias is None else cast(Tensor, output) + bias
 
     @torch.no_grad()
     def forward_recording_inputs(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Clean target forward; returns its output and each decomposed layer's input."""
+        """Clean target forward of x: (batch, n_features); returns its output (batch, n_outputs)
+        and each decomposed layer's input, (batch, d_in) per module name (a layer reading the
+        residual MLP's stream gets it as a `FactoredResidual`, not a tensor)."""
         self._recorded_inputs = {}
         try:
             output = self.target.model(x)
@@ -152,7 +171,8 @@ class ComponentModel(TargetHooks, nn.Module):
             self._recorded_inputs = None
 
     @contextmanager
-    def _using_masks(self, masks: Mapping[str, Tensor]) -> Iterator[None]:
+    def _using_masks(self, masks: Mapping[str, Tensor | StochasticMask]) -> Iterator[None]:
+        """Within it, the layers named in `masks` (per module name, (batch, C)) run masked."""
         self._masks = masks
         try:
             yield
@@ -160,8 +180,10 @@ class ComponentModel(TargetHooks, nn.Module):
             self._masks = {}
             self._masked_x = None
 
-    def forward_masked(self, x: Tensor, masks: Mapping[str, Tensor]) -> Tensor:
-        """Layers named in `masks` use their masked components; the others the target weights."""
+    def forward_masked(self, x: Tensor, masks: Mapping[str, Tensor | StochasticMask]) -> Tensor:
+        """Layers named in `masks` use their masked components; the others the target weights.
+        x: (batch, n_features); masks: per module name, (batch, C), a tensor or a StochasticMask.
+        Returns the target's output, (batch, n_outputs)."""
         with self._using_masks(masks):
             self._masked_x = x
             return self.target.model(x)
@@ -169,7 +191,8 @@ class ComponentModel(TargetHooks, nn.Module):
     def causal_importances(
         self, layer_inputs: Mapping[str, Tensor], alpha: float
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Lower- and upper-leaky causal importances, (batch, C) per decomposed module."""
+        """Lower- and upper-leaky causal importances, (batch, C) per decomposed module, from the
+        layer inputs `forward_recording_inputs` returns (per module name, (batch, d_in))."""
         lower, upper = {}, {}
         for name in self.module_names:
             inner = self.inner_acts(name, layer_inputs[name])

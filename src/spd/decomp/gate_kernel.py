@@ -1,7 +1,8 @@
-"""C++/OpenMP CPU kernel for the causal-importance gate MLP, forward and backward.
-
-Built on first use; same function as `causal_importance.plain_gate_mlp`, CPU float32 only, either
-alone (z) or followed by both leaky hard sigmoids of `sigmoids` (lower, upper) in one pass.
+"""C++/OpenMP CPU kernels of an SPD step, built on first use: the causal-importance gate MLP,
+forward and backward (same function as `causal_importance.plain_gate_mlp`, CPU float32 only,
+either alone (z) or followed by both leaky hard sigmoids of `sigmoids` (lower, upper) in one
+pass), a stochastic mask applied to the inner activations, and torch.rand's uniform draws.
+Each has the bits of the PyTorch expression it replaces, or (checked at first use) is not used.
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ def compiled_kernel_available() -> bool:
 
 
 class _CompiledGateMLP(torch.autograd.Function):
+    """`compiled_gate_mlp`: forward h (batch, C), w1, b1, w2 (C, d_gate), b2 (C,) -> z (batch, C);
+    backward grad_out (batch, C) -> the gradients of h, w1, b1, w2 and b2, each in its shape."""
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor
@@ -192,6 +196,10 @@ def compiled_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor)
 
 
 class _CompiledCausalImportances(torch.autograd.Function):
+    """`compiled_causal_importances`: forward h (batch, C), w1, b1, w2 (C, d_gate), b2 (C,) ->
+    (lower, upper), each (batch, C); backward grad_lower, grad_upper ((batch, C) or None) -> the
+    gradients of h, w1, b1, w2 and b2, each in its shape (none for alpha)."""
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float
@@ -224,3 +232,81 @@ def compiled_causal_importances(
     requirements as `compiled_gate_mlp`.
     """
     return _CompiledCausalImportances.apply(h, w1, b1, w2, b2, alpha)
+
+
+class _CompiledMaskedInner(torch.autograd.Function):
+    """`compiled_masked_inner`: forward h, g, u (..., C) -> (..., C); backward grad_out (..., C)
+    -> the gradients of h and g, (..., C) each (none for u)."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, g: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
+        ext = _extension()
+        assert ext is not None, "call masked_inner_available() first"
+        ctx.save_for_backward(h, g, u)
+        return ext.masked_inner_forward(h, g, u)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        ext = cast(ModuleType, _extension())  # loaded: forward ran
+        grad_h, grad_g = ext.masked_inner_backward(grad_out, *ctx.saved_tensors)
+        return grad_h, grad_g, None
+
+
+def _eager_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
+    """h * (g + (1 - g) u) in eager torch: h, g, u and the result (..., C), of one shape."""
+    return h * torch.addcmul(u, g, 1 - u)
+
+
+@functools.cache
+def masked_inner_available() -> bool:
+    """Whether `compiled_masked_inner` can run and rounds as torch's eager ops do on this
+    machine (checked once, values and gradients, on random inputs: torch's addcmul uses a fused
+    multiply-add where the CPU has one, and the kernel follows it only there)."""
+    if not compiled_kernel_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    h, g, u, grad = (torch.randn(4099, generator=generator) for _ in range(4))
+    g, u = g.sigmoid(), u.sigmoid()
+    results = []
+    for masked_inner in (_eager_masked_inner, _CompiledMaskedInner.apply):
+        h_, g_ = h.clone().requires_grad_(), g.clone().requires_grad_()
+        out = masked_inner(h_, g_, u)
+        out.backward(grad)
+        results.append((out.detach(), h_.grad, g_.grad))
+    return all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def compiled_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
+    """h * (g + (1 - g) u) in one pass each way, the same bits as `h * torch.addcmul(u, g, 1 - u)`
+    and its gradients for h and g (u has none). h, g, u: (..., C), contiguous CPU float32 of one
+    shape; requires `masked_inner_available()`."""
+    return _CompiledMaskedInner.apply(h, g, u)
+
+
+@functools.cache
+def compiled_uniform_available() -> bool:
+    """Whether `uniform` can take the C++ path: the kernel loads and, checked once here, draws
+    what torch.rand draws from a CPU generator and leaves the generator in the same state."""
+    ext = _extension()
+    if ext is None:
+        return False
+    ours, torchs = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    for n in (5, 1000, 623, 1, 1249, 4096):  # across the mt19937 state's 624-draw refills
+        drawn = torch.empty(n)
+        ext.uniform_(drawn, ours)
+        if not torch.equal(drawn, torch.rand(n, generator=torchs)):
+            return False
+    return torch.equal(ours.get_state(), torchs.get_state())
+
+
+def uniform(
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator, dtype: torch.dtype
+) -> Tensor:
+    """torch.rand(shape, generator=generator, dtype=dtype) on the generator's device: the same
+    draws, through the C++ kernel for CPU float32 (torch draws those one by one). Returns a tensor
+    of `shape`, e.g. (batch, C) for a mask's noise or (batch, n_features) for a batch."""
+    if generator.device.type == "cpu" and dtype == torch.float32 and compiled_uniform_available():
+        drawn = torch.empty(shape, dtype=dtype)
+        cast(ModuleType, _extension()).uniform_(drawn, generator)
+        return drawn
+    return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype)

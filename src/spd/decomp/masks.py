@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from spd.decomp.gate_kernel import compiled_masked_inner, masked_inner_available, uniform
 
-def stochastic_mask(causal_importance: Tensor, generator: torch.Generator) -> Tensor:
-    """Gradients reach `causal_importance` through the expression; u is drawn from `generator`."""
-    uniform = torch.rand(
-        causal_importance.shape,
-        generator=generator,
-        device=causal_importance.device,
-        dtype=causal_importance.dtype,
+
+@dataclass(frozen=True)
+class StochasticMask:
+    """A mask kept as its causal importances g and noise u, both (batch, C): applied to the
+    inner activations it is one pass of the C++ kernel where that runs."""
+
+    causal_importance: Tensor
+    uniform: Tensor
+
+    def dense(self) -> Tensor:
+        """m: (batch, C); gradients reach g through the expression."""
+        return torch.addcmul(self.uniform, self.causal_importance, 1 - self.uniform)
+
+
+def stochastic_mask(causal_importance: Tensor, generator: torch.Generator) -> StochasticMask:
+    """u is drawn from `generator` in the shape of `causal_importance`: (batch, C)."""
+    return StochasticMask(
+        causal_importance, uniform(causal_importance.shape, generator, causal_importance.dtype)
     )
-    return torch.addcmul(uniform, causal_importance, 1 - uniform)  # = g + (1 - g) u
+
+
+def apply_mask(inner_acts: Tensor, mask: Tensor | StochasticMask) -> Tensor:
+    """inner_acts * m, (batch, C): the same bits whichever way it is computed. inner_acts:
+    (batch, C); mask: m itself, (batch, C), or a StochasticMask of that shape."""
+    if isinstance(mask, Tensor):
+        return inner_acts * mask
+    g, u = mask.causal_importance, mask.uniform
+    fusable = (
+        inner_acts.device.type == "cpu"
+        and inner_acts.dtype == g.dtype == torch.float32
+        and inner_acts.shape == g.shape
+        and inner_acts.is_contiguous()
+        and g.is_contiguous()
+    )
+    if fusable and masked_inner_available():
+        return compiled_masked_inner(inner_acts, g, u)
+    return inner_acts * mask.dense()

@@ -1,4 +1,5 @@
-"""The two leaky hard sigmoids that squash causal-importance pre-activations."""
+"""The two leaky hard sigmoids that squash causal-importance pre-activations. Both act
+elementwise: z of any shape (here (batch, C)) gives a tensor of z's shape."""
 
 from __future__ import annotations
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from torch import nn
 
+from spd.checkpointing import load_model, save_model
 from spd.config import APDConfig, DecompositionConfig, SPDConfig, config_hash
 from spd.decomp.apd import APDModel
 from spd.decomp.component_model import ComponentModel
-from spd.io import CheckpointError, load_checkpoint, save_checkpoint
 from spd.targets.base import Target
 
 DECOMPOSITION_KIND = "decomposition"
@@ -23,14 +23,9 @@ def save_decomposition(
 ) -> None:
     """`record`: how the run was made (its target's fingerprint, wall time, device, threads, code
     version), kept beside the weights so that evaluation and summaries can report it."""
-    payload = {
-        "kind": DECOMPOSITION_KIND,
-        "config": config.model_dump(mode="json"),
-        "config_hash": config_hash(config),
-        "record": record,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
-    save_checkpoint(payload, path)
+    save_model(
+        DECOMPOSITION_KIND, model, config, path, config_hash=config_hash(config), record=record
+    )
 
 
 def load_decomposition(
@@ -38,19 +33,14 @@ def load_decomposition(
 ) -> tuple[ComponentModel | APDModel, SPDConfig | APDConfig, dict[str, object]]:
     """The trained SPD components and gates (or APD components), rebuilt on `target`, with the
     record of how they were made (empty for checkpoints written before records were kept)."""
-    payload = load_checkpoint(
-        path, DECOMPOSITION_KIND, {"config": dict, "state_dict": dict}, optional={"record": dict}
+    model, config, payload = load_model(
+        path,
+        DECOMPOSITION_KIND,
+        _DECOMPOSITION_CONFIG,
+        lambda config: untrained_decomposition(target, config),
+        "the target",
+        optional={"record": dict},
     )
-    try:
-        config = _DECOMPOSITION_CONFIG.validate_python(payload["config"])
-    except ValidationError:
-        raise CheckpointError(f"{path}: its decomposition config is not valid") from None
-    model = untrained_decomposition(target, config)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: does not fit the target ({first_line})") from None
     return model, config, dict(payload.get("record", {}))
 
 

@@ -1,10 +1,9 @@
-"""The one SPD training loop: any target that declares its decomposed `nn.Linear` layers and a
-batch sampler is decomposed here."""
+"""SPD training: any target that declares its decomposed `nn.Linear` layers and a batch sampler
+is decomposed here, through the one optimisation loop (`spd.optim.loop`)."""
 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,9 +14,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from spd.checkpointing import checkpointing_for, load_state
 from spd.config import SPDConfig, config_hash
 from spd.decomp.component_model import ComponentModel
-from spd.decomp.loop import DivergenceError, Optimisation, checkpointing_for, optimise
 from spd.decomp.losses import (
     faithfulness_loss,
     importance_minimality_loss,
@@ -26,20 +25,16 @@ from spd.decomp.losses import (
 )
 from spd.decomp.masks import stochastic_mask
 from spd.io import atomic_write
+from spd.optim import schedules
+from spd.optim.loop import Optimisation, optimise
 from spd.targets.base import Target
-
-
-def learning_rate(config: SPDConfig, step: int) -> float:
-    """Paper mode's quarter-period cosine lr * cos(pi/2 * t / (T - 1)), or a constant."""
-    if config.lr_schedule == "constant" or config.steps == 1:
-        return config.lr
-    return config.lr * math.cos(0.5 * math.pi * step / (config.steps - 1))
 
 
 def spd_losses(
     model: ComponentModel, x: Tensor, config: SPDConfig, generator: torch.Generator
 ) -> dict[str, Tensor]:
-    """All four losses on one batch, and their weighted total."""
+    """All four losses on one batch x: (batch, n_features), and their weighted total; each a
+    scalar."""
     target_output, layer_inputs = model.forward_recording_inputs(x)
     ci_lower, ci_upper = model.causal_importances(layer_inputs, config.leaky_alpha)
     names = model.module_names
@@ -99,7 +94,7 @@ def decompose(
     """Run SPD on `target` for config.steps steps; returns the trained components and gates.
 
     With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
-    resumes from it (see `loop.optimise`). `after_step(step, model)` runs after every step.
+    resumes from it (see `spd.optim.loop.optimise`). `after_step(step, model)` runs after every step.
 
     With `config.restarts` > 1, candidates (seeds `candidate_seed(seed, k)`) first train for
     `config.restart_steps` steps of the full schedule; the one with the lowest mean total loss on
@@ -109,7 +104,7 @@ def decompose(
     there, so a killed run resumes without retraining them.
 
     `cuda_graph` (target on a CUDA device) replays each step from one recorded CUDA graph
-    (`loop.CudaGraphStep`): faster, equal to an eager run up to float rounding.
+    (`spd.optim.loop.CudaGraphStep`): faster, equal to an eager run up to float rounding.
     """
     target = target.restricted_to(config.modules)
     if config.restarts == 1:
@@ -157,22 +152,20 @@ def _train(
     label = (
         "decomposition (CUDA graph)" if cuda_graph else "decomposition"
     )  # its Adam state differs
-    checkpointing = checkpointing_for(label, config, target, state_file, checkpoint_every)
+    checkpointing = checkpointing_for(label, config, state_file, checkpoint_every, of_target=target)
     run = Optimisation(
         model=model,
         optimizer=make_optimizer(model, config),
         generator=generator,
         steps=config.steps,
-        batch_size=config.batch_size,
         log_every=config.log_every,
-        learning_rate=lambda step: learning_rate(config, step),
-        sample_batch=target.sample_batch,
-        batch_losses=lambda x, g: spd_losses(model, x, config, g),
+        learning_rate=schedules.named(config.lr_schedule, config.lr, config.steps),
+        losses=lambda g: spd_losses(model, target.sample_batch(config.batch_size, g), config, g),
         cuda_graph=cuda_graph,
     )
     start = time.perf_counter()
     hook = None if after_step is None else (lambda step: after_step(step, model))
-    history = optimise(run, log, checkpointing, hook, stop_at)
+    history = optimise(run, log, checkpointing, load_state(checkpointing, log), hook, stop_at)
     return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)
 
 
@@ -245,11 +238,4 @@ def _recorded_choice(record: Path, identity: str) -> int | None:
     return saved["chosen"] if saved.get("identity") == identity else None
 
 
-__all__ = [
-    "Decomposition",
-    "DivergenceError",
-    "decompose",
-    "learning_rate",
-    "mean_spd_losses",
-    "spd_losses",
-]
+__all__ = ["Decomposition", "decompose", "mean_spd_losses", "spd_losses"]

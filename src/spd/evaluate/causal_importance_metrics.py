@@ -13,19 +13,21 @@ from spd.decomp.component_model import ComponentModel
 
 @torch.no_grad()
 def causal_importances_on(model: ComponentModel, x: Tensor, alpha: float) -> dict[str, Tensor]:
-    """Lower-leaky CI clipped to [0, 1], (batch, C) per decomposed module."""
+    """Lower-leaky CI clipped to [0, 1], (batch, C) per decomposed module, on x: (batch,
+    n_features)."""
     _, layer_inputs = model.forward_recording_inputs(x)
     lower, _ = model.causal_importances(layer_inputs, alpha)
     return {name: ci.clamp(0.0, 1.0) for name, ci in lower.items()}
 
 
 def alive_mask(causal_importances: Tensor, threshold: float) -> Tensor:
-    """(C,) bool: CI above `threshold` on at least one input."""
+    """(C,) bool: CI above `threshold` on at least one input. causal_importances: (batch, C)."""
     return (causal_importances > threshold).any(dim=0)
 
 
 def ci_l0(causal_importances: Tensor, threshold: float) -> float:
-    """Mean over the batch of the number of subcomponents with CI above `threshold`."""
+    """Mean over the batch of the number of subcomponents with CI above `threshold`.
+    causal_importances: (batch, C)."""
     return (causal_importances > threshold).sum(dim=-1).float().mean().item()
 
 
@@ -55,7 +57,8 @@ def ci_pattern_error_kinds(probe_ci: Tensor, diag_min: float, offdiag_max: float
 
 
 def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Row]:
-    """'ci_pattern_errors' (the verdict's count: every kind) of one layer, then its count of each kind."""
+    """'ci_pattern_errors' (the verdict's count: every kind) of one layer, then its count of each kind.
+    probe_ci: (n_probes, C)."""
     kinds = ci_pattern_error_kinds(probe_ci, config.diag_min, config.offdiag_max)
     rows: list[Row] = [(layer, "ci_pattern_errors", sum(kinds.values()), "count")]
     return rows + [(layer, f"ci_errors_{kind}", count, "count") for kind, count in kinds.items()]
@@ -63,7 +66,8 @@ def ci_pattern_rows(layer: str, probe_ci: Tensor, config: EvalConfig) -> list[Ro
 
 def densest_columns(probe_ci: Tensor, weak_max: float) -> Tensor:
     """Column indices of a (n_probes, C) CI matrix, densest first: by the number of probes with CI
-    above `weak_max` (the public reference implementation's ordering), ties broken by CI mass."""
+    above `weak_max` (the public reference implementation's ordering), ties broken by CI mass.
+    Returns (C,)."""
     by_mass = probe_ci.sum(dim=0).argsort(descending=True, stable=True)
     counts = (probe_ci > weak_max).sum(dim=0)[by_mass]
     return by_mass[counts.argsort(descending=True, stable=True)]
@@ -86,7 +90,7 @@ def dense_pattern_errors(probe_ci: Tensor, k: int, strong_min: float, weak_max: 
 
 def mean_active_per_probe(probe_ci: Tensor, threshold: float, *, inclusive: bool) -> float:
     """Mean over the probes of the number of subcomponents with CI above `threshold` (at or above
-    it when `inclusive`)."""
+    it when `inclusive`). probe_ci: (n_probes, C)."""
     active = probe_ci >= threshold if inclusive else probe_ci > threshold
     return active.sum(dim=1).float().mean().item()
 
@@ -103,7 +107,11 @@ def active_fraction(causal_importances: Tensor, inputs: Tensor, threshold: float
 class EvaluationCI:
     """Clipped lower-leaky CI per layer on the one-hot probes and on the random batch (docs/method.md);
     `random_inputs`, the random batch itself (None where not kept: the metrics that need it, such
-    as the identity-layer report, are then left out)."""
+    as the identity-layer report, are then left out).
+
+    probes: per module name, (n_probes, C), n_probes = n_features; random: per module name,
+    (n_random, C); random_inputs: (n_random, n_features).
+    """
 
     probes: dict[str, Tensor]
     random: dict[str, Tensor]
@@ -113,6 +121,8 @@ class EvaluationCI:
 def evaluation_ci(
     model: ComponentModel, n_features: int, spd_config: SPDConfig, config: EvalConfig
 ) -> EvaluationCI:
+    """CI on the n_features one-hot probes (probe_value e_j) and on `config.n_random` fresh
+    inputs drawn with `config.seed`: per module name, (n_features, C) and (n_random, C)."""
     device = next(model.parameters()).device
     probes = config.probe_value * torch.eye(n_features, device=device)
     generator = torch.Generator(device=device).manual_seed(config.seed)

@@ -11,7 +11,8 @@ from spd.decomp.components import subcomponent_weights
 
 
 def ci_probe_table(probe_ci: dict[str, Tensor]) -> pd.DataFrame:
-    """One row per layer x probe (feature) x subcomponent: the CI on that feature's one-hot probe."""
+    """One row per layer x probe (feature) x subcomponent: the CI on that feature's one-hot probe.
+    probe_ci: per layer, (n_probes, C)."""
     frames = []
     for layer, ci in probe_ci.items():
         probe, subcomponent = torch.meshgrid(
@@ -32,7 +33,8 @@ def ci_probe_table(probe_ci: dict[str, Tensor]) -> pd.DataFrame:
 
 def ci_histogram_table(random_ci: dict[str, Tensor], n_bins: int = 50) -> pd.DataFrame:
     """Per layer, counts of the CI values (every example x subcomponent of the random batch) in
-    `n_bins` equal bins over [0, 1]; the last bin includes 1."""
+    `n_bins` equal bins over [0, 1]; the last bin includes 1. random_ci: per layer,
+    (n_random, C)."""
     edges = torch.linspace(0.0, 1.0, n_bins + 1)
     frames = []
     for layer, ci in random_ci.items():
@@ -52,6 +54,7 @@ def ci_histogram_table(random_ci: dict[str, Tensor], n_bins: int = 50) -> pd.Dat
 
 
 def _matrix_rows(layer: str, kind: str, subcomponent: int, matrix: torch.Tensor) -> pd.DataFrame:
+    """One row per entry (row, col) of a 2-D matrix, e.g. a (d_out, d_in) weight or piece."""
     row, col = torch.meshgrid(
         torch.arange(matrix.shape[0]), torch.arange(matrix.shape[1]), indexing="ij"
     )
@@ -69,7 +72,8 @@ def _matrix_rows(layer: str, kind: str, subcomponent: int, matrix: torch.Tensor)
 
 @torch.no_grad()
 def weight_table(model: ComponentModel) -> pd.DataFrame:
-    """Target weight (kind 'target', subcomponent -1) and every rank-one piece, per untied layer."""
+    """Target weight (kind 'target', subcomponent -1) and every rank-one piece, per untied layer;
+    each a (d_out, d_in) matrix, one row per entry."""
     frames = []
     for layer in model.module_names:
         if layer in model.target.tied_modules:

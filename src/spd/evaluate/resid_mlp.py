@@ -31,6 +31,8 @@ def _target_model(model: ComponentModel | APDModel) -> ResidMLPModel:
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of the entries of a and b, of one number of elements (e.g. two
+    (n_features, d_mlp) neuron-contribution matrices)."""
     a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
     return (a @ b / (a.norm() * b.norm()).clamp_min(1e-12)).item()
 
@@ -38,7 +40,8 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
 def slope_through_origin(target: torch.Tensor, fitted: torch.Tensor) -> float:
     """Least-squares slope of `fitted` against `target` with no intercept, sum(t f) / sum(t t): 1
     when SPD's contributions have the target's scale, below 1 when they shrink. No intercept,
-    since a neuron that does not carry a feature contributes exactly 0 in both."""
+    since a neuron that does not carry a feature contributes exactly 0 in both. `target` and
+    `fitted`: one number of elements, e.g. (n_features, d_mlp) each."""
     t, f = target.flatten(), fitted.flatten()
     return (t @ f / (t @ t).clamp_min(1e-12)).item()
 
@@ -69,7 +72,8 @@ def spd_neuron_contributions(model: ComponentModel, layer: int) -> torch.Tensor:
 @torch.no_grad()
 def neuron_alignment(read_directions: torch.Tensor) -> float:
     """Mean over rows of V (C, d_mlp) of the |cosine| with the nearest neuron axis: 1 when each
-    W_out subcomponent reads a single neuron; random directions average 0.36 at d_mlp = 50."""
+    W_out subcomponent reads a single neuron; random directions average 0.36 at d_mlp = 50.
+    read_directions: (n, d_mlp), any number n of rows (e.g. the live ones, V[alive])."""
     if read_directions.numel() == 0:
         return float("nan")
     cosines = read_directions.abs().amax(dim=1) / read_directions.norm(dim=1).clamp_min(1e-12)
@@ -102,6 +106,8 @@ def neuron_contribution_table(model: ComponentModel) -> pd.DataFrame:
 
 
 def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[Row]:
+    """Per layer, W_in's CI pattern and neuron contributions, W_out's dense-columns scores, from
+    the CI on the probes (per module name, (n_features, C)) and on the random batch."""
     rows: list[Row] = []
     for layer in range(len(_target_model(model).layers)):
         w_in, w_out = f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"

@@ -10,7 +10,9 @@ import pandas as pd
 
 HEADLINE_METRICS = (
     "mmcs",
+    "mmcs_std",
     "ml2r",
+    "ml2r_std",
     "alive_subcomponents",
     "ci_l0@0.01",
     "ci_l0@0.1",

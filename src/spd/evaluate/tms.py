@@ -47,23 +47,27 @@ def piece_match(pieces: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
     return best_cos, best_norm / W.norm(dim=0)
 
 
-def mmcs_ml2r(U: Tensor, V: Tensor, W: Tensor) -> tuple[float, float]:
-    """Mean max cosine similarity and mean L2 ratio of the best-matching subcomponents."""
-    cosines, ratios = feature_match(U, V, W)
-    return cosines.mean().item(), ratios.mean().item()
-
-
 @torch.no_grad()
 def apd_metric_rows(model: APDModel) -> list[Row]:
-    """MMCS and ML2R of APD's linear1 components against the columns of W."""
+    """MMCS and ML2R of APD's linear1 components, (C, d_hidden, n_features), against the columns
+    of W, (d_hidden, n_features)."""
     if "linear1" not in model.module_names:
         return []
     cosines, ratios = piece_match(
         model.component_weights("linear1"), ground_truth_mechanisms(_target_model(model))
     )
+    return feature_match_rows(cosines, ratios)
+
+
+def feature_match_rows(cosines: Tensor, ratios: Tensor) -> list[Row]:
+    """linear1's MMCS and ML2R from the per-feature best cosines and norm ratios, both
+    (n_features,), each with its sample standard deviation over the features (the ± the SPD and
+    APD papers give beside one run's values)."""
     return [
         ("linear1", "mmcs", cosines.mean().item(), "cosine"),
+        ("linear1", "mmcs_std", cosines.std().item(), "cosine"),
         ("linear1", "ml2r", ratios.mean().item(), "ratio"),
+        ("linear1", "ml2r_std", ratios.std().item(), "ratio"),
     ]
 
 
@@ -77,7 +81,9 @@ IDENTITY_LAYER = "hidden"
 
 def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> list[Row]:
     """Per layer, the subcomponents alive on the one-hot probes alone; CI-pattern errors of
-    linear1/linear2; MMCS / ML2R of linear1 against the columns of W; the identity-layer report."""
+    linear1/linear2; MMCS / ML2R of linear1 against the columns of W; the identity-layer report.
+    The CIs: per module name, (n_features, C) on the probes and (n_random, C) on the random
+    batch."""
     rows: list[Row] = [
         (
             name,
@@ -96,8 +102,8 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
     if "linear1" in model.module_names:
         with torch.no_grad():
             U, V = model.factors("linear1")
-            mmcs, ml2r = mmcs_ml2r(U, V, ground_truth_mechanisms(_target_model(model)))
-        rows += [("linear1", "mmcs", mmcs, "cosine"), ("linear1", "ml2r", ml2r, "ratio")]
+            cosines, ratios = feature_match(U, V, ground_truth_mechanisms(_target_model(model)))
+        rows += feature_match_rows(cosines, ratios)
     if IDENTITY_LAYER in model.module_names:
         rows += identity_rows(ci, config)
     return rows
@@ -106,7 +112,9 @@ def metric_rows(model: ComponentModel, ci: EvaluationCI, config: EvalConfig) -> 
 def identity_rows(ci: EvaluationCI, config: EvalConfig) -> list[Row]:
     """Over the identity layer's alive subcomponents (alive on probes or random inputs), the least
     and the mean fraction of non-empty random inputs on which one has CI >= `diag_min`; informative.
-    None where no subcomponent is alive, no random input is non-empty, or the inputs were not kept."""
+    None where no subcomponent is alive, no random input is non-empty, or the inputs were not kept.
+    Reads the identity layer's CI, (n_features, C) and (n_random, C), and the random inputs,
+    (n_random, n_features)."""
     if ci.random_inputs is None:
         return []
     probe_ci, random_ci = ci.probes[IDENTITY_LAYER], ci.random[IDENTITY_LAYER]

@@ -57,7 +57,8 @@ class Family(ABC):
 
     @abstractmethod
     def batch_sampler(self, config: Any) -> BatchSampler:
-        """(batch_size, generator) -> a batch of the target's inputs."""
+        """(batch_size, generator) -> a batch of the target's inputs, (batch_size, n_features)
+        for the built-in families."""
 
     @abstractmethod
     def train(

@@ -56,7 +56,8 @@ def heatmap(
     cmap: str = "RdBu",
     fontsize: float = 9,
 ) -> None:
-    """`fontsize` is the title's; axis labels are 1 pt and tick labels 2 pt smaller."""
+    """`matrix`: (rows, columns), drawn as it is (row 0 at the top). `fontsize` is the title's;
+    axis labels are 1 pt and tick labels 2 pt smaller."""
     bound = max(np.abs(matrix).max(), 1e-6)
     vmin, vmax = (-bound, bound) if cmap == "RdBu" else (0, 1)
     image = ax.imshow(

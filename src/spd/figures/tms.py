@@ -100,6 +100,7 @@ def read_run(
 
 
 def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> np.ndarray:
+    """A layer's target weight or one subcomponent's piece from the weights table, (d_out, d_in)."""
     rows = weights[
         (weights.layer == layer) & (weights.kind == kind) & (weights.subcomponent == subcomponent)
     ]
@@ -107,13 +108,15 @@ def _matrix(weights: pd.DataFrame, layer: str, kind: str, subcomponent: int) -> 
 
 
 def _pieces(weights: pd.DataFrame, layer: str) -> dict[int, np.ndarray]:
+    """Every subcomponent's rank-one piece of a layer, (d_out, d_in), by subcomponent index."""
     rows = weights[(weights.layer == layer) & (weights.subcomponent >= 0)]
     subcomponents = sorted(rows.subcomponent.unique())
     return {int(c): _matrix(weights, layer, "subcomponent", c) for c in subcomponents}
 
 
 def drawn_columns(piece: np.ndarray, fraction: float = COLUMN_FRACTION) -> list[int]:
-    """The columns (features) of a subcomponent drawn as arrows: norm >= `fraction` x the largest."""
+    """The columns (features) of a subcomponent drawn as arrows: norm >= `fraction` x the largest.
+    piece: (d_hidden, n_features)."""
     norms = np.linalg.norm(piece, axis=0)
     if norms.max() <= 0:
         return []
@@ -121,6 +124,7 @@ def drawn_columns(piece: np.ndarray, fraction: float = COLUMN_FRACTION) -> list[
 
 
 def _arrow(ax: Axes, tip: np.ndarray, color) -> None:
+    """An arrow from the origin to `tip`, (2,)."""
     # matplotlib takes any pair of coordinates; its stubs ask for a tuple
     ax.annotate(
         "",
@@ -143,7 +147,7 @@ def _arrow_frame(ax: Axes, limit: float, title: str) -> None:
 
 
 def _label_position(tip: np.ndarray, limit: float) -> np.ndarray:
-    """Just beyond the arrow's tip, pulled in to stay inside the frame."""
+    """Just beyond the arrow's tip, pulled in to stay inside the frame. tip and result: (2,)."""
     norm = np.linalg.norm(tip)
     spot = tip * (1 + 0.12 * limit / norm) if norm > 0 else tip
     return np.clip(spot, -0.88 * limit, 0.88 * limit)
@@ -154,7 +158,8 @@ def _arrow_panels(
 ) -> None:
     """W, the sum of all subcomponents, and every drawn column of each live subcomponent, as
     arrows on one scale; colour: feature, label: subcomponent (arrows shorter than 15% of the
-    axis limit go unlabelled: their labels would pile up on the origin)."""
+    axis limit go unlabelled: their labels would pile up on the origin). W and each piece:
+    (2, n_features), d_hidden = 2."""
     total = np.sum(list(pieces.values()), axis=0)
     colors = [plt.cm.tab10(j % 10) for j in range(W.shape[1])]
     drawn = {c: drawn_columns(pieces[c]) for c in live}

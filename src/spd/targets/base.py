@@ -11,16 +11,20 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, TrainingState, capture, restore, save_state
 from spd.config import ConfigError
+from spd.decomp.gate_kernel import uniform
 
+# (batch_size, generator) -> a batch of the target's inputs, (batch_size, n_features) for the toy
+# models
 BatchSampler = Callable[[int, torch.Generator], Tensor]
 
 
 class LazyActivation(Protocol):
     """An activation a target keeps in a cheaper form than a dense tensor (e.g. factored)."""
 
-    def dense(self) -> Tensor: ...
+    def dense(self) -> Tensor:
+        """The activation as a tensor, e.g. (batch, d_out) for a layer's output."""
+        ...
 
 
 class LinearWithOwnProduct(nn.Linear):
@@ -31,24 +35,32 @@ class LinearWithOwnProduct(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
 
     def product(self, x: Tensor, weight: Tensor) -> Tensor | LazyActivation:
+        """x W^T: x (batch, k) and weight (d_out, k) -> (batch, d_out); k = d_in in the layer's
+        own forward, C in the masked component forward (weight U: (d_out, C))."""
         raise NotImplementedError
 
     # by design a LazyActivation where nn.Linear returns a Tensor
     def forward(self, x: Tensor) -> Tensor | LazyActivation:  # type: ignore[override]
+        """x: (batch, d_in) -> (batch, d_out), lazy where `product` makes it so."""
         return self.product(x, self.weight)
 
 
 def linear_product(module: nn.Linear, x: Tensor, weight: Tensor) -> Tensor | LazyActivation:
-    """x W^T (no bias) as `module` computes it with `weight` in place of its own."""
+    """x W^T (no bias) as `module` computes it with `weight` in place of its own: x (..., k) and
+    weight (d_out, k) -> (..., d_out), e.g. the masked inner activations (batch, C) and U."""
     return module.product(x, weight) if isinstance(module, LinearWithOwnProduct) else x @ weight.T
 
 
 def dense(activation: Tensor | LazyActivation) -> Tensor:
+    """The activation as a tensor of its shape, e.g. (batch, d_out)."""
     return activation if isinstance(activation, Tensor) else activation.dense()
 
 
 @dataclass(frozen=True)
 class Target:
+    """`model` maps a batch of inputs to outputs, (batch, n_features) -> (batch, n_features) for
+    the toy models; `sample_batch(batch_size, generator)` draws (batch_size, n_features) inputs."""
+
     model: nn.Module
     decomposed_modules: tuple[str, ...]
     sample_batch: BatchSampler
@@ -105,59 +117,8 @@ def sparse_feature_batch(
     low: float,
     high: float = 1.0,
 ) -> Tensor:
-    """Each feature independently active with `feature_probability`, value uniform in [low, high)."""
-    device = generator.device
-    active = (
-        torch.rand(batch_size, n_features, generator=generator, device=device) < feature_probability
-    )
-    values = (
-        torch.rand(batch_size, n_features, generator=generator, device=device) * (high - low) + low
-    )
+    """Each feature independently active with `feature_probability`, value uniform in [low, high).
+    Returns (batch_size, n_features)."""
+    active = uniform((batch_size, n_features), generator, torch.float32) < feature_probability
+    values = uniform((batch_size, n_features), generator, torch.float32) * (high - low) + low
     return values * active
-
-
-@dataclass(frozen=True)
-class TargetTraining:
-    """One target-training run: what to optimise, how to score a batch, and how to save progress."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    steps: int
-    batch_loss: Callable[[torch.Generator], Tensor]
-    """Draw a fresh batch from the generator and return the loss on it."""
-    learning_rate: Callable[[int], float] | None = None
-    """Step -> lr; None keeps the optimiser's lr."""
-
-
-def run_target_training(
-    run: TargetTraining,
-    log: Callable[[str], None],
-    label: str,
-    checkpointing: Checkpointing | None = None,
-    resume_from: TrainingState | None = None,
-    extra: dict[str, object] | None = None,
-) -> float:
-    """Optimise from step 0 (or from `resume_from`), saving the state with `extra` every
-    `checkpointing.every` steps; logs five progress lines; returns the final loss."""
-    first_step = 0
-    if resume_from is not None:
-        restore(resume_from, run.model, run.optimizer, run.generator)
-        first_step = resume_from.next_step
-    loss = torch.tensor(float("nan"))
-    for step in range(first_step, run.steps):
-        if run.learning_rate is not None:
-            for group in run.optimizer.param_groups:
-                group["lr"] = run.learning_rate(step)
-        loss = run.batch_loss(run.generator)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
-        if (step + 1) % max(run.steps // 5, 1) == 0:
-            log(f"  {label} step {step + 1}/{run.steps} loss {loss.item():.3e}")
-        if checkpointing is not None and checkpointing.is_due(step, run.steps):
-            save_state(
-                capture(step + 1, run.model, run.optimizer, run.generator, extra or {}),
-                checkpointing,
-            )
-    return loss.item()

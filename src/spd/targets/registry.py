@@ -6,12 +6,12 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from torch import Tensor, nn
 
+from spd.checkpointing import load_model, save_model
 from spd.config import TargetConfig
 from spd.families.registry import family
-from spd.io import CheckpointError, load_checkpoint, save_checkpoint
 from spd.targets.base import Target
 
 TARGET_KIND = "target"
@@ -40,17 +40,12 @@ def untrained_target(config: TargetConfig) -> Target:
 def save_target(
     model: nn.Module, config: TargetConfig, info: dict[str, object], path: Path
 ) -> None:
-    payload = {
-        "kind": TARGET_KIND,
-        "config": config.model_dump(mode="json"),
-        "info": info,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
-    save_checkpoint(payload, path)
+    save_model(TARGET_KIND, model, config, path, info=info)
 
 
 def fingerprint(config: TargetConfig, state_dict: dict[str, Tensor]) -> str:
-    """A short hash of a trained target: its settings and every weight's bytes."""
+    """A short hash of a trained target: its settings and every weight's bytes. state_dict:
+    the model's tensors by name, each of any shape."""
     digest = hashlib.sha256(config.model_dump_json().encode())
     for name in sorted(state_dict):
         digest.update(name.encode())
@@ -66,22 +61,14 @@ def missing_features(model: nn.Module, config: TargetConfig) -> list[int]:
 def load_target(path: str | Path, device: str) -> tuple[Target, TargetConfig, dict[str, object]]:
     """Rebuild a trained target from its checkpoint; wrong shapes or keys are a CheckpointError.
     The info returned is the checkpoint's, with the target's `fingerprint` added."""
-    payload = load_checkpoint(path, TARGET_KIND, {"config": dict, "info": dict, "state_dict": dict})
-    try:
-        config = _TARGET_CONFIG.validate_python(payload["config"])
-    except ValidationError:
-        raise CheckpointError(f"{path}: its target config is not valid") from None
-    try:
-        model = family(config).build_model(config)
-    except RuntimeError:  # sizes no memory holds
-        raise CheckpointError(
-            f"{path}: its target config asks for a model too large to build"
-        ) from None
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: does not fit its config ({first_line})") from None
+    model, config, payload = load_model(
+        path,
+        TARGET_KIND,
+        _TARGET_CONFIG,
+        lambda config: family(config).build_model(config),
+        "its config",
+        fields={"info": dict},
+    )
     model = model.to(device).eval()
     for param in model.parameters():
         param.requires_grad_(False)

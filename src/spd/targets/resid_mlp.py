@@ -1,7 +1,9 @@
 """Residual MLP toy models (spec 5.2): model, data, labels, training, and ground truth.
 
 r_0 = W_E x;  r_{k+1} = r_k + W_out^k ReLU(W_in^k r_k);  output = W_E^T r_L.
-W_E (d_embed x n_features) is random with unit-norm columns and frozen; there are no biases.
+W_E (d_embed x n_features; d_embed is the paper's d_resid) is random with unit-norm columns and
+frozen; there are no biases. As nn.Linear weights, W_in^k: (d_mlp, d_embed) and W_out^k:
+(d_embed, d_mlp).
 Each feature's ground-truth mechanism is its own direction through W_in; W_out acts as one
 dense mechanism spanning all layers.
 
@@ -12,7 +14,6 @@ The residual stream is never formed densely: it is kept as the sum of its low-ra
 from __future__ import annotations
 
 import functools
-import math
 import operator
 from collections.abc import Callable
 from pathlib import Path
@@ -23,15 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, load_state
-from spd.config import ResidMLPTargetConfig, config_hash
-from spd.targets.base import (
-    LinearWithOwnProduct,
-    Target,
-    TargetTraining,
-    run_target_training,
-    sparse_feature_batch,
-)
+from spd.checkpointing import checkpointing_for, load_state
+from spd.config import ResidMLPTargetConfig
+from spd.optim import schedules
+from spd.optim.loop import Optimisation, optimise
+from spd.targets.base import LinearWithOwnProduct, Target, sparse_feature_batch
 
 
 class FactoredResidual:
@@ -42,9 +39,12 @@ class FactoredResidual:
     write (basis None, e.g. a hook's dense output) is kept as it is."""
 
     def __init__(self, writes: tuple[tuple[Tensor, Tensor | None], ...]) -> None:
+        """writes: (coefficients, basis) pairs, (batch, k) and (k, d_embed), or a dense write
+        (batch, d_embed) and None."""
         self.writes = writes
 
     def __add__(self, other: FactoredResidual | Tensor) -> FactoredResidual:
+        """The stream plus another stream or a dense (batch, d_embed) write."""
         if isinstance(other, FactoredResidual):
             return FactoredResidual(self.writes + other.writes)
         return FactoredResidual((*self.writes, (other, None)))
@@ -55,6 +55,7 @@ class FactoredResidual:
         return functools.reduce(operator.add, reads)
 
     def dense(self) -> Tensor:
+        """The stream as a (batch, d_embed) tensor."""
         terms = [c if basis is None else c @ basis for c, basis in self.writes]
         return functools.reduce(operator.add, terms)
 
@@ -63,6 +64,8 @@ class ResidualRead(LinearWithOwnProduct):
     """A linear layer reading the residual stream (dense or factored)."""
 
     def product(self, x: Tensor | FactoredResidual, weight: Tensor) -> Tensor:
+        """x (batch, k), dense or factored, and weight (d_out, k) -> (batch, d_out); k = d_embed
+        reading the stream, C in the masked component forward."""
         return x @ weight.T
 
 
@@ -70,6 +73,8 @@ class ResidualWrite(LinearWithOwnProduct):
     """A linear layer writing to the residual stream: its output stays factored, (x, W^T)."""
 
     def product(self, x: Tensor, weight: Tensor) -> FactoredResidual:
+        """x (batch, k) and weight (d_embed, k) -> the write, a (batch, d_embed) stream; k = d_mlp,
+        C in the masked component forward."""
         return FactoredResidual(((x, weight.T),))
 
 
@@ -80,6 +85,7 @@ class ResidMLPBlock(nn.Module):
         self.mlp_out = ResidualWrite(d_mlp, d_embed)
 
     def forward(self, residual: FactoredResidual) -> FactoredResidual:
+        """r + W_out ReLU(W_in r), of a (batch, d_embed) stream r."""
         return residual + self.mlp_out(F.relu(self.mlp_in(residual)))
 
 
@@ -93,6 +99,7 @@ class ResidMLPModel(nn.Module):
         self.layers = nn.ModuleList(ResidMLPBlock(d_embed, d_mlp) for _ in range(n_layers))
 
     def forward(self, x: Tensor) -> Tensor:
+        """x: (batch, n_features) -> W_E^T r_L: (batch, n_features)."""
         residual = FactoredResidual(((x, self.W_E.T),))
         for layer in self.layers:
             residual = layer(residual)
@@ -104,11 +111,13 @@ def build_model(config: ResidMLPTargetConfig) -> ResidMLPModel:
 
 
 def labels(x: Tensor) -> Tensor:
-    """The function the target learns: y_i = x_i + ReLU(x_i)."""
+    """The function the target learns: y_i = x_i + ReLU(x_i). x and y: (batch, n_features)."""
     return x + F.relu(x)
 
 
 def batch_sampler(config: ResidMLPTargetConfig) -> Callable[[int, torch.Generator], Tensor]:
+    """(batch_size, generator) -> a (batch_size, n_features) batch, active values in [-1, 1)."""
+
     def sample(batch_size: int, generator: torch.Generator) -> Tensor:
         return sparse_feature_batch(
             batch_size, config.n_features, config.feature_probability, generator, low=-1.0
@@ -128,31 +137,32 @@ def train(
     state_file: Path | None = None,
     checkpoint_every: int = 1000,
 ) -> tuple[ResidMLPModel, dict[str, object]]:
-    """AdamW with the learning rate cosine-decayed to 0; resumable like every training loop."""
-    checkpointing = None
-    if state_file is not None:
-        checkpointing = Checkpointing(state_file, checkpoint_every, f"target {config_hash(config)}")
+    """AdamW with the learning rate cosine-decayed to 0 (a half cosine); resumable like every
+    training run."""
+    checkpointing = checkpointing_for("target", config, state_file, checkpoint_every)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     sample = batch_sampler(config)
 
-    def batch_loss(generator: torch.Generator) -> Tensor:
+    def losses(generator: torch.Generator) -> dict[str, Tensor]:
         x = sample(config.batch_size, generator)
-        return F.mse_loss(model(x), labels(x))
+        return {"total": F.mse_loss(model(x), labels(x))}
 
-    run = TargetTraining(
+    run = Optimisation(
         model=model,
         optimizer=torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         ),
         generator=torch.Generator(device=device).manual_seed(config.seed),
         steps=config.steps,
-        batch_loss=batch_loss,
-        learning_rate=lambda step: config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps)),
+        log_every=max(config.steps // 5, 1),
+        learning_rate=schedules.half_cosine(config.lr, config.steps),
+        losses=losses,
     )
-    final_loss = run_target_training(
-        run, log, "target", checkpointing, load_state(checkpointing, log)
+    history = optimise(
+        run, lambda line: log(f"  target {line}"), checkpointing, load_state(checkpointing, log)
     )
+    final_loss = history[-1]["total"]
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

@@ -12,12 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, TrainingState, load_state
-from spd.config import ConfigError, TMSTargetConfig, config_hash
-from spd.targets.base import Target, TargetTraining, run_target_training, sparse_feature_batch
+from spd.checkpointing import Checkpointing, TrainingState, checkpointing_for, load_state
+from spd.config import ConfigError, TMSTargetConfig
+from spd.optim import schedules
+from spd.optim.loop import Optimisation, optimise
+from spd.targets.base import Target, sparse_feature_batch
 
 
 class TMSModel(nn.Module):
+    """linear1: W, (d_hidden, n_features); linear2: weight (n_features, d_hidden), bias
+    (n_features,); hidden (the "-id" variants): the identity, (d_hidden, d_hidden)."""
+
     def __init__(self, n_features: int, d_hidden: int, identity_layer: bool) -> None:
         super().__init__()
         self.linear1 = nn.Linear(n_features, d_hidden, bias=False)
@@ -32,13 +37,15 @@ class TMSModel(nn.Module):
             self.hidden.weight.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x: (batch, n_features) -> x_hat: (batch, n_features)."""
         hidden = self.linear1(x)
         if self.hidden is not None:
             hidden = self.hidden(hidden)
         return F.relu(self.linear2(hidden))
 
     def tied_forward(self, x: Tensor) -> Tensor:
-        """Training-time forward: linear2 uses linear1's weight transposed."""
+        """Training-time forward: linear2 uses linear1's weight transposed. x: (batch, n_features)
+        -> x_hat: (batch, n_features)."""
         hidden = self.linear1(x)
         if self.hidden is not None:
             hidden = self.hidden(hidden)
@@ -61,6 +68,8 @@ def build_model(config: TMSTargetConfig) -> TMSModel:
 
 
 def batch_sampler(config: TMSTargetConfig) -> Callable[[int, torch.Generator], Tensor]:
+    """(batch_size, generator) -> a (batch_size, n_features) batch, active values in [0, 1)."""
+
     def sample(batch_size: int, generator: torch.Generator) -> Tensor:
         return sparse_feature_batch(
             batch_size, config.n_features, config.feature_probability, generator, low=0.0
@@ -70,7 +79,8 @@ def batch_sampler(config: TMSTargetConfig) -> Callable[[int, torch.Generator], T
 
 
 def represented_features(model: TMSModel, min_norm: float) -> Tensor:
-    """Boolean mask over features: is column j of W long enough to count as represented?"""
+    """Boolean mask over features, (n_features,): is column j of W long enough to count as
+    represented?"""
     return model.linear1.weight.detach().norm(dim=0) >= min_norm
 
 
@@ -80,7 +90,7 @@ def missing_features(model: TMSModel, config: TMSTargetConfig) -> list[int]:
 
 
 def ground_truth_mechanisms(model: TMSModel) -> Tensor:
-    """Columns of W (d_hidden x n_features): feature j's rank-one mechanism in linear1."""
+    """Columns of W, (d_hidden, n_features): feature j's rank-one mechanism in linear1."""
     return model.linear1.weight.detach()
 
 
@@ -107,26 +117,28 @@ def train_once(
         params = [model.linear1.weight, model.linear2.bias]
         forward = model.tied_forward
 
-    def batch_loss(generator: torch.Generator) -> Tensor:
+    def losses(generator: torch.Generator) -> dict[str, Tensor]:
         x = sample(config.batch_size, generator)
-        return F.mse_loss(forward(x), x)
+        return {"total": F.mse_loss(forward(x), x)}
 
-    run = TargetTraining(
+    run = Optimisation(
         model=model,
         optimizer=torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay),
         generator=torch.Generator(device=device).manual_seed(seed),
         steps=config.steps,
-        batch_loss=batch_loss,
+        log_every=max(config.steps // 5, 1),
+        learning_rate=schedules.constant(config.lr),
+        losses=losses,
+        extra={"seed": seed, "seeds_tried": list(seeds_tried)},
     )
-    extra = {"seed": seed, "seeds_tried": list(seeds_tried)}
-    final_loss = run_target_training(
-        run, log, f"target seed {seed}", checkpointing, resume_from, extra
+    history = optimise(
+        run, lambda line: log(f"  target seed {seed} {line}"), checkpointing, resume_from
     )
     model.tie_weights()
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    return model, final_loss
+    return model, history[-1]["total"]
 
 
 def train(
@@ -141,9 +153,7 @@ def train(
     With a `state_file`, the training state is saved every `checkpoint_every` steps and a rerun
     resumes from it (same seed, same step), ending bit-identical to an uninterrupted run.
     """
-    checkpointing = None
-    if state_file is not None:
-        checkpointing = Checkpointing(state_file, checkpoint_every, f"target {config_hash(config)}")
+    checkpointing = checkpointing_for("target", config, state_file, checkpoint_every)
     state = load_state(checkpointing, log)
     first_seed = config.seed if state is None else int(state.extra["seed"])
     tried: list[int] = [] if state is None else list(state.extra["seeds_tried"])

@@ -12,10 +12,19 @@
 // The causal_importances_* entry points fuse in the two leaky hard sigmoids that always follow:
 // they return lower and upper without writing z out except as the saved input of the backward pass,
 // which forms dLoss/dz from the gradients of lower and upper element by element.
+// The masked_inner_* entry points apply a stochastic mask m = g + (1 - g) u to the inner
+// activations h in one pass each way, with the roundings of torch's
+// h * torch.addcmul(u, g, 1 - u) and of its autograd backward.
+// uniform_ fills a float32 tensor with U(0, 1) draws from a CPU generator: the numbers torch.rand
+// draws from it, in its order (mt19937, 24 bits per float), tempered and converted in bulk.
 #include <torch/extension.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
+#include <initializer_list>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -275,6 +284,45 @@ const float* optional_grad(const c10::optional<at::Tensor>& grad, const at::Tens
   return keep.data_ptr<float>();
 }
 
+void check_same_cpu_float(std::initializer_list<const at::Tensor*> tensors) {
+  const at::Tensor& first = **tensors.begin();
+  for (const at::Tensor* t : tensors) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat &&
+                    t->sizes() == first.sizes() && t->is_contiguous(),
+                "masked_inner: expected contiguous CPU float32 tensors of one shape");
+  }
+}
+
+// m = u + g (1 - u), as torch.addcmul(u, g, 1 - u) rounds it: one fused multiply-add.
+inline float stochastic_mask_value(float g, float u) { return std::fma(g, 1.0f - u, u); }
+
+constexpr int64_t kElementsPerTask = 1 << 14;
+
+
+// mt19937's state update (the twist), as at::mt19937 does it; leaves left_ = N and next_ = 0.
+void mt19937_next_state(at::mt19937_data_pod& data) {
+  constexpr int N = at::MERSENNE_STATE_N, M = at::MERSENNE_STATE_M;
+  constexpr uint32_t kMatrixA = 0x9908b0df, kUpper = 0x80000000, kLower = 0x7fffffff;
+  auto twist = [&](uint32_t u, uint32_t v) {
+    return (((u & kUpper) | (v & kLower)) >> 1) ^ (v & 1 ? kMatrixA : 0);
+  };
+  uint32_t* p = data.state_.data();
+  for (int j = 0; j < N - M; ++j) p[j] = p[j + M] ^ twist(p[j], p[j + 1]);
+  for (int j = N - M; j < N - 1; ++j) p[j] = p[j + M - N] ^ twist(p[j], p[j + 1]);
+  p[N - 1] = p[M - 1] ^ twist(p[N - 1], p[0]);
+  data.left_ = N;
+  data.next_ = 0;
+}
+
+// mt19937's output tempering, then torch's uniform_real for float on [0, 1): 24 random bits.
+inline float uniform_float(uint32_t y) {
+  y ^= (y >> 11);
+  y ^= (y << 7) & 0x9d2c5680;
+  y ^= (y << 15) & 0xefc60000;
+  y ^= (y >> 18);
+  return static_cast<float>(y & ((1u << 24) - 1)) * (1.0f / (1u << 24));
+}
+
 }  // namespace
 
 at::Tensor gate_mlp_forward(const at::Tensor& h, const at::Tensor& w1, const at::Tensor& b1,
@@ -349,6 +397,66 @@ std::vector<at::Tensor> causal_importances_backward(
   });
 }
 
+// h * m (the masked inner activations).
+at::Tensor masked_inner_forward(const at::Tensor& h, const at::Tensor& g, const at::Tensor& u) {
+  check_same_cpu_float({&h, &g, &u});
+  at::Tensor out = at::empty_like(h);
+  const float *hp = h.data_ptr<float>(), *gp = g.data_ptr<float>(), *up = u.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, h.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) op[i] = hp[i] * stochastic_mask_value(gp[i], up[i]);
+  });
+  return out;
+}
+
+// Gradients of h * m with respect to h (grad * m) and to g ((grad * h) * (1 - u)).
+std::vector<at::Tensor> masked_inner_backward(const at::Tensor& grad_in, const at::Tensor& h,
+                                              const at::Tensor& g, const at::Tensor& u) {
+  const at::Tensor grad = grad_in.contiguous();
+  check_same_cpu_float({&grad, &h, &g, &u});
+  at::Tensor grad_h = at::empty_like(h), grad_g = at::empty_like(g);
+  const float *dp = grad.data_ptr<float>(), *hp = h.data_ptr<float>(), *gp = g.data_ptr<float>(),
+              *up = u.data_ptr<float>();
+  float *dhp = grad_h.data_ptr<float>(), *dgp = grad_g.data_ptr<float>();
+  at::parallel_for(0, h.numel(), kElementsPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      dhp[i] = dp[i] * stochastic_mask_value(gp[i], up[i]);
+      const float d_mask = dp[i] * hp[i];
+      dgp[i] = d_mask * (1.0f - up[i]);
+    }
+  });
+  return {grad_h, grad_g};
+}
+
+// Fills `out` (contiguous CPU float32) in place. Each draw consumes one mt19937 output, as
+// at::mt19937::operator() does: it twists when left_ reaches 1, and state_[next_ ..
+// next_ + left_ - 2] are the draws available before that.
+void uniform_(at::Tensor& out, at::Generator generator) {
+  TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == at::kFloat && out.is_contiguous(),
+              "uniform_: expected a contiguous CPU float32 tensor");
+  auto* cpu_generator = at::check_generator<at::CPUGeneratorImpl>(generator);
+  std::lock_guard<std::mutex> lock(cpu_generator->mutex_);
+  at::mt19937 engine = cpu_generator->engine();
+  at::mt19937_data_pod data = engine.data();
+  float* op = out.data_ptr<float>();
+  const int64_t n = out.numel();
+  for (int64_t i = 0; i < n;) {
+    if (data.left_ == 1) {  // this draw twists first; left_ then stays N
+      mt19937_next_state(data);
+      op[i++] = uniform_float(data.state_[data.next_++]);
+      continue;
+    }
+    const int64_t take = std::min<int64_t>(data.left_ - 1, n - i);
+    const uint32_t* state = data.state_.data() + data.next_;
+    for (int64_t j = 0; j < take; ++j) op[i + j] = uniform_float(state[j]);
+    data.next_ += static_cast<uint32_t>(take);
+    data.left_ -= static_cast<int>(take);
+    i += take;
+  }
+  engine.set_data(data);
+  cpu_generator->set_engine(engine);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &gate_mlp_forward, "gate MLP forward: z");
   m.def("backward", &gate_mlp_backward, "gate MLP backward from grad z");
@@ -356,4 +464,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "gate MLP then both leaky hard sigmoids: lower, upper and z");
   m.def("causal_importances_backward", &causal_importances_backward,
         "gate MLP backward from the gradients of lower and upper (None: zero)");
+  m.def("masked_inner_forward", &masked_inner_forward, "h * (g + (1 - g) u)");
+  m.def("masked_inner_backward", &masked_inner_backward,
+        "gradients of masked_inner_forward for h and g");
+  m.def("uniform_", &uniform_, "U(0, 1) draws of torch.rand from a CPU generator, in place");
 }

@@ -1,21 +1,19 @@
-"""The optimisation loop every decomposition method runs: a fresh batch per step, the method's
-losses, Adam, progress lines, the divergence guard and resumable training-state checkpoints."""
+"""The one optimisation loop: target training and every decomposition method run it. A fresh
+batch per step, the run's losses, the optimiser's update at the scheduled learning rate, progress
+lines with elapsed time and ETA, the divergence guard and resumable training-state checkpoints."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import torch
-from pydantic import BaseModel
 from torch import Tensor, nn
 
-from spd.checkpointing import Checkpointing, capture, load_state, restore, save_state
-from spd.config import config_hash
-from spd.targets.base import Target
+from spd.checkpointing import Checkpointing, TrainingState, capture, restore, save_state
+from spd.optim.schedules import Schedule
 
 _SHORT_NAMES = {
     "faithfulness": "faith",
@@ -33,29 +31,20 @@ class DivergenceError(RuntimeError):
 
 @dataclass(frozen=True)
 class Optimisation:
-    """One decomposition's training: `batch_losses(x, generator)` returns named losses including
-    "total", which is minimised; batches come from `sample_batch(batch_size, generator)`."""
+    """One training run (a target's, or a decomposition's): `losses(generator)` draws a fresh
+    batch (and any masks) from the generator and returns named losses including "total", which
+    is minimised; each loss is a scalar tensor."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     steps: int
-    batch_size: int
     log_every: int
-    learning_rate: Callable[[int], float]
-    sample_batch: Callable[[int, torch.Generator], Tensor]
-    batch_losses: Callable[[Tensor, torch.Generator], dict[str, Tensor]]
+    learning_rate: Schedule
+    losses: Callable[[torch.Generator], dict[str, Tensor]]
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """Saved with every training state besides the loss history (e.g. the seed being tried)."""
     cuda_graph: bool = False  # replay each step as one recorded CUDA graph (CudaGraphStep)
-
-
-def checkpointing_for(
-    label: str, config: BaseModel, target: Target, state_file: Path | None, every: int
-) -> Checkpointing | None:
-    """Checkpoints of one decomposition, valid only for this config (hash) on this target."""
-    if state_file is None:
-        return None
-    identity = f"{label} {config_hash(config)} of target {target.fingerprint()}"
-    return Checkpointing(state_file, every, identity)
 
 
 def format_losses(losses: dict[str, float]) -> str:
@@ -63,8 +52,9 @@ def format_losses(losses: dict[str, float]) -> str:
 
 
 def _update(run: Optimisation) -> dict[str, Tensor]:
-    """Losses on a fresh batch, then one optimiser update at the learning rate already set."""
-    losses = run.batch_losses(run.sample_batch(run.batch_size, run.generator), run.generator)
+    """Losses on a fresh batch (scalars by name), then one optimiser update at the learning rate
+    already set."""
+    losses = run.losses(run.generator)
     run.optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     run.optimizer.step()
@@ -72,7 +62,8 @@ def _update(run: Optimisation) -> dict[str, Tensor]:
 
 
 def training_step(run: Optimisation, step: int) -> dict[str, Tensor]:
-    """One optimisation step on a fresh batch; returns the (still attached) losses."""
+    """One optimisation step on a fresh batch; returns the (still attached) losses, scalars by
+    name."""
     for group in run.optimizer.param_groups:
         group["lr"] = run.learning_rate(step)
     return _update(run)
@@ -107,6 +98,8 @@ class CudaGraphStep:
                     state["step"] = state["step"].to(device=param.device, dtype=torch.float32)
 
     def __call__(self, step: int) -> dict[str, Tensor]:
+        """Training step `step`; returns its losses, scalars by name (once recorded, the graph's
+        own output tensors, which each replay refills)."""
         for group in self.run.optimizer.param_groups:
             group["lr"].fill_(self.run.learning_rate(step))
         if self.graph is None and self.eager_steps < self.WARMUP_STEPS:
@@ -151,24 +144,26 @@ def optimise(
     run: Optimisation,
     log: Callable[[str], None],
     checkpointing: Checkpointing | None = None,
+    resume_from: TrainingState | None = None,
     after_step: Callable[[int], None] | None = None,
     stop_at: int | None = None,
 ) -> list[dict[str, float]]:
-    """Run every step (from a saved state when there is one); returns the loss history.
+    """Run every step (from `resume_from`, a state saved by this run, when given); returns the
+    loss history: step, learning rate and every loss, every `run.log_every` steps and the last.
 
-    With `checkpointing`, the full state (parameters, optimiser, RNG states, loss history) is saved
-    atomically every `checkpointing.every` steps; a rerun resumes from it and ends bit-identical
-    (CPU) to an uninterrupted run. A non-finite loss stops the run at that step, a non-finite
-    parameter at the next save; the last good state is kept. `after_step(step)`, if given, runs
+    With `checkpointing`, the full state (parameters, optimiser, RNG states, loss history,
+    `run.extra`) is saved atomically every `checkpointing.every` steps; a rerun resumes from it
+    and ends bit-identical (CPU) to an uninterrupted run. A non-finite loss stops the run at that
+    step, a non-finite parameter at the next save; the last good state is kept. `after_step(step)`, if given, runs
     after every step (benchmarks use it to evaluate mid-run). `stop_at` pauses the run before that
     step (the schedule stays the full run's), saving the state there, so a later call resumes it.
     With `run.cuda_graph`, steps are replayed from a recorded CUDA graph (CudaGraphStep).
     """
     first_step, history = 0, []
-    state = load_state(checkpointing, log)
-    if state is not None:
-        restore(state, run.model, run.optimizer, run.generator)
-        first_step, history = state.next_step, state.extra["history"]
+    if resume_from is not None:
+        restore(resume_from, run.model, run.optimizer, run.generator)
+        # target-training states saved before target training kept a loss history have none
+        first_step, history = resume_from.next_step, resume_from.extra.get("history", [])
     started = last_time = time.perf_counter()
     last_step = first_step
     end = run.steps if stop_at is None else min(stop_at, run.steps)
@@ -195,7 +190,7 @@ def optimise(
         pausing = step + 1 == end < run.steps
         if checkpointing is not None and (pausing or checkpointing.is_due(step, run.steps)):
             _check_parameters_finite(run.model, step)
-            extra = {"history": history}
+            extra = {**run.extra, "history": history}
             save_state(
                 capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing
             )

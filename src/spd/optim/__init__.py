@@ -1,0 +1,1 @@
+"""Optimisation shared by target training and decomposition: the loop and its schedules."""
