@@ -40,6 +40,7 @@ from spd.evaluate.causal_importance_metrics import evaluation_ci
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.report import metric_rows
 from spd.families.registry import family
+from spd.pipeline.layout import DECOMPOSITION_STATE_FILE, TARGET_FILE
 from spd.provenance import code_version, machine
 from spd.targets.base import Target
 from spd.targets.registry import build_target, load_target, train_target
@@ -230,9 +231,13 @@ def main() -> None:
     )
     states = commands.add_parser("state-quality")
     states.add_argument("experiment")
-    states.add_argument("--target", type=Path, required=True, help="the run's target.pt")
+    states.add_argument("--target", type=Path, required=True, help=f"the run's {TARGET_FILE}")
     states.add_argument(
-        "--states", type=Path, nargs="+", required=True, help="copies of its decomposition.state.pt"
+        "--states",
+        type=Path,
+        nargs="+",
+        required=True,
+        help=f"copies of its {DECOMPOSITION_STATE_FILE}",
     )
     states.add_argument(
         "--seed", type=int, default=0, help="the run's decomposition seed (default 0)"

@@ -9,6 +9,7 @@ from conftest import TINY_APD, TINY_TMS
 from spd.cli import main
 from spd.config import TMSTargetConfig
 from spd.decomp.apd import APDModel, batch_topk_mask, schatten_terms, simplicity_loss
+from spd.pipeline.layout import RunFolder
 from spd.targets import tms
 from spd.targets.base import dense
 
@@ -112,9 +113,9 @@ def test_tiny_apd_decomposition_end_to_end(tmp_path):
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
     assert main(["run", "--config", str(path), "--out", str(out)]) == 0
-    metrics = pd.read_parquet(out / "metrics.parquet")
+    metrics = pd.read_parquet(RunFolder(out).metrics)
     assert set(metrics["metric"]) == {"mmcs", "ml2r"} and set(metrics["method"]) == {"apd"}
-    losses = pd.read_parquet(out / "losses.parquet")
+    losses = pd.read_parquet(RunFolder(out).losses)
     assert {"faithfulness", "minimality", "simplicity", "total"} <= set(losses.columns)
     assert list(losses["step"]) == [0, 10, 20, 30, 39]
 
@@ -249,9 +250,9 @@ def test_tiny_apd_on_the_residual_mlp_end_to_end(tmp_path):
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
     assert main(["run", "--config", str(path), "--out", str(out)]) == 0
-    losses = pd.read_parquet(out / "losses.parquet")
+    losses = pd.read_parquet(RunFolder(out).losses)
     assert "activation_recon" in losses.columns and losses["activation_recon"].notna().all()
-    metrics = pd.read_parquet(out / "metrics.parquet")
+    metrics = pd.read_parquet(RunFolder(out).metrics)
     values = {(r.layer, r.metric): r.value for r in metrics.itertuples()}
     assert 1 <= values[("all layers", "distinct_feature_components")] <= 8
     for layer in (0, 1):

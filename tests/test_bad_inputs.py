@@ -11,6 +11,13 @@ import yaml
 from conftest import TINY_RESID_MLP, TINY_TMS
 
 from spd.cli import main
+from spd.pipeline.layout import (
+    DECOMPOSITION_FILE,
+    LOSSES_FILE,
+    METRICS_FILE,
+    TARGET_FILE,
+    RunFolder,
+)
 
 REPO = Path(__file__).parents[1]
 
@@ -32,7 +39,7 @@ def resid_target(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("resid")
     (root / "resid.yaml").write_text(yaml.safe_dump(TINY_RESID_MLP))
     assert main(["train-target", "--config", str(root / "resid.yaml"), "--out", str(root)]) == 0
-    return root / "target.pt"
+    return RunFolder(root).target
 
 
 def _config_case(section: str, key: str, value, bad_key: str):
@@ -80,7 +87,7 @@ def _changed_config(tmp: Path, section: str, **changes) -> str:
 
 def _retrained_target(tmp: Path, finished: Path) -> str:
     """The same settings and shapes, other weights: as if trained again elsewhere."""
-    payload = torch.load(finished / "target.pt", weights_only=True)
+    payload = torch.load(RunFolder(finished).target, weights_only=True)
     payload["state_dict"] = {k: v + 0.01 for k, v in payload["state_dict"].items()}
     torch.save(payload, tmp / "retrained.pt")
     return str(tmp / "retrained.pt")
@@ -91,14 +98,14 @@ def _truncate(data: bytes) -> bytes:
 
 
 def _target_with_wrong_shapes(tmp: Path, finished: Path) -> str:
-    payload = torch.load(finished / "target.pt", weights_only=True)
+    payload = torch.load(RunFolder(finished).target, weights_only=True)
     payload["state_dict"] = {k: torch.zeros(3, 3) for k in payload["state_dict"]}
     torch.save(payload, tmp / "wrong_shapes.pt")
     return str(tmp / "wrong_shapes.pt")
 
 
 def _decomposition_of_another_target(tmp: Path, finished: Path) -> str:
-    payload = torch.load(finished / "decomposition.pt", weights_only=True)
+    payload = torch.load(RunFolder(finished).decomposition, weights_only=True)
     payload["config"]["C"] = 3  # its U, V no longer fit: as if made for another C or target
     torch.save(payload, tmp / "other.pt")
     return str(tmp / "other.pt")
@@ -115,7 +122,7 @@ def _checkpoint_without(name: str, key: str):
 
 
 def _target_of_huge_config(tmp: Path, finished: Path) -> str:
-    payload = torch.load(finished / "target.pt", weights_only=True)
+    payload = torch.load(RunFolder(finished).target, weights_only=True)
     payload["config"]["n_features"] = 2**40
     torch.save(payload, tmp / "huge.pt")
     return str(tmp / "huge.pt")
@@ -155,7 +162,7 @@ BAD_INPUTS = [
             "--config",
             _changed_config(tmp, "target", n_features=6),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
         ],
         "trained with target n_features=5 (experiment: 6)",
         "target of another size",
@@ -166,9 +173,9 @@ BAD_INPUTS = [
             "--config",
             _changed_config(tmp, "target", identity_layer=True),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--decomposition",
-            str(fin / "decomposition.pt"),
+            str(RunFolder(fin).decomposition),
         ],
         "trained with target identity_layer=False (experiment: True)",
         "identity variant on a plain run",
@@ -179,9 +186,9 @@ BAD_INPUTS = [
             "--config",
             _changed_config(tmp, "decomposition", importance_minimality_coeff=1e-2),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--decomposition",
-            str(fin / "decomposition.pt"),
+            str(RunFolder(fin).decomposition),
         ],
         "made with decomposition importance_minimality_coeff=0.003 (experiment: 0.01)",
         "decomposition of other settings",
@@ -194,9 +201,9 @@ BAD_INPUTS = [
             "--target",
             _retrained_target(tmp, fin),
             "--decomposition",
-            str(fin / "decomposition.pt"),
+            str(RunFolder(fin).decomposition),
         ],
-        "decomposition.pt: made from target",
+        f"{DECOMPOSITION_FILE}: made from target",
         "decomposition of another target's weights",
     ),
     _file_case(
@@ -277,7 +284,7 @@ BAD_INPUTS = [
             "--runs-root",
             str(tmp / "none"),
         ],
-        "none/tms_5-2/seed0/metrics.parquet: file not found",
+        f"none/tms_5-2/seed0/{METRICS_FILE}: file not found",
         "robustness without runs",
     ),
     _file_case(
@@ -315,7 +322,7 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            _damaged_copy(fin / "target.pt", tmp, _truncate),
+            _damaged_copy(RunFolder(fin).target, tmp, _truncate),
         ],
         "damaged_target.pt: unreadable checkpoint",
         "target checkpoint truncated",
@@ -337,9 +344,9 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            str(fin / "decomposition.pt"),
+            str(RunFolder(fin).decomposition),
         ],
-        "decomposition.pt: not a 'target' checkpoint",
+        f"{DECOMPOSITION_FILE}: not a 'target' checkpoint",
         "decomposition given as target",
     ),
     _file_case(
@@ -352,7 +359,13 @@ BAD_INPUTS = [
                     }
                 )
             )
-            and ["decompose", "--config", str(tmp / "m.yaml"), "--target", str(fin / "target.pt")]
+            and [
+                "decompose",
+                "--config",
+                str(tmp / "m.yaml"),
+                "--target",
+                str(RunFolder(fin).target),
+            ]
         ),
         "'decomposition.modules': the target has no decomposable layer 'linear9'",
         "unknown module",
@@ -363,9 +376,9 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--decomposition",
-            _damaged_copy(fin / "decomposition.pt", tmp, _truncate),
+            _damaged_copy(RunFolder(fin).decomposition, tmp, _truncate),
         ],
         "damaged_decomposition.pt: unreadable checkpoint",
         "decomposition truncated",
@@ -376,7 +389,7 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--decomposition",
             _decomposition_of_another_target(tmp, fin),
         ],
@@ -404,7 +417,7 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--cuda-graph",
         ],
         "--cuda-graph: needs --device cuda",
@@ -419,7 +432,7 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--seed",
             str(2**64),
         ],
@@ -446,9 +459,9 @@ BAD_INPUTS = [
             "--config",
             _changed_config(tmp, "evaluation", n_random=2**40),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--decomposition",
-            str(fin / "decomposition.pt"),
+            str(RunFolder(fin).decomposition),
         ],
         "evaluation.n_random=1099511627776 with decomposition.C=8 needs about",
         "evaluation batch too large",
@@ -479,7 +492,7 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            _checkpoint_without("target.pt", "config")(tmp, fin),
+            _checkpoint_without(TARGET_FILE, "config")(tmp, fin),
         ],
         "no_config.pt: damaged 'target' checkpoint (no 'config' in it)",
         "target checkpoint without config",
@@ -490,7 +503,7 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            _checkpoint_without("target.pt", "info")(tmp, fin),
+            _checkpoint_without(TARGET_FILE, "info")(tmp, fin),
         ],
         "no_info.pt: damaged 'target' checkpoint (no 'info' in it)",
         "target checkpoint without info",
@@ -501,9 +514,9 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--decomposition",
-            _checkpoint_without("decomposition.pt", "config")(tmp, fin),
+            _checkpoint_without(DECOMPOSITION_FILE, "config")(tmp, fin),
         ],
         "no_config.pt: damaged 'decomposition' checkpoint (no 'config' in it)",
         "decomposition checkpoint without config",
@@ -514,9 +527,9 @@ BAD_INPUTS = [
             "--config",
             _config(tmp, fin),
             "--target",
-            str(fin / "target.pt"),
+            str(RunFolder(fin).target),
             "--decomposition",
-            _checkpoint_without("decomposition.pt", "state_dict")(tmp, fin),
+            _checkpoint_without(DECOMPOSITION_FILE, "state_dict")(tmp, fin),
         ],
         "no_state_dict.pt: damaged 'decomposition' checkpoint (no 'state_dict' in it)",
         "decomposition checkpoint without weights",
@@ -536,7 +549,7 @@ def test_bad_input_fails_in_one_line_and_touches_nothing(
     out = tmp_path / "out"
     out.mkdir()
     existing = {}
-    for name in ("target.pt", "decomposition.pt", "metrics.parquet", "losses.parquet"):
+    for name in (TARGET_FILE, DECOMPOSITION_FILE, METRICS_FILE, LOSSES_FILE):
         (out / name).write_bytes((finished / name).read_bytes())
         existing[name] = (out / name).read_bytes()
     capsys.readouterr()

@@ -13,17 +13,26 @@ import pytest
 import yaml
 from conftest import TINY_TMS
 
+from spd.families.tms import WEIGHTS_FILE
+from spd.pipeline.layout import (
+    DECOMPOSITION_FILE,
+    LOSSES_FILE,
+    METRICS_FILE,
+    TARGET_FILE,
+    RunFolder,
+)
+
 REPO = Path(__file__).parents[1]
 
 pytestmark = pytest.mark.skipif(shutil.which("dvc") is None, reason="dvc not installed")
 
 EXPERIMENTS = ("tiny_a", "tiny_b")
 OUTPUTS = [
-    *(f"data/targets/{name}/target.pt" for name in EXPERIMENTS),
+    *(f"data/targets/{name}/{TARGET_FILE}" for name in EXPERIMENTS),
     *(
         f"results/runs/{name}/seed0/{table}"
         for name in EXPERIMENTS
-        for table in ("decomposition.pt", "losses.parquet", "metrics.parquet", "weights.parquet")
+        for table in (DECOMPOSITION_FILE, LOSSES_FILE, METRICS_FILE, WEIGHTS_FILE)
     ),
     "results/tables/tms_table1.parquet",
     "results/figures/tms.pdf",
@@ -76,8 +85,8 @@ def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_pat
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-qm", "tiny results")
 
-    target_b = (repo / "data/targets/tiny_b/target.pt").stat().st_mtime_ns
-    run_a = (repo / "results/runs/tiny_a/seed0/decomposition.pt").stat().st_mtime_ns
+    target_b = RunFolder(repo / "data/targets/tiny_b").target.stat().st_mtime_ns
+    run_a = RunFolder(repo / "results/runs/tiny_a/seed0").decomposition.stat().st_mtime_ns
     _set_beta3(repo, "tiny_b", 1e-2)
     rerun = {
         line.split("'")[1]
@@ -85,8 +94,8 @@ def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_pat
         if line.startswith("Running stage")
     }
     assert rerun == {"decompose@tiny_b-0", "evaluate@tiny_b-0", "tms_table1", "tms_figures"}
-    assert (repo / "data/targets/tiny_b/target.pt").stat().st_mtime_ns == target_b
-    assert (repo / "results/runs/tiny_a/seed0/decomposition.pt").stat().st_mtime_ns == run_a
+    assert RunFolder(repo / "data/targets/tiny_b").target.stat().st_mtime_ns == target_b
+    assert RunFolder(repo / "results/runs/tiny_a/seed0").decomposition.stat().st_mtime_ns == run_a
     diff = _run(repo, "dvc", "metrics", "diff")
     assert "results/metrics/tiny_b/seed0.json" in diff
     assert "results/metrics/tiny_a/seed0.json" not in diff
@@ -116,6 +125,7 @@ def test_repro_rerun_param_change_metrics_diff_push_and_pull(repo: Path, tmp_pat
 # --- dvc.yaml's code deps cover every spd module a stage's command imports ----------------------
 
 SRC = REPO / "src"
+STAGE_MODULES = ("train_target", "decompose", "evaluate", "summary", "table1", "figures")
 
 
 def _module_file(name: str) -> Path | None:
@@ -162,15 +172,17 @@ def _import_closure(roots: set[str]) -> set[Path]:
     return {_module_file(name) for name in seen - {"spd.cli"}}
 
 
-def _cli_functions_run_by(command: str) -> set[str]:
-    """Top-level functions of spd/cli.py that `spd <command>` can call: main's body is walked with
-    `args.command` known, so only the branches that command can take count; an `if` that does
-    not depend on the command counts both ways; a branch that returns ends the walk."""
+def _cli_walk(command: str) -> tuple[set[str], set[str]]:
+    """Top-level functions of spd/cli.py that `spd <command>` can call, and the spd modules main
+    imports on the way: main's body is walked with `args.command` known, so only the branches
+    that command can take count; an `if` that does not depend on the command counts both ways; a
+    branch that returns ends the walk."""
     tree = ast.parse((SRC / "spd" / "cli.py").read_text())
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     main = functions["main"]
     local = {}
-    for node in ast.walk(main):
+    module_level = [n for n in tree.body if not isinstance(n, ast.FunctionDef)]
+    for node in [*module_level, *ast.walk(main)]:
         if (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
@@ -194,6 +206,7 @@ def _cli_functions_run_by(command: str) -> set[str]:
             return None
 
     called: set[str] = set()
+    imported: set[str] = set()
 
     def walk(statements: list[ast.stmt]) -> bool:
         """Collects calls; True when the walk certainly returned."""
@@ -214,6 +227,7 @@ def _cli_functions_run_by(command: str) -> set[str]:
                     return True
             else:
                 called.update(_called_names(statement))
+                imported.update(_spd_imports([statement]))
                 if isinstance(statement, ast.Return):
                     return True
         return False
@@ -226,7 +240,11 @@ def _cli_functions_run_by(command: str) -> set[str]:
         if name not in reached:
             reached.add(name)
             todo.extend(n for n in _called_names(functions[name]) if n in functions)
-    return reached
+    return reached, imported
+
+
+def _cli_functions_run_by(command: str) -> set[str]:
+    return _cli_walk(command)[0]
 
 
 def _called_names(node: ast.AST) -> set[str]:
@@ -239,12 +257,13 @@ def _called_names(node: ast.AST) -> set[str]:
 
 def _modules_run_by(command: str) -> set[Path]:
     """Every spd file that `python -m spd <command>` can import: spd.__main__, spd.cli's
-    module-level imports, and the imports of the cli functions that command runs."""
+    module-level imports, and what main imports for that command and the cli functions it runs."""
     tree = ast.parse((SRC / "spd" / "cli.py").read_text())
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     module_level = [n for n in tree.body if not isinstance(n, ast.FunctionDef)]
-    run = [functions[name] for name in _cli_functions_run_by(command)]
-    roots = {"spd.__main__"} | _spd_imports(module_level) | _spd_imports(run)
+    reached, imported = _cli_walk(command)
+    run = [functions[name] for name in reached]
+    roots = {"spd.__main__"} | _spd_imports(module_level) | _spd_imports(run) | imported
     return _import_closure(roots) | {SRC / "spd" / "cli.py"}
 
 
@@ -259,13 +278,20 @@ def _stage_commands(stage: dict) -> list[str]:
 
 
 def test_cli_walk_follows_the_subcommand():
-    assert "_summary" in _cli_functions_run_by("summary")
-    assert "_evaluate" not in _cli_functions_run_by("summary")
-    assert {"_evaluate", "_require_file"} <= _cli_functions_run_by("evaluate")
-    assert "_decompose" not in _cli_functions_run_by("evaluate")
-    assert {"_train_target", "_decompose", "_evaluate"} <= _cli_functions_run_by("run")
-    assert {"_selected_runs", "_table1"} <= _cli_functions_run_by("table1")
-    assert SRC / "spd" / "evaluate" / "table1.py" in _modules_run_by("figures")  # via _figures
+    stage = {name: SRC / "spd" / "pipeline" / f"{name}.py" for name in STAGE_MODULES}
+    assert stage["summary"] in _modules_run_by("summary")
+    assert stage["evaluate"] not in _modules_run_by("summary")
+    assert stage["evaluate"] in _modules_run_by("evaluate")
+    assert "_require_file" in _cli_functions_run_by("evaluate")
+    assert stage["decompose"] not in _modules_run_by("evaluate")
+    assert {stage[name] for name in ("train_target", "decompose", "evaluate")} <= _modules_run_by(
+        "run"
+    )
+    assert "_selected_runs" in _cli_functions_run_by("table1")
+    assert stage["table1"] in _modules_run_by("table1")
+    assert stage["figures"] in _modules_run_by("robustness")  # via _figures_over_params
+    assert SRC / "spd" / "evaluate" / "table1.py" in _modules_run_by("figures")  # via figures
+    assert SRC / "spd" / "evaluate" / "table1.py" not in _modules_run_by("train-target")
 
 
 @pytest.mark.parametrize("name", sorted(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]))
@@ -328,7 +354,7 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch):
 
 def test_push_to_s3_and_pull_into_a_fresh_clone(repo: Path, tmp_path: Path, s3_endpoint):
     endpoint, s3 = s3_endpoint
-    stage, output = "train_target@tiny_a", "data/targets/tiny_a/target.pt"
+    stage, output = "train_target@tiny_a", f"data/targets/tiny_a/{TARGET_FILE}"
     assert "Running stage" in _run(repo, "dvc", "repro", stage)
     _run(repo, "dvc", "remote", "add", "-d", "s3", "s3://spd-test/dvc-cache")
     _run(repo, "dvc", "remote", "modify", "s3", "endpointurl", endpoint)

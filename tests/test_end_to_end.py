@@ -1,16 +1,24 @@
 import pandas as pd
 
 from spd.cli import main
+from spd.families.tms import CI_CURVES_FILE
+from spd.pipeline.layout import (
+    DECOMPOSITION_FILE,
+    LOSSES_FILE,
+    METRICS_FILE,
+    TARGET_FILE,
+    RunFolder,
+)
 
 
 def _run(config, out):
     assert main(["run", "--config", str(config), "--out", str(out)]) == 0
-    return pd.read_parquet(out / "metrics.parquet")
+    return pd.read_parquet(RunFolder(out).metrics)
 
 
 def test_tiny_tms_run_writes_every_output_with_expected_rows(tiny_config_path, tmp_path):
     metrics = _run(tiny_config_path, tmp_path / "a")
-    for name in ("target.pt", "decomposition.pt", "losses.parquet", "metrics.parquet"):
+    for name in (TARGET_FILE, DECOMPOSITION_FILE, LOSSES_FILE, METRICS_FILE):
         assert (tmp_path / "a" / name).is_file()
     expected = {
         "alive_subcomponents",
@@ -35,9 +43,9 @@ def test_tiny_tms_run_writes_every_output_with_expected_rows(tiny_config_path, t
         "unit",
         "config_hash",
     }
-    losses = pd.read_parquet(tmp_path / "a" / "losses.parquet")
+    losses = pd.read_parquet(RunFolder(tmp_path / "a").losses)
     assert list(losses["step"]) == [0, 10, 20, 29]
-    curves = pd.read_parquet(tmp_path / "a" / "ci_curves.parquet")
+    curves = pd.read_parquet(tmp_path / "a" / CI_CURVES_FILE)
     assert set(curves.columns) == {
         "experiment",
         "seed",
@@ -64,7 +72,7 @@ def test_different_seed_gives_different_decomposition(tiny_config_path, tmp_path
         )
         == 0
     )
-    second = pd.read_parquet(tmp_path / "b" / "metrics.parquet")
+    second = pd.read_parquet(RunFolder(tmp_path / "b").metrics)
     assert not first["value"].equals(second["value"])
 
 
@@ -84,7 +92,7 @@ def test_non_finite_loss_stops_the_run_naming_the_step(
     assert main(["run", "--config", str(tiny_config_path), "--out", str(tmp_path / "x")]) == 3
     err = capsys.readouterr().err
     assert "non-finite loss at step 0" in err and "tms_tiny" in err
-    assert not (tmp_path / "x" / "decomposition.pt").exists()
+    assert not RunFolder(tmp_path / "x").decomposition.exists()
 
 
 def test_non_finite_parameter_stops_the_run_and_keeps_the_last_good_state(
@@ -124,7 +132,7 @@ def test_non_finite_parameter_stops_the_run_and_keeps_the_last_good_state(
     )
     err = capsys.readouterr().err
     assert "non-finite parameter" in err and "after step 19" in err and "tms_tiny, config" in err
-    state = torch.load(out / "decomposition.state.pt", weights_only=True)
+    state = torch.load(RunFolder(out).decomposition_state, weights_only=True)
     assert state["next_step"] == 10
     assert all(torch.isfinite(v).all() for v in state["model"].values())
-    assert not (out / "decomposition.pt").exists()
+    assert not RunFolder(out).decomposition.exists()

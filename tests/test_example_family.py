@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from spd.pipeline.layout import RunFolder
+
 REPO = Path(__file__).parents[1]
 FAMILY = "sparse_linear.family:SparseLinear"
 
@@ -56,10 +58,10 @@ def test_example_family_runs_through_the_pipeline(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-3000:]
 
     run = tmp_path / "results/runs/lin/seed0"
-    metrics = pd.read_parquet(run / "metrics.parquet")
+    metrics = pd.read_parquet(RunFolder(run).metrics)
     assert set(metrics["family"]) == {FAMILY}
     assert {"alive_subcomponents", "mmcs", "ml2r", "ci_pattern_errors"} <= set(metrics["metric"])
-    verdict = json.loads((run / "run.json").read_text())["verdict"]
+    verdict = json.loads(RunFolder(run).record.read_text())["verdict"]
     assert verdict["recovered"] in (True, False)
     assert (tmp_path / "results/figures/lin.pdf").read_bytes().startswith(b"%PDF")
 

@@ -9,6 +9,7 @@ from spd.figures.collect import robustness_summary
 from spd.figures.common import live_subcomponents as _alive
 from spd.figures.common import not_done_note
 from spd.figures.robustness import sweep_page, write_robustness_figures
+from spd.pipeline.layout import METRICS_FILE, RunFolder
 
 
 def test_live_subcomponents_are_ordered_by_the_probe_they_fire_on():
@@ -29,7 +30,7 @@ def test_figures_command_names_a_missing_table(tmp_path, capsys):
     from spd.cli import main
 
     assert main(["figures", str(tmp_path), "--out", str(tmp_path / "f.pdf")]) == 2
-    assert "metrics.parquet: file not found" in capsys.readouterr().err
+    assert f"{METRICS_FILE}: file not found" in capsys.readouterr().err
     assert not (tmp_path / "f.pdf").exists()
 
 
@@ -60,8 +61,8 @@ def test_robustness_partial_draws_the_evaluated_runs_and_names_the_rest(tmp_path
     )
     for name, alive, errors in (("a/seed0", 5, 0), ("a@C=16/seed0", 6, 2)):
         (tmp_path / name).mkdir(parents=True)
-        _tms_metrics(alive, errors).to_parquet(tmp_path / name / "metrics.parquet")
-    with pytest.raises(ConfigError, match="a/seed1/metrics.parquet: file not found"):
+        _tms_metrics(alive, errors).to_parquet(RunFolder(tmp_path / name).metrics)
+    with pytest.raises(ConfigError, match=f"a/seed1/{METRICS_FILE}: file not found"):
         robustness_summary(params, tmp_path)
 
     summary = robustness_summary(params, tmp_path, partial=True)
@@ -370,7 +371,7 @@ def _synthetic_tms_run(tmp_path, identity: bool = False):
         "failures": ["MMCS 0.9877 < 0.999", "linear1: 3 alive subcomponents, expected 5"],
         "reason": None,
     }
-    (tmp_path / "run.json").write_text(json.dumps({"verdict": verdict}))
+    RunFolder(tmp_path).record.write_text(json.dumps({"verdict": verdict}))
     names = ("metrics", "ci_probes", "ci_histogram", "weights", "losses")
     return read_run(*(tmp_path / f"{name}.parquet" for name in names))
 

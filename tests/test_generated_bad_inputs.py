@@ -30,6 +30,13 @@ from hypothesis import strategies as st
 
 from spd.cli import main
 from spd.config import APDConfig, EvalConfig, ResidMLPTargetConfig, SPDConfig, TMSTargetConfig
+from spd.pipeline.layout import (
+    DECOMPOSITION_FILE,
+    LOSSES_FILE,
+    METRICS_FILE,
+    TARGET_FILE,
+    RunFolder,
+)
 
 FUZZ = settings(
     derandomize=True,
@@ -38,7 +45,7 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
     print_blob=False,
 )
-OUTPUTS = ("target.pt", "decomposition.pt", "metrics.parquet", "losses.parquet")
+OUTPUTS = (TARGET_FILE, DECOMPOSITION_FILE, METRICS_FILE, LOSSES_FILE)
 _counter = itertools.count()
 REPO = Path(__file__).parents[1]
 # The plain CI-MLP gates: no compiled kernel to build or wait for.
@@ -325,9 +332,9 @@ def test_mutated_params(finished, scratch, data, family, method, command, n_muta
     out = _prepared_out(case, finished)
     argv = [command, "--params", str(params), "--experiment", "tiny", "--out", str(out)]
     if command in ("decompose", "evaluate"):
-        argv += ["--target", str(finished / "target.pt")]
+        argv += ["--target", str(RunFolder(finished).target)]
     if command == "evaluate":
-        argv += ["--decomposition", str(finished / "decomposition.pt")]
+        argv += ["--decomposition", str(RunFolder(finished).decomposition)]
     run_cli(argv, out)
 
 
@@ -364,9 +371,9 @@ def test_one_setting_at_an_extreme(finished, scratch, data, family, method, comm
     out = _prepared_out(case, finished)
     argv = [command, "--params", str(params), "--experiment", "tiny", "--out", str(out)]
     if command in ("decompose", "evaluate"):
-        argv += ["--target", str(finished / "target.pt")]
+        argv += ["--target", str(RunFolder(finished).target)]
     if command == "evaluate":
-        argv += ["--decomposition", str(finished / "decomposition.pt")]
+        argv += ["--decomposition", str(RunFolder(finished).decomposition)]
     run_cli(argv, out)
 
 
@@ -386,9 +393,9 @@ def test_mutated_single_experiment_config(finished, scratch, data, n_mutations):
             "--config",
             str(case / "c.yaml"),
             "--target",
-            str(finished / "target.pt"),
+            str(RunFolder(finished).target),
             "--decomposition",
-            str(finished / "decomposition.pt"),
+            str(RunFolder(finished).decomposition),
             "--out",
             str(out),
         ],
@@ -514,7 +521,8 @@ def _bad_file(case: Path, source: Path, data: st.DataObject) -> Path:
 def test_bad_checkpoint_files(finished, scratch, data, slot):
     case = _case_dir(scratch)
     command, flag = slot.split()
-    source = finished / ("decomposition.pt" if flag == "--decomposition" else "target.pt")
+    run = RunFolder(finished)
+    source = run.decomposition if flag == "--decomposition" else run.target
     bad = _bad_file(case, source, data)
     (case / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     out = _prepared_out(case, finished)
@@ -523,8 +531,8 @@ def test_bad_checkpoint_files(finished, scratch, data, slot):
         argv += ["--target", str(bad), "--steps", "2"]
     else:
         given_files = {
-            "--target": finished / "target.pt",
-            "--decomposition": finished / "decomposition.pt",
+            "--target": RunFolder(finished).target,
+            "--decomposition": RunFolder(finished).decomposition,
         }
         given_files[flag] = bad
         argv += [arg for key, path in given_files.items() for arg in (key, str(path))]
@@ -576,9 +584,9 @@ def test_bad_command_line_values(finished, scratch, data, command, option):
         options[option] = str(value)
     argv = [command, *(arg for key, value in options.items() for arg in (f"{key}={value}",))]
     if command in ("decompose", "evaluate"):
-        argv += [f"--target={finished / 'target.pt'}"]
+        argv += [f"--target={RunFolder(finished).target}"]
     if command == "evaluate":
-        argv += [f"--decomposition={finished / 'decomposition.pt'}"]
+        argv += [f"--decomposition={RunFolder(finished).decomposition}"]
     run_cli(argv, out)
 
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from conftest import TINY_APD, TINY_RESID_MLP, TINY_TMS
 
+from spd.pipeline.layout import METRICS_FILE, RunFolder
+
 REPO = Path(__file__).parents[1]
 
 pytestmark = pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
@@ -49,7 +51,7 @@ def workdir(tmp_path: Path) -> Path:
 def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experiment(workdir: Path):
     _snakemake(workdir)
     for experiment in ("tiny_a", "tiny_b"):
-        metrics = pd.read_parquet(workdir / f"results/runs/{experiment}/seed0/metrics.parquet")
+        metrics = pd.read_parquet(workdir / f"results/runs/{experiment}/seed0/{METRICS_FILE}")
         assert set(metrics["experiment"]) == {experiment}
         assert {"mmcs", "ml2r", "alive_subcomponents"} <= set(metrics["metric"])
         assert (workdir / f"logs/decompose/{experiment}/seed0.log").stat().st_size > 0
@@ -83,9 +85,9 @@ def test_pipeline_builds_everything_then_nothing_then_only_the_changed_experimen
     plan = _snakemake(workdir, "-n", "--quiet", "rules")
     assert "train_target" not in plan
     assert "decompose" in plan and "evaluate" in plan
-    before = (workdir / "results/runs/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns
+    before = RunFolder(workdir / "results/runs/tiny_a/seed0").metrics.stat().st_mtime_ns
     _snakemake(workdir)
-    assert (workdir / "results/runs/tiny_a/seed0/metrics.parquet").stat().st_mtime_ns == before
+    assert RunFolder(workdir / "results/runs/tiny_a/seed0").metrics.stat().st_mtime_ns == before
 
 
 def test_a_partly_built_tree_still_gets_a_report(workdir: Path):
@@ -147,15 +149,15 @@ def test_interrupted_run_finishes_on_rerun_with_no_partial_outputs(workdir: Path
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
     run_dir = workdir / "results/runs/tiny_a/seed0"
-    assert not (run_dir / "decomposition.pt").exists()
-    assert not (run_dir / "metrics.parquet").exists()
+    assert not RunFolder(run_dir).decomposition.exists()
+    assert not RunFolder(run_dir).metrics.exists()
 
     if kill_signal == signal.SIGKILL:  # no chance to clean up: Snakemake's lock stays behind
         _snakemake(workdir, "--unlock")
     _snakemake(workdir)
-    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    metrics = pd.read_parquet(RunFolder(run_dir).metrics)
     assert {"mmcs", "ml2r"} <= set(metrics["metric"])
-    assert pd.read_parquet(run_dir / "losses.parquet")["step"].max() == 2999
+    assert pd.read_parquet(RunFolder(run_dir).losses)["step"].max() == 2999
     assert not list(workdir.rglob("*.tmp"))
     assert "Nothing to be done" in _snakemake(workdir, "-n")
 
@@ -198,7 +200,7 @@ def test_sweeps_seeds_and_apd_build_their_figures_sharing_targets_and_runs(workd
         "tiny_resid",
         "tiny_resid@beta3=0.01",
     ]
-    swept = pd.read_parquet(workdir / "results/runs/tiny_a@C=5/seed0/metrics.parquet")
+    swept = pd.read_parquet(RunFolder(workdir / "results/runs/tiny_a@C=5/seed0").metrics)
     assert set(swept.experiment) == {"tiny_a@C=5"}
     alive = swept[(swept.layer == "linear1") & (swept.metric == "alive_subcomponents")].value
     assert alive.iloc[0] <= 5

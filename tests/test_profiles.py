@@ -9,6 +9,8 @@ import pytest
 import yaml
 from conftest import TINY_APD, TINY_TMS
 
+from spd.pipeline.layout import DECOMPOSITION_FILE
+
 REPO = Path(__file__).parents[1]
 PROFILES = REPO / "profiles"
 
@@ -41,7 +43,9 @@ def workdir(tmp_path: Path) -> Path:
 
 def _decompose_commands(workdir: Path, *profile: str) -> dict[str, str]:
     """Experiment -> its `spd decompose` command, from a dry run that prints the shell commands."""
-    targets = [f"results/runs/{name}/seed0/decomposition.pt" for name in ("tiny_spd", "tiny_apd")]
+    targets = [
+        f"results/runs/{name}/seed0/{DECOMPOSITION_FILE}" for name in ("tiny_spd", "tiny_apd")
+    ]
     command = [
         "snakemake",
         "-n",

@@ -10,6 +10,7 @@ import yaml
 from conftest import TINY_TMS
 
 from spd.cli import main
+from spd.pipeline.layout import RunFolder
 
 
 def _run(tmp_path: Path, name: str, *extra: str) -> Path:
@@ -22,9 +23,9 @@ def _run(tmp_path: Path, name: str, *extra: str) -> Path:
 
 def test_a_shorter_run_has_its_own_config_hash_and_says_its_steps(tmp_path):
     full, short = _run(tmp_path, "full"), _run(tmp_path, "short", "--steps", "20")
-    hashes = [set(pd.read_parquet(run / "metrics.parquet").config_hash) for run in (full, short)]
+    hashes = [set(pd.read_parquet(RunFolder(run).metrics).config_hash) for run in (full, short)]
     assert len(hashes[0]) == len(hashes[1]) == 1 and hashes[0] != hashes[1]
-    records = [json.loads((run / "run.json").read_text()) for run in (full, short)]
+    records = [json.loads(RunFolder(run).record.read_text()) for run in (full, short)]
     assert [r["steps"] for r in records] == [30, 20]
     assert {records[1]["config_hash"]} == hashes[1]
     # evaluate, given the experiment, scores the shorter decomposition under its own settings
@@ -36,16 +37,16 @@ def test_a_shorter_run_has_its_own_config_hash_and_says_its_steps(tmp_path):
                 "--config",
                 str(tmp_path / "tiny.yaml"),
                 "--target",
-                str(short / "target.pt"),
+                str(RunFolder(short).target),
                 "--decomposition",
-                str(short / "decomposition.pt"),
+                str(RunFolder(short).decomposition),
                 "--out",
                 str(out),
             ]
         )
         == 0
     )
-    assert set(pd.read_parquet(out / "metrics.parquet").config_hash) == hashes[1]
+    assert set(pd.read_parquet(RunFolder(out).metrics).config_hash) == hashes[1]
     summary = tmp_path / "summary.json"
     assert (
         main(
@@ -61,9 +62,9 @@ def test_a_shorter_run_has_its_own_config_hash_and_says_its_steps(tmp_path):
 
 def test_a_target_missing_a_feature_gets_no_verdict_whoever_trained_it(tmp_path, capsys):
     run = _run(tmp_path, "run")
-    payload = torch.load(run / "target.pt", weights_only=True)
+    payload = torch.load(RunFolder(run).target, weights_only=True)
     payload["state_dict"]["linear1.weight"][:, 4] = 0.0  # feature 4 no longer represented
-    damaged = tmp_path / "elsewhere" / "target.pt"
+    damaged = RunFolder(tmp_path / "elsewhere").target
     damaged.parent.mkdir()
     torch.save(payload, damaged)
     out = tmp_path / "scored"
@@ -79,7 +80,7 @@ def test_a_target_missing_a_feature_gets_no_verdict_whoever_trained_it(tmp_path,
                 "--target",
                 str(damaged),
                 "--decomposition",
-                str(out / "decomposition.pt"),
+                str(RunFolder(out).decomposition),
                 "--out",
                 str(out),
             ]
@@ -90,7 +91,7 @@ def test_a_target_missing_a_feature_gets_no_verdict_whoever_trained_it(tmp_path,
         "no verdict: the target does not represent every feature (missing: 4)"
         in capsys.readouterr().err
     )
-    verdict = json.loads((out / "run.json").read_text())["verdict"]
+    verdict = json.loads(RunFolder(out).record.read_text())["verdict"]
     assert verdict["recovered"] is None and "missing: 4" in verdict["reason"]
 
 
@@ -108,7 +109,7 @@ def test_an_output_folder_under_a_file_is_refused_before_training(tmp_path, caps
 
 def test_a_run_evaluated_before_run_records_says_how_to_get_one(tmp_path, capsys):
     run = _run(tmp_path, "run")
-    (run / "run.json").unlink()
+    RunFolder(run).record.unlink()
     capsys.readouterr()
     code = main(
         [
@@ -151,7 +152,7 @@ def test_code_version_is_dirty_only_when_the_package_itself_changed(tmp_path):
 
 def test_seeds_of_one_experiment_share_their_settings_hash(tmp_path):
     hashes = [
-        set(pd.read_parquet(_run(tmp_path, name, *extra) / "metrics.parquet").config_hash)
+        set(pd.read_parquet(RunFolder(_run(tmp_path, name, *extra)).metrics).config_hash)
         for name, extra in (("seed0", ()), ("seed1", ("--seed", "1")))
     ]
     assert hashes[0] == hashes[1] and len(hashes[0]) == 1  # Table 1 averages over such seeds

@@ -12,6 +12,7 @@ from spd.config import ResidMLPTargetConfig, SPDConfig
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.train import spd_losses
 from spd.evaluate.resid_mlp import pearson
+from spd.pipeline.layout import RunFolder
 from spd.targets import resid_mlp
 from spd.targets.base import Target
 
@@ -149,7 +150,7 @@ def test_tiny_resid_mlp_run_end_to_end(tmp_path):
     path = tmp_path / "resid.yaml"
     path.write_text(yaml.safe_dump(TINY_RESID_MLP))
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "run")]) == 0
-    metrics = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    metrics = pd.read_parquet(RunFolder(tmp_path / "run").metrics)
     by_key = {(r.layer, r.metric): r.value for r in metrics.itertuples()}
     for layer in (0, 1):
         assert (f"layers.{layer}.mlp_in", "ci_pattern_errors") in by_key
@@ -158,7 +159,7 @@ def test_tiny_resid_mlp_run_end_to_end(tmp_path):
         assert 0 <= active <= by_key[(f"layers.{layer}.mlp_out", "alive_subcomponents")]
     assert all(math.isfinite(v) for v in metrics["value"])
     assert set(metrics["family"]) == {"resid_mlp"}
-    target = torch.load(tmp_path / "run" / "target.pt", weights_only=True)
+    target = torch.load(RunFolder(tmp_path / "run").target, weights_only=True)
     assert target["config"]["family"] == "resid_mlp"
     contributions = pd.read_parquet(tmp_path / "run" / "neuron_contributions.parquet")
     assert len(contributions) == 2 * 8 * 4  # layers x features x neurons

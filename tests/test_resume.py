@@ -17,6 +17,7 @@ from conftest import TINY_RESID_MLP, TINY_TMS
 from spd.cli import main
 from spd.config import ResidMLPTargetConfig
 from spd.io import save_checkpoint
+from spd.pipeline.layout import RunFolder
 from spd.targets import resid_mlp
 
 STEPS = 3000
@@ -32,7 +33,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config))
     assert main(["train-target", "--config", str(config_path), "--out", str(tmp_path / "t")]) == 0
-    return config_path, tmp_path / "t" / "target.pt"
+    return config_path, RunFolder(tmp_path / "t").target
 
 
 def _command(config: Path, target: Path, out: Path) -> list[str]:
@@ -82,23 +83,23 @@ def test_sigkilled_decomposition_resumes_bit_identically(setup, tmp_path):
     for attempt, step in enumerate(kill_steps):
         logs.append(tmp_path / f"attempt{attempt}.log")
         _kill_after_step(_command(config, target, out), logs[-1], step)
-        assert not (out / "decomposition.pt").exists()
-        assert (out / "decomposition.state.pt").exists()
+        assert not RunFolder(out).decomposition.exists()
+        assert RunFolder(out).decomposition_state.exists()
     final = subprocess.run(
         _command(config, target, out), check=True, capture_output=True, text=True
     )
     assert "resuming from" in final.stderr
     assert any("resuming from" in log.read_text() for log in logs[1:])
-    assert not (out / "decomposition.state.pt").exists()
+    assert not RunFolder(out).decomposition_state.exists()
 
-    expected = torch.load(reference / "decomposition.pt", weights_only=True)["state_dict"]
-    resumed = torch.load(out / "decomposition.pt", weights_only=True)["state_dict"]
+    expected = torch.load(RunFolder(reference).decomposition, weights_only=True)["state_dict"]
+    resumed = torch.load(RunFolder(out).decomposition, weights_only=True)["state_dict"]
     assert expected.keys() == resumed.keys()
     for key in expected:
         assert torch.equal(expected[key], resumed[key]), key
     pd.testing.assert_frame_equal(
-        pd.read_parquet(reference / "losses.parquet"),
-        pd.read_parquet(out / "losses.parquet"),
+        pd.read_parquet(RunFolder(reference).losses),
+        pd.read_parquet(RunFolder(out).losses),
         check_exact=True,
     )
 
@@ -150,12 +151,12 @@ def test_sigkilled_target_training_resumes_bit_identically(tmp_path):
             time.sleep(0.01)
         run.send_signal(signal.SIGKILL)
         run.wait()
-        assert not (out / "target.pt").exists() and (out / "target.state.pt").exists()
+        assert not RunFolder(out).target.exists() and RunFolder(out).target_state.exists()
     final = subprocess.run(command(out), check=True, capture_output=True, text=True)
     assert "resuming from" in final.stderr
-    assert not (out / "target.state.pt").exists()
-    expected = torch.load(tmp_path / "reference" / "target.pt", weights_only=True)
-    resumed = torch.load(out / "target.pt", weights_only=True)
+    assert not RunFolder(out).target_state.exists()
+    expected = torch.load(RunFolder(tmp_path / "reference").target, weights_only=True)
+    resumed = torch.load(RunFolder(out).target, weights_only=True)
     assert expected["info"] == resumed["info"]
     for key, value in expected["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
@@ -164,7 +165,7 @@ def test_sigkilled_target_training_resumes_bit_identically(tmp_path):
 def test_target_state_saved_without_a_loss_history_resumes_bit_identically(tmp_path):
     """Target-training states saved before target training kept a loss history resume too."""
     config = ResidMLPTargetConfig(**TINY_RESID_MLP["target"])
-    state_file = tmp_path / "target.state.pt"
+    state_file = RunFolder(tmp_path).target_state
     reference, _ = resid_mlp.train(config, "cpu", lambda _: None, state_file, checkpoint_every=50)
     payload = torch.load(state_file, weights_only=True)
     assert payload["next_step"] == 150

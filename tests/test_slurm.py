@@ -15,6 +15,8 @@ import pytest
 import torch
 from test_pipeline import _snakemake, workdir  # noqa: F401 - the tiny two-experiment workflow copy
 
+from spd.pipeline.layout import RunFolder
+
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# written by spd-pipeline's tests/test_slurm.py; removed when the test ends"
 SLURM_MISSING = next(
@@ -145,11 +147,11 @@ def test_tiny_pipeline_through_slurm_equals_local_run(slurm_cluster, workdir, tm
 
     for experiment in ("tiny_a", "tiny_b"):
         run = f"results/runs/{experiment}/seed0"
-        ours = torch.load(workdir / run / "decomposition.pt", weights_only=True)["state_dict"]
-        theirs = torch.load(local / run / "decomposition.pt", weights_only=True)["state_dict"]
+        ours = torch.load(RunFolder(workdir / run).decomposition, weights_only=True)["state_dict"]
+        theirs = torch.load(RunFolder(local / run).decomposition, weights_only=True)["state_dict"]
         assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
         pd.testing.assert_frame_equal(
-            pd.read_parquet(workdir / run / "metrics.parquet"),
-            pd.read_parquet(local / run / "metrics.parquet"),
+            pd.read_parquet(RunFolder(workdir / run).metrics),
+            pd.read_parquet(RunFolder(local / run).metrics),
         )
     assert (workdir / "results/figures/tms.pdf").read_bytes().startswith(b"%PDF")

@@ -3,56 +3,43 @@ params.yaml (`--experiment NAME`) or of a single-experiment YAML file (`--config
 `spd figures | table1 | summary` over evaluated run folders; `spd sweep-figures | robustness |
 compare` over the runs params.yaml names (sweeps, seeds, SPD vs APD).
 
-Every input is validated before any compute starts; errors are one line on stderr, exit code 2.
+This module only reads arguments and turns them into the typed arguments of the stages in
+`spd.pipeline`. Every input is validated before any compute starts; errors are one line on
+stderr, exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
-import pandas as pd
 import torch
-import yaml
 
 from spd.checks import check_fits_in_memory, check_output_folder
 from spd.config import (
     APDConfig,
     ConfigError,
     ExperimentConfig,
-    SPDConfig,
     config_hash,
     load_experiment_config,
     load_params,
     parse_experiment_config,
-    settings_hash,
 )
-from spd.io import CheckpointError, read_parquet, write_parquet
+from spd.io import CheckpointError
 from spd.optim.loop import DivergenceError
+from spd.pipeline import layout
+from spd.pipeline.layout import DECOMPOSITION_FILE, TARGET_FILE, RunFolder
+from spd.pipeline.run_config import run_config
 
-if TYPE_CHECKING:
-    from spd.decomp.apd import APDModel
-    from spd.decomp.component_model import ComponentModel
-
-TARGET_FILE = "target.pt"
-DECOMPOSITION_FILE = "decomposition.pt"
-LOSSES_FILE = "losses.parquet"
-METRICS_FILE = "metrics.parquet"
-CI_PROBES_FILE = "ci_probes.parquet"
-CI_HISTOGRAM_FILE = "ci_histogram.parquet"
-RUN_RECORD_FILE = "run.json"  # the run's settings, provenance and verdict, written by evaluate
-TRAINING_STATE_FILE = "decomposition.state.pt"  # in-progress state; removed when the run ends
-TARGET_STATE_FILE = "target.state.pt"  # likewise for target training
 MAX_THREADS = 1024  # torch takes 32-bit counts, and every thread is started
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+# Figures made of the runs params.yaml names, by command.
+OVER_PARAMS = {
+    "sweep-figures": "A sweep's CI heatmaps (paper figure 8 style), one column per value.",
+    "robustness": "robustness.pdf: SPD's recovery on TMS across seeds and across every sweep.",
+    "compare": "method_comparison.pdf: SPD vs APD cost, MMCS and ML2R per seed.",
+}
 
 
 def _device(name: str) -> str:
@@ -73,138 +60,13 @@ def _with_overrides(
     return parse_experiment_config(raw, source="command line")
 
 
-def _train_target(config: ExperimentConfig, out: Path, device: str, checkpoint_every: int) -> Path:
-    from spd.targets.registry import save_target, train_target
-
-    _log(f"[{config.name}] training target")
-    state_path = out / TARGET_STATE_FILE
-    model, info = train_target(config.target, device, _log, state_path, checkpoint_every)
-    path = out / TARGET_FILE
-    save_target(model, config.target, info, path)
-    state_path.unlink(missing_ok=True)
-    _log(f"[{config.name}] target saved to {path} (seed used {info['seed_used']})")
-    return path
-
-
-def _decompose(
-    config: ExperimentConfig,
-    target_path: Path,
-    out: Path,
-    device: str,
-    checkpoint_every: int,
-    cuda_graph: bool = False,
-) -> Path:
-    from spd.checks import check_target
-    from spd.decomp.apd import decompose_apd
-    from spd.decomp.storage import save_decomposition
-    from spd.decomp.train import decompose
-    from spd.provenance import run_record
-    from spd.targets.registry import load_target
-
-    target, trained, info = load_target(target_path, device)
-    check_target(target_path, trained, config)
-    spd = config.decomposition
-    restarts = (
-        f" restarts={spd.restarts} (x{spd.restart_steps} steps)"
-        if isinstance(spd, SPDConfig) and spd.restarts > 1
-        else ""
-    )
-    _log(
-        f"[{config.name}] {spd.method.upper()}: C={spd.C} steps={spd.steps} "
-        f"batch={spd.batch_size} seed={spd.seed}{restarts}"
-    )
-    state_path = out / TRAINING_STATE_FILE
-    start = time.perf_counter()
-    model: ComponentModel | APDModel
-    if isinstance(spd, APDConfig):
-        model, history = decompose_apd(target, spd, _log, state_path, checkpoint_every)
-    else:
-        result = decompose(target, spd, _log, state_path, checkpoint_every, cuda_graph=cuda_graph)
-        model, history = result.model, result.loss_history
-    elapsed = time.perf_counter() - start
-    record = {
-        "target_fingerprint": info["fingerprint"],
-        **run_record(device, torch.get_num_threads(), elapsed),
-    }
-    path = out / DECOMPOSITION_FILE
-    save_decomposition(model, spd, record, path)
-    model.remove_hooks()
-    write_parquet(history.assign(experiment=config.name, seed=spd.seed), out / LOSSES_FILE)
-    state_path.unlink(missing_ok=True)
-    _log(f"[{config.name}] decomposition saved to {path} ({elapsed:.1f} s)")
-    return path
-
-
-def _evaluate(
-    config: ExperimentConfig, target_path: Path, decomposition_path: Path, out: Path, device: str
-) -> Path:
-    from spd.checks import check_decomposition, check_fingerprint, check_target
-    from spd.decomp.storage import load_decomposition
-    from spd.evaluate.causal_importance_metrics import evaluation_ci
-    from spd.evaluate.exports import ci_histogram_table, ci_probe_table
-    from spd.evaluate.recovery import verdict
-    from spd.evaluate.report import metric_rows, metrics_table
-    from spd.evaluate.run_record import write_run_record
-    from spd.families.registry import family
-    from spd.targets.registry import load_target, missing_features
-
-    target, target_config, info = load_target(target_path, device)
-    check_target(target_path, target_config, config)
-    model, made, record = load_decomposition(decomposition_path, target)
-    check_decomposition(decomposition_path, made, config)
-    check_fingerprint(
-        decomposition_path,
-        cast(str | None, record.get("target_fingerprint")),
-        str(info["fingerprint"]),
-    )
-    # The run's own settings (a --steps or --seed override included) identify its results.
-    run_config = config.model_copy(update={"decomposition": made})
-    run_hash = settings_hash(run_config)
-    missing = missing_features(target.model, target_config)
-    if isinstance(made, APDConfig):
-        rows = _apd_rows(model, target_config, config)
-        family_tables: dict[str, pd.DataFrame] = {}
-    else:
-        from spd.decomp.component_model import ComponentModel
-
-        assert isinstance(model, ComponentModel)  # an SPD config loads an SPD decomposition
-        ci = evaluation_ci(model, target_config.n_features, made, config.evaluation)
-        rows = metric_rows(model, ci, target_config, config.evaluation)
-        # What the family's figures draw besides CIs (TMS weights, residual-MLP neuron contributions).
-        family_tables = {
-            CI_PROBES_FILE: ci_probe_table(ci.probes),
-            CI_HISTOGRAM_FILE: ci_histogram_table(ci.random),
-        }
-        family_tables |= family(target_config).tables(model, target_config, made)
-    metrics = metrics_table(
-        rows, config.name, made.seed, run_hash, target_config.family, made.method
-    )
-    provenance = {"experiment": config.name, "seed": made.seed}
-    for name, table in family_tables.items():
-        write_parquet(table.assign(**provenance), out / name)
-    path = out / METRICS_FILE
-    write_parquet(metrics, path)
-    summary = {
-        f"{r['layer']}/{r['metric']}": round(float(cast(float, r["value"])), 4) for r in rows
-    }
-    _log(yaml.safe_dump(summary, sort_keys=False).rstrip())
-    outcome = verdict(rows, target_config, made.method, missing)
-    write_run_record(out / RUN_RECORD_FILE, run_config, run_hash, info, record, outcome)
-    _log(f"[{config.name}] ground-truth recovery: {outcome.text}")
-    _log(f"[{config.name}] metrics saved to {path}")
-    return path
-
-
-def _apd_rows(model, target_config, config: ExperimentConfig) -> list[dict[str, object]]:
-    """APD has no causal importances: each family scores it its own way (TMS by MMCS and ML2R, the
-    residual MLP by the neuron contributions of each feature's highest-attribution component)."""
-    from spd.families.registry import family
-
-    metric_rows = family(target_config).apd_metric_rows(model, config.evaluation)
-    return [
-        {"layer": layer, "metric": metric, "value": float(value), "unit": unit}
-        for layer, metric, value, unit in metric_rows
-    ]
+def _experiment(args: argparse.Namespace) -> ExperimentConfig | None:
+    """The experiment --config or --params/--experiment names; None where neither is given."""
+    if args.config is not None:
+        return load_experiment_config(args.config)
+    if args.experiment is not None:
+        return load_params(args.params).experiment(args.experiment)
+    return None
 
 
 def _selected_runs(listed: list[Path], params_path: Path | None, root: Path) -> list[Path]:
@@ -222,110 +84,17 @@ def _selected_runs(listed: list[Path], params_path: Path | None, root: Path) -> 
     ]
 
 
-def _summary(run_dir: Path, metrics_json: Path, losses_csv: Path) -> None:
-    from spd.evaluate.run_record import read_run_record
-    from spd.evaluate.summary import loss_curve, metric_summary
-    from spd.io import atomic_write
-
-    if (run_dir / METRICS_FILE).is_file() and not (run_dir / RUN_RECORD_FILE).is_file():
-        raise ConfigError(
-            f"{run_dir / RUN_RECORD_FILE}: not found (the run was evaluated before runs kept a "
-            "record): evaluate it again with `spd evaluate`, or rerun its snakemake target"
-        )
-    names = [METRICS_FILE, LOSSES_FILE, RUN_RECORD_FILE]
-    metrics_path, losses_path, record_path = _run_tables([run_dir], names)[0]
-    metrics, losses = read_parquet(metrics_path), read_parquet(losses_path)
-    summary = metric_summary(metrics, losses, read_run_record(record_path))
-    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
-    atomic_write(metrics_json, lambda tmp: tmp.write_text(text))
-    atomic_write(losses_csv, lambda tmp: loss_curve(losses).to_csv(tmp, index=False))
-    _log(f"summary saved to {metrics_json} and {losses_csv}")
-
-
-def _report(params_path: Path, metrics_root: Path, out: Path) -> None:
-    from spd.io import atomic_write
-    from spd.record import results_report
-
-    text = results_report(load_params(params_path), metrics_root)
-    atomic_write(out, lambda tmp: tmp.write_text(text))
-    _log(f"results report saved to {out}")
-
-
-def _run_tables(run_dirs: list[Path], names: Sequence[str]) -> list[list[Path]]:
-    """Every run folder's tables, checked to exist before anything is read."""
-    return [[_require_file(run / name, "run folder:") for name in names] for run in run_dirs]
-
-
-def _figures(run_dirs: list[Path], out: Path, table1_path: Path | None) -> None:
-    """One page per run; every run must be of one toy family, whose page it gets."""
-    from spd.evaluate.table1 import check_single_config
-    from spd.families.base import DEFAULT_FIGURE_TABLES
-    from spd.families.registry import family
-
-    metrics = pd.concat(read_parquet(paths[0]) for paths in _run_tables(run_dirs, [METRICS_FILE]))
-    check_single_config(metrics)
-    families = sorted(set(metrics.get("family", pd.Series(["tms"]))))
-    if len(families) != 1:
-        raise ConfigError(
-            f"figures: runs of different target families ({', '.join(families)}); draw them apart"
-        )
-    runs_family = family(families[0])
-    table = None if table1_path is None else read_parquet(table1_path)
-    if not runs_family.write_figures(_run_tables(run_dirs, runs_family.figure_tables), out, table):
-        from spd.figures.ci_pages import read_ci_run, write_ci_figures
-
-        write_ci_figures(
-            [read_ci_run(*paths) for paths in _run_tables(run_dirs, DEFAULT_FIGURE_TABLES)], out
-        )
-    _log(f"figures saved to {out}")
-
-
-def _table1(run_dirs: list[Path], out_stem: Path) -> None:
-    from spd.evaluate.table1 import table1, table1_markdown
-    from spd.io import atomic_write
-
-    metrics = pd.concat(read_parquet(paths[0]) for paths in _run_tables(run_dirs, [METRICS_FILE]))
-    table = table1(metrics)
-    write_parquet(table, out_stem.with_suffix(".parquet"))
-    markdown = table1_markdown(table)
-    atomic_write(out_stem.with_suffix(".md"), lambda tmp: tmp.write_text(markdown))
-    _log(markdown.rstrip())
-    _log(f"Table 1 saved to {out_stem}.md and {out_stem}.parquet")
-
-
-def _over_params(args: argparse.Namespace) -> None:
+def _figures_over_params(args: argparse.Namespace) -> None:
     """The figures made of runs that params.yaml names: a sweep, robustness, SPD vs APD."""
-    from spd.figures import collect
+    from spd.pipeline import figures
 
     params = load_params(args.params)
     if args.command == "sweep-figures":
-        from spd.figures.sweep import write_sweep_figures
-
-        points = collect.sweep_points(params, args.sweep, args.experiment, args.runs_root)
-        setting = params.sweeps[args.sweep].setting
-        write_sweep_figures(points, args.experiment, args.sweep, setting, args.out)
+        figures.sweep_figures(params, args.sweep, args.experiment, args.runs_root, args.out)
     elif args.command == "robustness":
-        from spd.figures.robustness import write_robustness_figures
-
-        summary = _some_done(collect.robustness_summary(params, args.runs_root, args.partial))
-        _log(summary.to_string(index=False))
-        settings = {name: sweep.setting for name, sweep in params.sweeps.items()}
-        write_robustness_figures(summary, settings, args.out)
+        figures.robustness(params, args.runs_root, args.out, args.partial)
     else:
-        from spd.figures.comparison import write_comparison_figures
-
-        runs = _some_done(
-            collect.comparison_runs(params, args.runs_root, args.benchmarks_root, args.partial)
-        )
-        _log(runs.to_string(index=False))
-        write_comparison_figures(runs, args.out)
-    _log(f"figures saved to {args.out}")
-
-
-def _some_done(runs: pd.DataFrame) -> pd.DataFrame:
-    if runs.empty or not runs["done"].any():
-        raise ConfigError("no run that this figure draws is evaluated yet (or params names none)")
-    return runs
+        figures.compare(params, args.runs_root, args.benchmarks_root, args.out, args.partial)
 
 
 def _require_file(path: Path, flag: str) -> Path:
@@ -334,14 +103,16 @@ def _require_file(path: Path, flag: str) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, help_text: str, source_help: str = "") -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        source = sub.add_mutually_exclusive_group(required=True)
-        source.add_argument("--experiment", help="experiment name in --params (e.g. tms_5-2)")
+        source = sub.add_mutually_exclusive_group(required=not source_help)
+        source.add_argument(
+            "--experiment", help=f"experiment name in --params (e.g. tms_5-2){source_help}"
+        )
         source.add_argument("--config", type=Path, help="a single-experiment YAML file instead")
         sub.add_argument(
             "--params", type=Path, default=Path("params.yaml"), help="default: params.yaml"
@@ -351,12 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
         return sub
 
-    train = add("train-target", "Train the experiment's target model; writes target.pt.")
+    train = add("train-target", f"Train the experiment's target model; writes {TARGET_FILE}.")
     train.add_argument("--seed", type=int, help="override target.seed (first seed tried)")
     decompose = add(
-        "decompose", "Decompose a trained target; writes decomposition.pt, losses.parquet."
+        "decompose",
+        f"Decompose a trained target; writes {', '.join(layout.DECOMPOSE_OUTPUTS)} (the run's "
+        "config, overrides applied).",
     )
-    decompose.add_argument("--target", type=Path, required=True, help="target.pt to decompose")
+    decompose.add_argument("--target", type=Path, required=True, help=f"{TARGET_FILE} to decompose")
     run = add("run", "Train the target, decompose it and evaluate it, all into --out.")
     for sub in (decompose, run):
         sub.add_argument("--seed", type=int, help="override decomposition.seed")
@@ -372,14 +145,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--checkpoint-every",
             type=int,
             default=1000,
-            help=f"steps between saves of the training state ({TARGET_STATE_FILE}, "
-            f"{TRAINING_STATE_FILE}), from which a rerun resumes (default 1000)",
+            help=f"steps between saves of the training state ({layout.TARGET_STATE_FILE}, "
+            f"{layout.DECOMPOSITION_STATE_FILE}), from which a rerun resumes (default 1000)",
         )
     evaluate = add(
-        "evaluate", "Score a decomposition against the ground truth; writes metrics.parquet."
+        "evaluate",
+        "Score a decomposition against the ground truth, by the run's config stored beside it; "
+        f"writes {', '.join(layout.EVALUATE_OUTPUTS)} and the family's tables.",
+        source_help="; optional: the run's experiment, checked against the run's config, "
+        "whose evaluation settings then apply",
     )
-    evaluate.add_argument("--target", type=Path, required=True, help="target.pt")
-    evaluate.add_argument("--decomposition", type=Path, required=True, help="decomposition.pt")
+    evaluate.add_argument("--target", type=Path, required=True, help=TARGET_FILE)
+    evaluate.add_argument(
+        "--decomposition",
+        type=Path,
+        required=True,
+        help=f"{DECOMPOSITION_FILE}, beside its run's {layout.RUN_CONFIG_FILE}",
+    )
 
     def add_over_runs(name: str, help_text: str, out_help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -406,12 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Table 1 (MMCS, ML2R over seeds) from run folders.",
         "path stem: writes STEM.md, STEM.parquet",
     )
-    over_params = {
-        "sweep-figures": "A sweep's CI heatmaps (paper figure 8 style), one column per value.",
-        "robustness": "robustness.pdf: SPD's recovery on TMS across seeds and across every sweep.",
-        "compare": "method_comparison.pdf: SPD vs APD cost, MMCS and ML2R per seed.",
-    }
-    for name, help_text in over_params.items():
+    for name, help_text in OVER_PARAMS.items():
         sub = commands.add_parser(
             name, help=help_text, description=help_text + " Reads the runs PARAMS names."
         )
@@ -464,6 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.add_argument("--metrics", type=Path, required=True, help="JSON to write")
     summary.add_argument("--losses", type=Path, required=True, help="CSV to write")
 
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     for name, value in vars(args).items():
         # Python 3.11's argparse reads `--steps=--` as an empty list instead of refusing it.
@@ -471,25 +253,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"argument --{name.replace('_', '-')}: expected one argument")
     try:
         if args.command == "summary":
-            _summary(args.run, args.metrics, args.losses)
+            from spd.pipeline.summary import summary
+
+            summary(args.run, args.metrics, args.losses)
             return 0
         if args.command == "report":
-            _report(args.params, args.metrics_root, args.out)
+            from spd.pipeline.report import report
+
+            report(args.params, args.metrics_root, args.out)
             return 0
-        if args.command in over_params:
-            _over_params(args)
+        if args.command in OVER_PARAMS:
+            _figures_over_params(args)
             return 0
         if args.command in ("figures", "table1"):
             runs = _selected_runs(args.runs, args.all_runs, args.runs_root)
             if args.command == "figures":
-                _figures(runs, args.out, args.table1)
+                from spd.pipeline.figures import figures
+
+                figures(runs, args.out, args.table1)
             else:
-                _table1(runs, args.out)
+                from spd.pipeline.table1 import table1
+
+                table1(runs, args.out)
             return 0
-        if args.config is not None:
-            config = load_experiment_config(args.config)
+        experiment = _experiment(args)
+        if args.command == "evaluate":
+            decomposition_path = _require_file(args.decomposition, "--decomposition")
+            config = run_config(RunFolder(decomposition_path.parent), experiment)
         else:
-            config = load_params(args.params).experiment(args.experiment)
+            assert experiment is not None  # argparse requires --experiment or --config
+            config = experiment
         if args.command == "train-target":
             config = _with_overrides(config, "target", {"seed": args.seed})
         elif args.command in ("decompose", "run"):
@@ -513,26 +306,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_folder(args.out)
         check_fits_in_memory(config, device, args.command)
         if args.command == "train-target":
-            _train_target(config, args.out, device, args.checkpoint_every)
+            from spd.pipeline.train_target import train_target
+
+            train_target(config, args.out, device, args.checkpoint_every)
         elif args.command == "decompose":
+            from spd.pipeline.decompose import decompose
+
             target_path = _require_file(args.target, "--target")
-            _decompose(
+            decompose(config, target_path, args.out, device, args.checkpoint_every, args.cuda_graph)
+        elif args.command == "evaluate":
+            from spd.pipeline.evaluate import evaluate
+
+            target_path = _require_file(args.target, "--target")
+            evaluate(config, target_path, decomposition_path, args.out, device)
+        else:
+            from spd.pipeline.decompose import decompose
+            from spd.pipeline.evaluate import evaluate
+            from spd.pipeline.train_target import train_target
+
+            target_path = train_target(config, args.out, device, args.checkpoint_every)
+            decomposition_path = decompose(
                 config, target_path, args.out, device, args.checkpoint_every, args.cuda_graph
             )
-        elif args.command == "evaluate":
-            _evaluate(
-                config,
-                _require_file(args.target, "--target"),
-                _require_file(args.decomposition, "--decomposition"),
+            evaluate(
+                run_config(RunFolder(args.out), None),
+                target_path,
+                decomposition_path,
                 args.out,
                 device,
             )
-        else:
-            target_path = _train_target(config, args.out, device, args.checkpoint_every)
-            decomposition_path = _decompose(
-                config, target_path, args.out, device, args.checkpoint_every, args.cuda_graph
-            )
-            _evaluate(config, target_path, decomposition_path, args.out, device)
     except (ConfigError, CheckpointError) as error:
         print(f"spd: error: {error}", file=sys.stderr)
         return 2

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from spd import runsets
 from spd.config import ConfigError, load_params
-from spd.families.base import COMMON_SPD_TABLES
 from spd.families.registry import family
+from spd.pipeline import layout
 
 # The one setting Snakemake's config carries is which parameter file to read. Anything else there
 # (--configfile FILE, --config KEY=VALUE) would be silently unused, so it is refused by name.
@@ -38,14 +38,15 @@ def family_of(name):
     return family(CONFIGS[name].target)
 
 
-def table_stems(file_names):
-    return [Path(name).stem for name in file_names]
+# A run's folder and a target's, as patterns; the file names in them are spd.pipeline.layout's.
+RUN_FOLDER = "results/runs/{experiment}/seed{seed}"
+TARGET_FOLDER = "data/targets/{experiment}"
 
 
 def figure_inputs(run_family):
     """The run tables a family's figure page waits for: those it reads and every table its
     evaluation writes (some of which the page finds beside the others)."""
-    return table_stems(dict.fromkeys(run_family.figure_tables + run_family.evaluation_tables))
+    return list(dict.fromkeys(run_family.figure_tables + run_family.evaluation_tables))
 
 
 def _one_of(names):
@@ -76,7 +77,8 @@ def run_dirs(names, seeds):
 
 def target_of(wildcards):
     """Experiments (and sweep points) with equal target settings share one trained target."""
-    return f"data/targets/{PARAMS.target_source(wildcards.experiment)}/target.pt"
+    folder = TARGET_FOLDER.format(experiment=PARAMS.target_source(wildcards.experiment))
+    return f"{folder}/{layout.TARGET_FILE}"
 
 
 def settings(section):

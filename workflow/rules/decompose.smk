@@ -2,8 +2,9 @@ rule decompose:
     input:
         target=target_of,
     output:
-        decomposition="results/runs/{experiment}/seed{seed}/decomposition.pt",
-        losses="results/runs/{experiment}/seed{seed}/losses.parquet",
+        decomposition=f"{RUN_FOLDER}/{layout.DECOMPOSITION_FILE}",
+        losses=f"{RUN_FOLDER}/{layout.LOSSES_FILE}",
+        config=f"{RUN_FOLDER}/{layout.RUN_CONFIG_FILE}",  # the run's config, read by evaluate
     params:
         settings=settings("decomposition"),
         cuda_graph=cuda_graph_flag,

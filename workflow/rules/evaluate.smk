@@ -1,7 +1,6 @@
 # One rule per kind of run, as each writes different tables: an SPD rule per target family (the
 # tables its figures read besides CIs, e.g. TMS weights or residual-MLP neuron contributions, as its
 # Family names them), and one for APD runs (metrics only: APD has no causal importances).
-RUN_FOLDER = "results/runs/{experiment}/seed{seed}"
 EVALUATE_COMMAND = (
     "python -m spd evaluate --params {PARAMS_FILE} --experiment {wildcards.experiment}"
     " --target {input.target} --decomposition {input.decomposition}"
@@ -10,10 +9,17 @@ EVALUATE_COMMAND = (
 )
 
 
+EVALUATE_INPUTS = {
+    "target": target_of,
+    "decomposition": f"{RUN_FOLDER}/{layout.DECOMPOSITION_FILE}",
+    "config": f"{RUN_FOLDER}/{layout.RUN_CONFIG_FILE}",
+}
+
+
 def evaluate_outputs(table_files):
-    outputs = {"metrics": f"{RUN_FOLDER}/metrics.parquet"}
+    outputs = {"metrics": f"{RUN_FOLDER}/{layout.METRICS_FILE}"}
     outputs |= {Path(name).stem: f"{RUN_FOLDER}/{name}" for name in table_files}
-    outputs["record"] = f"{RUN_FOLDER}/run.json"
+    outputs["record"] = f"{RUN_FOLDER}/{layout.RUN_RECORD_FILE}"
     return outputs
 
 
@@ -27,10 +33,9 @@ for _family in SPD_FAMILIES:
         name:
             "evaluate_" + re.sub(r"\W+", "_", _family)
         input:
-            target=target_of,
-            decomposition=f"{RUN_FOLDER}/decomposition.pt",
+            **EVALUATE_INPUTS,
         output:
-            **evaluate_outputs(COMMON_SPD_TABLES + family(_family).evaluation_tables),
+            **evaluate_outputs(layout.COMMON_SPD_TABLES + family(_family).evaluation_tables),
         wildcard_constraints:
             experiment=spd_runs_of(_family),
         params:
@@ -47,8 +52,7 @@ for _family in SPD_FAMILIES:
 
 rule evaluate_apd:
     input:
-        target=target_of,
-        decomposition=f"{RUN_FOLDER}/decomposition.pt",
+        **EVALUATE_INPUTS,
     output:
         **evaluate_outputs(()),
     wildcard_constraints:
@@ -67,9 +71,9 @@ rule evaluate_apd:
 
 rule summary:
     input:
-        metrics="results/runs/{experiment}/seed{seed}/metrics.parquet",
-        losses="results/runs/{experiment}/seed{seed}/losses.parquet",
-        record="results/runs/{experiment}/seed{seed}/run.json",
+        metrics=f"{RUN_FOLDER}/{layout.METRICS_FILE}",
+        losses=f"{RUN_FOLDER}/{layout.LOSSES_FILE}",
+        record=f"{RUN_FOLDER}/{layout.RUN_RECORD_FILE}",
     output:
         metrics="results/metrics/{experiment}/seed{seed}.json",
         losses="results/plots/{experiment}/seed{seed}_losses.csv",

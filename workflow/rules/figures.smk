@@ -7,13 +7,13 @@ COMPARED = runsets.compared_experiments(PARAMS)  # SPD vs APD: table1, method_co
 
 
 def tables(runs, names):
-    return [f"{run}/{name}.parquet" for run in runs for name in names]
+    return [f"{run}/{name}" for run in runs for name in names]
 
 
 rule tms_figures:
     input:
         runs=tables(TMS_RUNS, TMS_TABLES),
-        records=[f"{run}/run.json" for run in TMS_RUNS],  # each page's verdict
+        records=tables(TMS_RUNS, [layout.RUN_RECORD_FILE]),  # each page's verdict
         table1="results/tables/tms_table1.parquet",
     output:
         report_if_built(
@@ -32,7 +32,7 @@ rule tms_figures:
 
 rule tms_table1:
     input:
-        tables(TMS_RUNS, ["metrics"]),
+        tables(TMS_RUNS, [layout.METRICS_FILE]),
     output:
         markdown=report_if_built(
             "results/tables/tms_table1.md", caption="../report/tms_table1.rst", category="Tables"
@@ -108,8 +108,8 @@ rule sweep_figures:
 
 rule robustness_figures:
     input:
-        tables(run_dirs(MAIN, ROBUSTNESS_SEEDS), ["metrics"]),
-        tables(run_dirs(runsets.tms_sweep_points(PARAMS), SEEDS), ["metrics"]),
+        tables(run_dirs(MAIN, ROBUSTNESS_SEEDS), [layout.METRICS_FILE]),
+        tables(run_dirs(runsets.tms_sweep_points(PARAMS), SEEDS), [layout.METRICS_FILE]),
     output:
         report_if_built(
             "results/figures/robustness.pdf",
@@ -125,7 +125,7 @@ rule robustness_figures:
 
 rule table1:
     input:
-        tables(run_dirs(COMPARED, ROBUSTNESS_SEEDS), ["metrics"]),
+        tables(run_dirs(COMPARED, ROBUSTNESS_SEEDS), [layout.METRICS_FILE]),
     output:
         markdown=report_if_built("results/tables/table1.md", caption="../report/table1.rst", category="Tables"),
         table="results/tables/table1.parquet",
@@ -140,7 +140,7 @@ rule table1:
 
 rule method_comparison:
     input:
-        tables(run_dirs(COMPARED, ROBUSTNESS_SEEDS), ["metrics", "losses"]),
+        tables(run_dirs(COMPARED, ROBUSTNESS_SEEDS), [layout.METRICS_FILE, layout.LOSSES_FILE]),
         expand(
             "benchmarks/runs/decompose/{experiment}/seed{seed}.tsv",
             experiment=COMPARED,

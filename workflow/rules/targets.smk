@@ -1,6 +1,6 @@
 rule train_target:
     output:
-        "data/targets/{experiment}/target.pt",
+        f"{TARGET_FOLDER}/{layout.TARGET_FILE}",
     params:
         settings=settings("target"),
     log:

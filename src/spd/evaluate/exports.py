@@ -84,9 +84,6 @@ def weight_table(model: ComponentModel) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-CI_CURVES_FILE = "ci_curves.parquet"  # TMS runs
-
-
 @torch.no_grad()
 def ci_curve_table(
     model: ComponentModel,

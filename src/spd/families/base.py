@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
+from spd.pipeline.layout import CI_PROBES_FILE, LOSSES_FILE, METRICS_FILE
+
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
@@ -23,10 +25,8 @@ if TYPE_CHECKING:
     from spd.config import EvalConfig
     from spd.targets.base import BatchSampler, Target
 
-# Tables every SPD run's evaluation writes, whatever its family; a family adds its own.
-COMMON_SPD_TABLES = ("ci_probes.parquet", "ci_histogram.parquet")
 # Tables the default CI pages read (`spd.figures.ci_pages`), in order.
-DEFAULT_FIGURE_TABLES = ("metrics.parquet", "ci_probes.parquet", "losses.parquet")
+DEFAULT_FIGURE_TABLES = (METRICS_FILE, CI_PROBES_FILE, LOSSES_FILE)
 
 Rows = Iterable[Mapping[str, object]]
 Row = tuple[str, str, float, str]  # (layer, metric, value, unit), as spd.evaluate's metric rows

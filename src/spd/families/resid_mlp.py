@@ -8,6 +8,7 @@ from typing import Any
 
 from spd.config import ResidMLPTargetConfig
 from spd.families.base import Family
+from spd.pipeline.layout import CI_PROBES_FILE, LOSSES_FILE, METRICS_FILE
 
 NEURON_CONTRIBUTIONS_FILE = "neuron_contributions.parquet"
 
@@ -17,10 +18,10 @@ class ResidMLPFamily(Family):
     config_model = ResidMLPTargetConfig
     evaluation_tables = (NEURON_CONTRIBUTIONS_FILE,)
     figure_tables = (
-        "metrics.parquet",
-        "ci_probes.parquet",
+        METRICS_FILE,
+        CI_PROBES_FILE,
         NEURON_CONTRIBUTIONS_FILE,
-        "losses.parquet",
+        LOSSES_FILE,
     )
     report_columns = (
         "live W_in / W_out",

@@ -8,6 +8,7 @@ from typing import Any
 
 from spd.config import TMSTargetConfig
 from spd.families.base import Family
+from spd.pipeline.layout import CI_HISTOGRAM_FILE, CI_PROBES_FILE, LOSSES_FILE, METRICS_FILE
 
 WEIGHTS_FILE = "weights.parquet"
 CI_CURVES_FILE = "ci_curves.parquet"
@@ -17,13 +18,13 @@ class TMSFamily(Family):
     name = "tms"
     config_model = TMSTargetConfig
     evaluation_tables = (WEIGHTS_FILE, CI_CURVES_FILE)
-    # read_run finds ci_curves.parquet (absent from runs evaluated before it) beside these
+    # read_run finds CI_CURVES_FILE (absent from runs evaluated before it) beside these
     figure_tables = (
-        "metrics.parquet",
-        "ci_probes.parquet",
-        "ci_histogram.parquet",
+        METRICS_FILE,
+        CI_PROBES_FILE,
+        CI_HISTOGRAM_FILE,
         WEIGHTS_FILE,
-        "losses.parquet",
+        LOSSES_FILE,
     )
     report_columns = ("MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)")
 
@@ -73,7 +74,7 @@ class TMSFamily(Family):
         return tms_expected_alive(config)
 
     def tables(self, model, config, decomposition):
-        from spd.evaluate.exports import CI_CURVES_FILE, ci_curve_table, weight_table
+        from spd.evaluate.exports import ci_curve_table, weight_table
 
         return {
             WEIGHTS_FILE: weight_table(model),

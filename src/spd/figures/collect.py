@@ -14,19 +14,19 @@ from spd.evaluate.comparison import comparison_row
 from spd.evaluate.recovery import expected_alive, recovery_failures, recovery_summary
 from spd.figures.sweep import SweepPoint
 from spd.io import read_parquet
+from spd.pipeline.layout import RunFolder
 
 BENCHMARKS_ROOT = Path("benchmarks/runs/decompose")
 
 
-def _table(folder: Path, name: str) -> pd.DataFrame:
-    path = folder / f"{name}.parquet"
+def _table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ConfigError(f"run folder: {path}: file not found (run the pipeline for it first)")
     return read_parquet(path)
 
 
-def _evaluated(folder: Path) -> bool:
-    return (folder / "metrics.parquet").is_file()
+def _evaluated(folder: RunFolder) -> bool:
+    return folder.metrics.is_file()
 
 
 def _rows(metrics: pd.DataFrame) -> list[dict[str, object]]:
@@ -51,7 +51,7 @@ def robustness_summary(
                 runs += [(point, sweep, value, seed, default) for seed in params.seeds]
     rows = []
     for name, sweep, x, seed, default in runs:
-        folder = runsets.run_folder(params, name, seed, root)
+        folder = RunFolder(runsets.run_folder(params, name, seed, root))
         row = {
             "experiment": runsets.base_experiment(name),
             "sweep": sweep,
@@ -62,7 +62,7 @@ def robustness_summary(
         if partial and not _evaluated(folder):
             rows.append(row | {"done": False})
             continue
-        summary = recovery_summary(_rows(_table(folder, "metrics")), params.experiment(name).target)
+        summary = recovery_summary(_rows(_table(folder.metrics)), params.experiment(name).target)
         rows.append(row | {"done": True} | summary)
     return pd.DataFrame(rows)
 
@@ -81,14 +81,14 @@ def sweep_points(
     for name, value in points.items():
         config = params.experiment(name)
         for seed in params.seeds:
-            folder = runsets.run_folder(params, name, seed, root)
-            metrics = _table(folder, "metrics")
+            folder = RunFolder(runsets.run_folder(params, name, seed, root))
+            metrics = _table(folder.metrics)
             result.append(
                 SweepPoint(
                     value=value,
                     is_default=params.run_source(name) == experiment,
                     seed=seed,
-                    ci_probes=_table(folder, "ci_probes"),
+                    ci_probes=_table(folder.ci_probes),
                     expected_alive=expected_alive(config.target),
                     failures=recovery_failures(_rows(metrics), config.target),
                 )
@@ -121,7 +121,7 @@ def comparison_runs(
         config = params.experiment(name)
         decomposition = config.decomposition
         for seed in params.robustness_seeds:
-            folder = runsets.run_folder(params, name, seed, root)
+            folder = RunFolder(runsets.run_folder(params, name, seed, root))
             run = {
                 "target": params.target_source(name),
                 "experiment": name,
@@ -132,8 +132,8 @@ def comparison_runs(
                 rows.append(run | {"done": False})
                 continue
             row = comparison_row(
-                _table(folder, "metrics"),
-                _table(folder, "losses"),
+                _table(folder.metrics),
+                _table(folder.losses),
                 _job_seconds(benchmarks_root, name, seed, partial),
                 decomposition.steps,
                 decomposition.steps_trained - decomposition.steps,

@@ -10,10 +10,10 @@ metrics per layer and the run's verdict.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
@@ -25,8 +25,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-from spd.evaluate.exports import CI_CURVES_FILE
+from spd.evaluate.run_record import read_run_record
 from spd.evaluate.table1 import TABLE1_HEADER, table1_cells
+from spd.families.tms import CI_CURVES_FILE
 from spd.figures.common import (
     ALIVE_CI,
     ci_heatmap,
@@ -36,10 +37,10 @@ from spd.figures.common import (
     run_title,
 )
 from spd.io import atomic_path, read_parquet
+from spd.pipeline.layout import RunFolder
 
 FONT = 11  # panel titles; axis labels 10 pt, ticks and legends 9-10 pt
 COLUMN_FRACTION = 0.1  # a live subcomponent's columns drawn: norm >= this x its largest column's
-RUN_RECORD_FILE = "run.json"  # beside metrics.parquet in the run folder, as ci_curves.parquet
 
 # The metrics table: label and number format of each metric, in the order shown.
 METRIC_FORMATS = {
@@ -79,11 +80,11 @@ def read_run(
     """The five tables, and from the same run folder the CI curves and run.json's verdict where
     they exist."""
     paths = (metrics, ci_probes, ci_histogram, weights, losses)
-    folder = Path(metrics).parent
-    curves_path = folder / CI_CURVES_FILE
+    folder = RunFolder(Path(metrics).parent)
+    curves_path = folder.table(CI_CURVES_FILE)
     curves = read_parquet(curves_path) if curves_path.is_file() else None
-    record_path = folder / RUN_RECORD_FILE
-    verdict = json.loads(record_path.read_text()).get("verdict") if record_path.is_file() else None
+    record = read_run_record(folder.record) if folder.record.is_file() else {}
+    verdict = cast(dict | None, record.get("verdict"))
     metrics_table, probes_table, histogram_table, weights_table, losses_table = (
         read_parquet(path) for path in paths
     )
