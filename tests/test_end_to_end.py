@@ -30,7 +30,9 @@ def test_tiny_tms_run_writes_every_output_with_expected_rows(tiny_config_path, t
         "ci_errors_off_diagonal",
         "ci_errors_shared",
         "mmcs",
+        "mmcs_std",
         "ml2r",
+        "ml2r_std",
     }
     assert set(metrics["metric"]) == expected
     assert set(metrics["layer"]) == {"linear1", "linear2"}

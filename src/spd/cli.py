@@ -336,9 +336,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 device,
             )
     except (ConfigError, CheckpointError) as error:
-        print(f"spd: error: {error}", file=sys.stderr)
+        _print_error(str(error))
         return 2
     except DivergenceError as error:
-        print(f"spd: error: [{config.name}, config {config_hash(config)}] {error}", file=sys.stderr)
+        _print_error(f"[{config.name}, config {config_hash(config)}] {error}")
         return 3
     return 0
+
+
+def _print_error(message: str) -> None:
+    """`spd: error: message` on one line of stderr: characters that would break or hide the line
+    (a user's name may hold any) are written as escapes."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    print(f"spd: error: {shown}", file=sys.stderr)
