@@ -1,4 +1,4 @@
-"""The residual MLP as a `Family`: binds its `model`, `metrics` and `figures`."""
+"""The residual MLP as a `Family`: binds its `model`, `metrics`, `verdict` and `figures`."""
 
 from __future__ import annotations
 
@@ -72,14 +72,14 @@ class ResidMLPFamily(Family):
         return resid_mlp.apd_metric_rows(model, eval_config)
 
     def recovery_failures(self, rows, config):
-        from spd.evaluate.recovery import resid_mlp_recovery_failures
+        from spd.families.resid_mlp.verdict import recovery_failures
 
-        return resid_mlp_recovery_failures(rows, config)
+        return recovery_failures(rows, config)
 
     def expected_alive(self, config):
-        from spd.evaluate.recovery import resid_mlp_expected_alive
+        from spd.families.resid_mlp.verdict import expected_alive
 
-        return resid_mlp_expected_alive(config)
+        return expected_alive(config)
 
     def tables(self, model, config, decomposition):
         from spd.families.resid_mlp.metrics import neuron_contribution_table

@@ -1,4 +1,5 @@
-"""Toy Models of Superposition as a `Family`: binds its `model`, `metrics` and `figures`."""
+"""Toy Models of Superposition as a `Family`: binds its `model`, `metrics`, `verdict` and
+`figures`."""
 
 from __future__ import annotations
 
@@ -63,14 +64,14 @@ class TMSFamily(Family):
         return tms.apd_metric_rows(model)
 
     def recovery_failures(self, rows, config):
-        from spd.evaluate.recovery import tms_recovery_failures
+        from spd.families.tms.verdict import recovery_failures
 
-        return tms_recovery_failures(rows, config)
+        return recovery_failures(rows, config)
 
     def expected_alive(self, config):
-        from spd.evaluate.recovery import tms_expected_alive
+        from spd.families.tms.verdict import expected_alive
 
-        return tms_expected_alive(config)
+        return expected_alive(config)
 
     def tables(self, model, config, decomposition):
         from spd.evaluate.exports import ci_curve_table, weight_table
