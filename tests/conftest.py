@@ -74,7 +74,7 @@ def tms_component_model(
 
     from spd.config import TMSTargetConfig
     from spd.decomp.component_model import ComponentModel
-    from spd.targets import tms
+    from spd.families.tms import model as tms
 
     config = TMSTargetConfig(n_features=n_features, d_hidden=d_hidden, identity_layer=identity)
     torch.manual_seed(0)

@@ -9,8 +9,8 @@ from conftest import TINY_APD, TINY_TMS
 from spd.cli import main
 from spd.config import TMSTargetConfig
 from spd.decomp.apd import APDModel, batch_topk_mask, schatten_terms, simplicity_loss
+from spd.families.tms import model as tms
 from spd.pipeline.layout import RunFolder
-from spd.targets import tms
 from spd.targets.base import dense
 
 
@@ -122,7 +122,7 @@ def test_tiny_apd_decomposition_end_to_end(tmp_path):
 
 def _apd_on_resid(unit_norm_A: bool) -> APDModel:
     from spd.config import ResidMLPTargetConfig
-    from spd.targets import resid_mlp
+    from spd.families.resid_mlp import model as resid_mlp
 
     config = ResidMLPTargetConfig(family="resid_mlp", n_features=6, d_embed=12, d_mlp=4, n_layers=2)
     torch.manual_seed(0)

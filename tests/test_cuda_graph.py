@@ -6,7 +6,7 @@ import torch
 
 from spd.config import SPDConfig, TMSTargetConfig
 from spd.decomp.train import _train
-from spd.targets import tms
+from spd.families.tms import model as tms
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -142,7 +142,7 @@ def test_robustness_live_panel_draws_surplus_up_and_shortfall_down():
 
 
 def _three_layer_resid_run():
-    from spd.figures.resid_mlp import ResidRunTables
+    from spd.families.resid_mlp.figures import ResidRunTables
 
     modules = [f"layers.{layer}.mlp_{kind}" for layer in range(3) for kind in ("in", "out")]
     metric_names = (
@@ -217,7 +217,7 @@ def test_resid_mlp_page_heatmap_titles_do_not_overlap():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from spd.figures.resid_mlp import resid_run_page
+    from spd.families.resid_mlp.figures import resid_run_page
 
     run = _three_layer_resid_run()
     live = 107
@@ -251,7 +251,7 @@ def test_resid_mlp_page_shows_each_layers_metrics_inside_the_page():
     # One table of all six modules ran off the page's right edge for resid_mlp2 and resid_mlp3.
     import matplotlib.pyplot as plt
 
-    from spd.figures.resid_mlp import resid_run_page
+    from spd.families.resid_mlp.figures import resid_run_page
 
     fig = resid_run_page(_three_layer_resid_run())
     fig.canvas.draw()
@@ -280,7 +280,7 @@ def _synthetic_tms_run(tmp_path, identity: bool = False):
 
     import numpy as np
 
-    from spd.figures.tms import read_run
+    from spd.families.tms.figures import read_run
 
     angles = np.linspace(0, 2 * np.pi, 5, endpoint=False)
     W = np.stack([np.cos(angles), np.sin(angles)])
@@ -381,7 +381,7 @@ def _axes_titled(fig, start: str):
 
 
 def _page(run):
-    from spd.figures.tms import run_page
+    from spd.families.tms.figures import run_page
 
     fig = run_page(run)
     fig.canvas.draw()

@@ -7,7 +7,7 @@ from spd.evaluate.causal_importance_metrics import (
     ci_pattern_error_kinds,
     ci_pattern_rows,
 )
-from spd.evaluate.tms import feature_match, feature_match_rows
+from spd.families.tms.metrics import feature_match, feature_match_rows
 
 
 def _values(U, V, W) -> dict[str, float]:

@@ -3,8 +3,8 @@
 import re
 
 from spd.config import TMSTargetConfig
+from spd.families.tms import model as tms
 from spd.optim.loop import _clock, _timing
-from spd.targets import tms
 
 
 def test_clock_and_eta():

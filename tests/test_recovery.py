@@ -1,5 +1,5 @@
 from spd.config import TMSTargetConfig
-from spd.evaluate.recovery import tms_recovery_failures
+from spd.families.tms.verdict import recovery_failures as tms_recovery_failures
 
 
 def _rows(**overrides):

@@ -11,9 +11,9 @@ from spd.cli import main
 from spd.config import ResidMLPTargetConfig, SPDConfig
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.train import spd_losses
-from spd.evaluate.resid_mlp import pearson
+from spd.families.resid_mlp import model as resid_mlp
+from spd.families.resid_mlp.metrics import pearson
 from spd.pipeline.layout import RunFolder
-from spd.targets import resid_mlp
 from spd.targets.base import Target
 
 CONFIG = ResidMLPTargetConfig(family="resid_mlp", n_features=6, d_embed=10, d_mlp=3, n_layers=2)
@@ -171,7 +171,7 @@ def test_w_out_counts_live_subcomponents_active_on_every_probe_and_the_active_sh
     from spd.config import EvalConfig
     from spd.decomp.component_model import ComponentModel
     from spd.evaluate.causal_importance_metrics import EvaluationCI
-    from spd.evaluate.resid_mlp import metric_rows
+    from spd.families.resid_mlp.metrics import metric_rows
 
     one_layer = ResidMLPTargetConfig(
         family="resid_mlp", n_features=3, d_embed=10, d_mlp=3, n_layers=1
@@ -196,7 +196,7 @@ def test_w_out_dense_pattern_errors_and_neuron_alignment_by_hand():
     from spd.config import EvalConfig
     from spd.decomp.component_model import ComponentModel
     from spd.evaluate.causal_importance_metrics import EvaluationCI
-    from spd.evaluate.resid_mlp import metric_rows
+    from spd.families.resid_mlp.metrics import metric_rows
 
     one_layer = ResidMLPTargetConfig(
         family="resid_mlp", n_features=3, d_embed=10, d_mlp=2, n_layers=1
@@ -225,7 +225,7 @@ def test_w_out_dense_pattern_errors_and_neuron_alignment_by_hand():
 def test_spd_neuron_contributions_pick_the_largest_contribution_and_use_spds_own_w_out():
     from spd.config import EvalConfig
     from spd.evaluate.causal_importance_metrics import EvaluationCI
-    from spd.evaluate.resid_mlp import metric_rows, neuron_contribution_table
+    from spd.families.resid_mlp.metrics import metric_rows, neuron_contribution_table
 
     config = ResidMLPTargetConfig(family="resid_mlp", n_features=2, d_embed=2, d_mlp=2, n_layers=1)
     target_model = resid_mlp.build_model(config)
@@ -266,7 +266,7 @@ def test_spd_neuron_contributions_pick_the_largest_contribution_and_use_spds_own
 
 
 def test_slope_through_origin():
-    from spd.evaluate.resid_mlp import slope_through_origin
+    from spd.families.resid_mlp.metrics import slope_through_origin
 
     assert slope_through_origin(
         torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0])

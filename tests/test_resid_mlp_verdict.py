@@ -7,9 +7,9 @@ import torch
 from spd.config import EvalConfig, ResidMLPTargetConfig
 from spd.decomp.component_model import ComponentModel
 from spd.evaluate.causal_importance_metrics import EvaluationCI
-from spd.evaluate.recovery import resid_mlp_recovery_failures
 from spd.evaluate.report import metric_rows
-from spd.targets import resid_mlp
+from spd.families.resid_mlp import model as resid_mlp
+from spd.families.resid_mlp.verdict import recovery_failures as resid_mlp_recovery_failures
 
 W_OUT = "layers.0.mlp_out"
 # 6 features, d_mlp 2: the W_out ground truth is 2 dense columns (live count 0 to 4 allowed).

@@ -6,7 +6,7 @@ import torch
 
 from spd.config import ConfigError, SPDConfig, TMSTargetConfig, parse_experiment_config
 from spd.decomp.train import candidate_seed, decompose
-from spd.targets import tms
+from spd.families.tms import model as tms
 
 SPD = SPDConfig(
     C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=40, batch_size=64, log_every=10

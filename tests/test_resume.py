@@ -16,9 +16,9 @@ from conftest import TINY_RESID_MLP, TINY_TMS
 
 from spd.cli import main
 from spd.config import ResidMLPTargetConfig
+from spd.families.resid_mlp import model as resid_mlp
 from spd.io import save_checkpoint
 from spd.pipeline.layout import RunFolder
-from spd.targets import resid_mlp
 
 STEPS = 3000
 EVERY = 100

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from spd.config import TMSTargetConfig
-from spd.targets import tms
+from spd.families.tms import model as tms
 
 LR, WEIGHT_DECAY = 0.05, 0.1
 

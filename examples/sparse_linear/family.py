@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from spd.evaluate.causal_importance_metrics import ci_pattern_rows
-from spd.evaluate.tms import mmcs_ml2r
 from spd.families.base import Family
+from spd.families.tms.metrics import feature_match
 from spd.targets.base import Target, sparse_feature_batch
 
 NAME = "sparse_linear.family:SparseLinear"
@@ -77,7 +77,8 @@ class SparseLinear(Family):
         rows = list(ci_pattern_rows(LAYER, ci.probes[LAYER], eval_config))
         with torch.no_grad():
             U, V = model.factors(LAYER)
-            mmcs, ml2r = mmcs_ml2r(U, V, model.target.model.linear.weight)
+            cosines, ratios = feature_match(U, V, model.target.model.linear.weight)
+            mmcs, ml2r = cosines.mean().item(), ratios.mean().item()
         return rows + [(LAYER, "mmcs", mmcs, "cosine"), (LAYER, "ml2r", ml2r, "ratio")]
 
     def expected_alive(self, config: SparseLinearConfig) -> dict[str, int]:

@@ -6,22 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from spd.config import ResidMLPTargetConfig, TargetConfig, TMSTargetConfig
+from spd.config import TargetConfig
 from spd.evaluate.causal_importance_metrics import CI_ERROR_KINDS
 
 MMCS_MIN = 0.999
 ML2R_RANGE = (0.98, 1.04)
-NEURON_CORRELATION_MIN = 0.95
-W_OUT_ALIVE_TOLERANCE = 2  # live W_out subcomponents per layer: d_mlp +- 2
 
 Rows = Iterable[Mapping[str, object]]
 
 
-def _values(rows: Rows) -> dict[tuple[str, str], float]:
+def metric_values(rows: Rows) -> dict[tuple[str, str], float]:
+    """Each row's value by (layer, metric)."""
     return {(str(r["layer"]), str(r["metric"])): float(r["value"]) for r in rows}  # type: ignore[arg-type]
 
 
-def _ci_pattern_failures(value: dict[tuple[str, str], float], layer: str) -> list[str]:
+def ci_pattern_failures(value: dict[tuple[str, str], float], layer: str) -> list[str]:
     """'<layer>: N CI-pattern errors (a weak diagonal, b off diagonal, c shared)' when N > 0; the
     kinds are named where the metrics table has them (tables without the ci_errors_* rows name none)."""
     errors = int(value.get((layer, "ci_pattern_errors"), 0))
@@ -84,81 +83,11 @@ def recovery_failures(rows: Rows, target: TargetConfig) -> list[str] | None:
     return family(target).recovery_failures(rows, target)
 
 
-def resid_mlp_recovery_failures(rows: Rows, target: ResidMLPTargetConfig) -> list[str]:
-    """Per layer: n_features live W_in subcomponents with a diagonal CI pattern and neuron
-    contributions correlated >= 0.95 with the target's; W_out d_mlp +- 2 live subcomponents and
-    no dense-columns errors (its d_mlp densest subcomponents each reach CI 0.9 on some probe, the
-    others stay at or below 0.1 on every probe)."""
-    value = _values(rows)
-    failures = []
-    for layer in range(target.n_layers):
-        w_in, w_out = f"layers.{layer}.mlp_in", f"layers.{layer}.mlp_out"
-        if (w_in, "alive_subcomponents") in value:
-            alive = int(value[(w_in, "alive_subcomponents")])
-            if alive != target.n_features:
-                failures.append(
-                    f"{w_in}: {alive} alive subcomponents, expected {target.n_features}"
-                )
-            failures += _ci_pattern_failures(value, w_in)
-            correlation = value[(w_in, "neuron_contribution_corr")]
-            if correlation < NEURON_CORRELATION_MIN:
-                failures.append(
-                    f"{w_in}: neuron-contribution correlation {correlation:.3f} < {NEURON_CORRELATION_MIN}"
-                )
-        if (w_out, "alive_subcomponents") in value:
-            alive = int(value[(w_out, "alive_subcomponents")])
-            if abs(alive - target.d_mlp) > W_OUT_ALIVE_TOLERANCE:
-                failures.append(
-                    f"{w_out}: {alive} alive subcomponents, expected {target.d_mlp} +- {W_OUT_ALIVE_TOLERANCE}"
-                )
-            if errors := int(value[(w_out, "dense_pattern_errors")]):
-                failures.append(f"{w_out}: {errors} dense-columns errors")
-    return failures
-
-
-def tms_recovery_failures(rows: Rows, target: TMSTargetConfig) -> list[str]:
-    """Every recovery criterion a TMS decomposition misses; empty means full recovery."""
-    value = _values(rows)
-    if ("linear1", "mmcs") not in value:
-        return ["linear1 was not decomposed: the ground truth cannot be scored"]
-    failures = []
-    if value[("linear1", "mmcs")] < MMCS_MIN:
-        failures.append(f"MMCS {value[('linear1', 'mmcs')]:.4f} < {MMCS_MIN}")
-    low, high = ML2R_RANGE
-    if not low <= value[("linear1", "ml2r")] <= high:
-        failures.append(f"ML2R {value[('linear1', 'ml2r')]:.4f} outside [{low}, {high}]")
-    for layer, expected in expected_alive(target).items():
-        if (layer, "alive_subcomponents") not in value:
-            failures.append(f"{layer} was not decomposed")
-            continue
-        alive = int(value[(layer, "alive_subcomponents")])
-        if alive != expected:
-            failures.append(f"{layer}: {alive} alive subcomponents, expected {expected}")
-    for layer in ("linear1", "linear2"):
-        failures += _ci_pattern_failures(value, layer)
-    return failures
-
-
 def expected_alive(target: TargetConfig) -> dict[str, int]:
     """The ground truth's number of mechanisms per decomposed layer."""
     from spd.families.registry import family
 
     return family(target).expected_alive(target)
-
-
-def tms_expected_alive(target: TMSTargetConfig) -> dict[str, int]:
-    expected = {"linear1": target.n_features, "linear2": target.n_features}
-    if target.identity_layer:
-        expected["hidden"] = target.d_hidden
-    return expected
-
-
-def resid_mlp_expected_alive(target: ResidMLPTargetConfig) -> dict[str, int]:
-    return {
-        f"layers.{k}.{part}": target.n_features if part == "mlp_in" else target.d_mlp
-        for k in range(target.n_layers)
-        for part in ("mlp_in", "mlp_out")
-    }
 
 
 def recovery_summary(rows: Rows, target: TargetConfig) -> dict[str, float | bool]:
@@ -167,7 +96,7 @@ def recovery_summary(rows: Rows, target: TargetConfig) -> dict[str, float | bool
     subcomponent does not hide another's missing one; CI-pattern errors summed over layers; the
     verdict."""
     rows = list(rows)
-    value = _values(rows)
+    value = metric_values(rows)
     differences = [
         value[(layer, "alive_subcomponents")] - expected
         for layer, expected in expected_alive(target).items()

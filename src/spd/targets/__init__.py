@@ -1,4 +1,5 @@
-"""Target models: one module per toy family; `build_target` is the only door into them."""
+"""Target models: what every family's target shares (`base`), and `build_target`, the only door
+into a family's model (`spd.families.<family>.model`)."""
 
 from spd.targets.base import Target
 from spd.targets.registry import build_target, load_target, train_target

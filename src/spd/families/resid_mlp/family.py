@@ -1,5 +1,4 @@
-"""The residual MLP as a `Family`: binds `spd.targets.resid_mlp`, `spd.evaluate.resid_mlp` and
-`spd.figures.resid_mlp`."""
+"""The residual MLP as a `Family`: binds its `model`, `metrics`, `verdict` and `figures`."""
 
 from __future__ import annotations
 
@@ -38,57 +37,57 @@ class ResidMLPFamily(Family):
     )
 
     def build_model(self, config):
-        from spd.targets import resid_mlp
+        from spd.families.resid_mlp import model as resid_mlp
 
         return resid_mlp.build_model(config)
 
     def batch_sampler(self, config):
-        from spd.targets import resid_mlp
+        from spd.families.resid_mlp import model as resid_mlp
 
         return resid_mlp.batch_sampler(config)
 
     def train(self, config, device, log, state_file, checkpoint_every):
-        from spd.targets import resid_mlp
+        from spd.families.resid_mlp import model as resid_mlp
 
         return resid_mlp.train(config, device, log, state_file, checkpoint_every)
 
     def as_target(self, model, config):
-        from spd.targets import resid_mlp
+        from spd.families.resid_mlp import model as resid_mlp
 
         return resid_mlp.as_target(model, config)
 
     def missing_features(self, model, config):
-        from spd.targets import resid_mlp
+        from spd.families.resid_mlp import model as resid_mlp
 
         return resid_mlp.missing_features(model, config)
 
     def metric_rows(self, model, ci, eval_config):
-        from spd.evaluate import resid_mlp
+        from spd.families.resid_mlp import metrics as resid_mlp
 
         return resid_mlp.metric_rows(model, ci, eval_config)
 
     def apd_metric_rows(self, model, eval_config):
-        from spd.evaluate import resid_mlp
+        from spd.families.resid_mlp import metrics as resid_mlp
 
         return resid_mlp.apd_metric_rows(model, eval_config)
 
     def recovery_failures(self, rows, config):
-        from spd.evaluate.recovery import resid_mlp_recovery_failures
+        from spd.families.resid_mlp.verdict import recovery_failures
 
-        return resid_mlp_recovery_failures(rows, config)
+        return recovery_failures(rows, config)
 
     def expected_alive(self, config):
-        from spd.evaluate.recovery import resid_mlp_expected_alive
+        from spd.families.resid_mlp.verdict import expected_alive
 
-        return resid_mlp_expected_alive(config)
+        return expected_alive(config)
 
     def tables(self, model, config, decomposition):
-        from spd.evaluate.resid_mlp import neuron_contribution_table
+        from spd.families.resid_mlp.metrics import neuron_contribution_table
 
         return {NEURON_CONTRIBUTIONS_FILE: neuron_contribution_table(model)}
 
     def write_figures(self, runs, out: Path, table1) -> bool:
-        from spd.figures.resid_mlp import read_resid_run, write_resid_mlp_figures
+        from spd.families.resid_mlp.figures import read_resid_run, write_resid_mlp_figures
 
         write_resid_mlp_figures([read_resid_run(*paths) for paths in runs], out)
         return True

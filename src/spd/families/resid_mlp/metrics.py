@@ -22,7 +22,7 @@ from spd.evaluate.causal_importance_metrics import (
     dense_pattern_errors,
     mean_active_per_probe,
 )
-from spd.targets.resid_mlp import ResidMLPModel, neuron_contributions
+from spd.families.resid_mlp.model import ResidMLPModel, neuron_contributions
 
 
 def _target_model(model: ComponentModel | APDModel) -> ResidMLPModel:

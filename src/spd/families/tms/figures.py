@@ -27,7 +27,7 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from spd.evaluate.run_record import read_run_record
 from spd.evaluate.table1 import TABLE1_HEADER, table1_cells
-from spd.families.tms import CI_CURVES_FILE
+from spd.families.tms.family import CI_CURVES_FILE
 from spd.figures.common import (
     ALIVE_CI,
     ci_heatmap,

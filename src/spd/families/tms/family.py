@@ -1,5 +1,5 @@
-"""Toy Models of Superposition as a `Family`: binds `spd.targets.tms`, `spd.evaluate.tms` and
-`spd.figures.tms`."""
+"""Toy Models of Superposition as a `Family`: binds its `model`, `metrics`, `verdict` and
+`figures`."""
 
 from __future__ import annotations
 
@@ -29,49 +29,49 @@ class TMSFamily(Family):
     report_columns = ("MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)")
 
     def build_model(self, config):
-        from spd.targets import tms
+        from spd.families.tms import model as tms
 
         return tms.build_model(config)
 
     def batch_sampler(self, config):
-        from spd.targets import tms
+        from spd.families.tms import model as tms
 
         return tms.batch_sampler(config)
 
     def train(self, config, device, log, state_file, checkpoint_every):
-        from spd.targets import tms
+        from spd.families.tms import model as tms
 
         return tms.train(config, device, log, state_file, checkpoint_every)
 
     def as_target(self, model, config):
-        from spd.targets import tms
+        from spd.families.tms import model as tms
 
         return tms.as_target(model, config)
 
     def missing_features(self, model, config):
-        from spd.targets import tms
+        from spd.families.tms import model as tms
 
         return tms.missing_features(model, config)
 
     def metric_rows(self, model, ci, eval_config):
-        from spd.evaluate import tms
+        from spd.families.tms import metrics as tms
 
         return tms.metric_rows(model, ci, eval_config)
 
     def apd_metric_rows(self, model, eval_config):
-        from spd.evaluate import tms
+        from spd.families.tms import metrics as tms
 
         return tms.apd_metric_rows(model)
 
     def recovery_failures(self, rows, config):
-        from spd.evaluate.recovery import tms_recovery_failures
+        from spd.families.tms.verdict import recovery_failures
 
-        return tms_recovery_failures(rows, config)
+        return recovery_failures(rows, config)
 
     def expected_alive(self, config):
-        from spd.evaluate.recovery import tms_expected_alive
+        from spd.families.tms.verdict import expected_alive
 
-        return tms_expected_alive(config)
+        return expected_alive(config)
 
     def tables(self, model, config, decomposition):
         from spd.evaluate.exports import ci_curve_table, weight_table
@@ -82,7 +82,7 @@ class TMSFamily(Family):
         }
 
     def write_figures(self, runs, out: Path, table1) -> bool:
-        from spd.figures.tms import read_run, write_tms_figures
+        from spd.families.tms.figures import read_run, write_tms_figures
 
         write_tms_figures([read_run(*paths) for paths in runs], out, table1)
         return True

@@ -18,7 +18,7 @@ from spd.evaluate.causal_importance_metrics import (
     alive_mask,
     ci_pattern_rows,
 )
-from spd.targets.tms import TMSModel, ground_truth_mechanisms
+from spd.families.tms.model import TMSModel, ground_truth_mechanisms
 
 
 def _target_model(model: ComponentModel | APDModel) -> TMSModel:
