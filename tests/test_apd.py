@@ -114,7 +114,8 @@ def test_tiny_apd_decomposition_end_to_end(tmp_path):
     out = tmp_path / "run"
     assert main(["run", "--config", str(path), "--out", str(out)]) == 0
     metrics = pd.read_parquet(RunFolder(out).metrics)
-    assert set(metrics["metric"]) == {"mmcs", "ml2r"} and set(metrics["method"]) == {"apd"}
+    assert set(metrics["metric"]) == {"mmcs", "mmcs_std", "ml2r", "ml2r_std"}
+    assert set(metrics["method"]) == {"apd"}
     losses = pd.read_parquet(RunFolder(out).losses)
     assert {"faithfulness", "minimality", "simplicity", "total"} <= set(losses.columns)
     assert list(losses["step"]) == [0, 10, 20, 30, 39]
