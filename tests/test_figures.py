@@ -347,7 +347,8 @@ def _synthetic_tms_run(tmp_path, identity: bool = False):
             "total": 0.3 + 0 * steps,
         }
     )
-    metric_rows = [("linear1", "mmcs", 0.98765), ("linear1", "ml2r", 0.61234)]
+    metric_rows = [("linear1", "mmcs", 0.98765), ("linear1", "mmcs_std", 9.173e-5)]
+    metric_rows += [("linear1", "ml2r", 0.61234), ("linear1", "ml2r_std", 0.0123)]
     metric_rows += [(layer, "alive_subcomponents", 3.0) for layer in layers]
     metric_rows += [(layer, "ci_pattern_errors", 2.0) for layer in layers]
     metrics = pd.DataFrame(
@@ -462,16 +463,16 @@ def test_tms_loss_panel_draws_the_total_with_its_legend_outside(tmp_path):
 def test_tms_metrics_table_has_no_nan_and_shows_the_verdict(tmp_path):
     import matplotlib.pyplot as plt
 
-    fig, _ = _page(_synthetic_tms_run(tmp_path))
-    cells = [
-        cell.get_text()
-        for ax in fig.axes
-        for table in ax.tables
-        for cell in table.get_celld().values()
-    ]
-    texts = [text.get_text() for text in fig.findobj(plt.Text) + cells]
+    fig, renderer = _page(_synthetic_tms_run(tmp_path))
+    cells = [cell for ax in fig.axes for table in ax.tables for cell in table.get_celld().values()]
+    texts = [text.get_text() for text in fig.findobj(plt.Text) + [c.get_text() for c in cells]]
     assert not any("nan" in text.lower() for text in texts)
-    assert "0.9877" in texts and "0.6123" in texts  # rounded; linear2 has no MMCS: a dash
+    # rounded, with the spread over features beside the value; linear2 has no MMCS: a dash
+    assert "0.9877 ± 0.0001" in texts and "0.6123 ± 0.0123" in texts
+    assert not any("std" in text for text in texts)  # the spreads are not rows of their own
+    for cell in cells:  # every cell's text inside its frame
+        text, frame = cell.get_text().get_window_extent(renderer), cell.get_window_extent(renderer)
+        assert frame.x0 - 1 <= text.x0 and text.x1 <= frame.x1 + 1, cell.get_text().get_text()
     assert any(
         text.startswith("verdict: NOT recovered") and "- MMCS 0.9877 < 0.999\n" in text
         for text in texts

@@ -53,6 +53,9 @@ METRIC_FORMATS = {
     "ci_errors_weak_diagonal": ("  weak diagonal", "{:.0f}"),
     "ci_errors_off_diagonal": ("  off diagonal", "{:.0f}"),
     "ci_errors_shared": ("  shared (merged)", "{:.0f}"),
+    "alive_on_probes": ("live on probes", "{:.0f}"),
+    "ci_active_fraction_min": ("active on inputs, min", "{:.2f}"),
+    "ci_active_fraction_mean": ("active on inputs, mean", "{:.2f}"),
 }
 
 
@@ -285,23 +288,27 @@ def _format(metric: str, value: float) -> str:
 
 def metric_cells(metrics: pd.DataFrame) -> tuple[list[str], list[str], list[list[str]]]:
     """Row labels, column labels (layers) and cells of the metrics table: the metrics some layer
-    has, each rounded for reading; a layer without a metric gets '-' (never 'nan')."""
+    has, each rounded for reading, a metric's spread over features (`<metric>_std`) beside its
+    value as "value ± spread"; a layer without a metric gets '-' (never 'nan')."""
     layers = list(dict.fromkeys(metrics.layer))
     value = {(row.layer, row.metric): float(row.value) for row in metrics.itertuples()}
     present = list(dict.fromkeys(metrics.metric))
+    spreads = {f"{m}_std" for m in present}
     names = [m for m in METRIC_FORMATS if m in present] + [
-        m for m in present if m not in METRIC_FORMATS
+        m for m in present if m not in METRIC_FORMATS and m not in spreads
     ]
     names = [
         m for m in names if any(np.isfinite(value.get((layer, m), np.nan)) for layer in layers)
     ]
-    cells = [
-        [
-            _format(m, value[(layer, m)]) if np.isfinite(value.get((layer, m), np.nan)) else "-"
-            for layer in layers
-        ]
-        for m in names
-    ]
+
+    def cell(layer: str, metric: str) -> str:
+        if not np.isfinite(value.get((layer, metric), np.nan)):
+            return "-"
+        text = _format(metric, value[(layer, metric)])
+        spread = value.get((layer, f"{metric}_std"), np.nan)
+        return f"{text} ± {_format(metric, spread)}" if np.isfinite(spread) else text
+
+    cells = [[cell(layer, m) for layer in layers] for m in names]
     labels = [METRIC_FORMATS.get(m, (m.replace("_", " "), ""))[0] for m in names]
     return labels, layers, cells
 
@@ -328,16 +335,13 @@ def _metrics_panel(ax: Axes, run: RunTables) -> None:
     ax.axis("off")
     labels, layers, cells = metric_cells(run.metrics)
     height = min(0.64, 0.058 * (len(cells) + 1))
-    table = ax.table(
-        cellText=cells,
-        rowLabels=labels,
-        colLabels=layers,
-        # matplotlib takes bounds [left, bottom, width, height]; its stubs ask for a Bbox
-        bbox=[0.3, 1 - height, 0.12 * len(layers) + 0.06, height],  # type: ignore[arg-type]
-    )
+    table = ax.table(cellText=cells, rowLabels=labels, colLabels=layers, loc="upper center")
     table.auto_set_font_size(False)
     table.set_fontsize(FONT - 1)
+    # each column as wide as its longest text, measured when the page is drawn
+    table.auto_set_column_width(list(range(-1, len(layers))))
     for (row, _), cell in table.get_celld().items():
+        cell.set_height(height / (len(cells) + 1))
         cell.set_linewidth(0.4)
         if row == 0:
             cell.set_text_props(weight="bold")
