@@ -260,7 +260,7 @@ BAD_INPUTS = [
     ),
     _params_case(
         lambda raw: raw.update(main_experiments=["huge"]),
-        "'main_experiments': 'huge' is not a TMS SPD experiment",
+        "'main_experiments': 'huge' is not an SPD experiment scored by MMCS and ML2R",
         "unknown main experiment",
     ),
     _file_case(

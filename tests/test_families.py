@@ -87,3 +87,41 @@ def test_a_family_that_cannot_be_imported_is_a_one_line_error(name, message):
 def test_a_custom_family_config_error_names_its_key():
     with pytest.raises(ConfigError, match=r"^config: unknown config key 'target.colour'$"):
         parse_experiment_config(_experiment({"family": NO_TRUTH, "colour": "red"}))
+
+
+class MatchedNoTruthConfig(NoTruthConfig):
+    family: Literal["test_families:MatchedNoTruth"]  # type: ignore[assignment]
+
+
+class MatchedNoTruth(NoTruth):
+    """A user's family that declares itself scored by MMCS and ML2R."""
+
+    name = "test_families:MatchedNoTruth"
+    config_model = MatchedNoTruthConfig
+    feature_matched = True
+
+
+def test_the_main_job_and_its_checks_follow_the_family_interface_not_its_name():
+    from spd import runsets
+    from spd.config import parse_params
+    from tests.conftest import TINY_APD, TINY_RESID_MLP, TINY_TMS
+
+    def entry(config: dict, **decomposition) -> dict:
+        return {k: v for k, v in config.items() if k != "name"} | (
+            {"decomposition": decomposition} if decomposition else {}
+        )
+
+    spd = TINY_TMS["decomposition"]
+    experiments = {
+        "toy": entry(TINY_TMS),
+        "toy_apd": entry(TINY_TMS, **TINY_APD),
+        "resid": entry(TINY_RESID_MLP),
+        "own": {"target": {"family": "test_families:MatchedNoTruth"}, "decomposition": spd},
+        "own_plain": {"target": {"family": NO_TRUTH}, "decomposition": spd},
+    }
+    params = parse_params({"seeds": [0], "experiments": experiments})
+    assert runsets.main_experiments(params) == ["toy", "own"]
+    assert runsets.compared_experiments(params) == ["toy", "toy_apd"]
+    for name in ("resid", "own_plain", "toy_apd"):
+        with pytest.raises(ConfigError, match=f"'{name}' is not an SPD experiment scored by MMCS"):
+            parse_params({"seeds": [0], "experiments": experiments, "main_experiments": [name]})

@@ -323,8 +323,8 @@ class Params(StrictModel):
     main_experiments: tuple[str, ...] | None = Field(
         None,
         min_length=1,
-        description="The main job (tms.pdf, its Table 1, dvc.yaml's stages): TMS SPD experiments; "
-        "default every one of them.",
+        description="The main job (tms.pdf, its Table 1, dvc.yaml's stages): SPD experiments of a "
+        "family scored by MMCS and ML2R (TMS); default every one of them.",
     )
 
     def experiment(self, name: str) -> ExperimentConfig:
@@ -457,16 +457,19 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
 
 
 def parse_params(raw: object, source: str = "params") -> Params:
+    from spd.families.registry import family
+
     params = _validate(Params, raw, source)
     for name in params.main_experiments or ():
         settings = params.experiments.get(name)
         if (
             settings is None
-            or settings.target.family != "tms"
             or settings.decomposition.method != "spd"
+            or not family(settings.target).feature_matched
         ):
             raise ConfigError(
-                f"{source}: bad config key 'main_experiments': '{name}' is not a TMS SPD experiment"
+                f"{source}: bad config key 'main_experiments': '{name}' is not an SPD experiment "
+                "scored by MMCS and ML2R"
             )
     try:
         params.sweep_points()  # every sweep point is a valid experiment, before any compute

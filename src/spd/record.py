@@ -84,19 +84,23 @@ def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
     ) + " (from its metrics)"
 
 
-def _number(value: float, digits: int = 4) -> str:
+def number_cell(value: float, digits: int = 4) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _count(value: float) -> str:
+def count_cell(value: float) -> str:
     return "-" if math.isnan(value) else str(int(value))
 
 
-def _with_feature_spread(summary: Summary, metric: str) -> str:
+def with_feature_spread(summary: Summary, metric: str) -> str:
     """linear1's value of `metric`, ± its standard deviation over the features where the
     summary has it (summaries made before it was recorded do not)."""
     value, spread = summary.value("linear1", metric), summary.value("linear1", f"{metric}_std")
-    return _number(value) if math.isnan(spread) else f"{_number(value)} ± {_number(spread)}"
+    return (
+        number_cell(value)
+        if math.isnan(spread)
+        else f"{number_cell(value)} ± {number_cell(spread)}"
+    )
 
 
 def _link(summary: Summary) -> str:
@@ -141,21 +145,6 @@ class Report:
 
     def source(self, summary: Summary) -> str:
         return _link(summary)
-
-    @staticmethod
-    def tms_cells(summary: Summary) -> list[str]:
-        """MMCS, ML2R, live subcomponents per layer, CI-pattern errors per layer."""
-        layers = ["linear1", "linear2"] + (["hidden"] if "hidden" in summary.data else [])
-        alive = " / ".join(_count(summary.value(layer, "alive_subcomponents")) for layer in layers)
-        errors = " / ".join(
-            _count(summary.value(layer, "ci_pattern_errors")) for layer in ("linear1", "linear2")
-        )
-        return [
-            _with_feature_spread(summary, "mmcs"),
-            _with_feature_spread(summary, "ml2r"),
-            alive,
-            errors,
-        ]
 
     def table1(self) -> list[str]:
         lines = [
@@ -232,7 +221,7 @@ class Report:
                 [
                     str(s.seed),
                     s.status,
-                    *self.tms_cells(s),
+                    *family(self.configs[name].target).report_cells(s),
                     verdict_text(s, self.configs[name]),
                     _wall_time(s),
                     self.source(s),
@@ -269,31 +258,6 @@ class Report:
                 header += columns
                 lines += _table([*header, "verdict", "summary"], rows)
         return lines
-
-    @staticmethod
-    def resid_cells(summary: Summary) -> list[str]:
-        layers = sorted(
-            {layer.rsplit(".", 1)[0] for layer in summary.data if layer.startswith("layers.")}
-        )
-        alive = ", ".join(
-            f"{_count(summary.value(f'{layer}.mlp_in', 'alive_subcomponents'))} / "
-            f"{_count(summary.value(f'{layer}.mlp_out', 'alive_subcomponents'))}"
-            for layer in layers
-        )
-        errors = ", ".join(
-            _count(summary.value(f"{layer}.mlp_in", "ci_pattern_errors")) for layer in layers
-        )
-        neurons = ", ".join(
-            f"{_number(summary.value(f'{layer}.mlp_in', 'neuron_contribution_corr'))} / "
-            f"{_number(summary.value(f'{layer}.mlp_in', 'neuron_contribution_slope'), 3)}"
-            for layer in layers
-        )
-        per_probe = ", ".join(
-            f"{_number(summary.value(f'{layer}.mlp_out', 'ci_per_probe@0.1'), 1)} / "
-            f"{_number(summary.value(f'{layer}.mlp_out', 'ci_per_probe@0.9'), 1)}"
-            for layer in layers
-        )
-        return [alive or "-", errors or "-", neurons or "-", per_probe or "-"]
 
     def family_sections(self) -> list[str]:
         """A section per family that has one (`Family.report_section`), built-in families first."""

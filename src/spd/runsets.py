@@ -1,15 +1,16 @@
 """Which runs each table and figure is made of, from params.yaml: one definition shared by the
 Snakemake workflow (to request the runs) and the command line (to read them).
 
-The paper's figures and tables are made of named families' experiments (tms.pdf, Table 1 and
-robustness.pdf of TMS runs), so the selections below name a family; what a run of any family
-computes and writes goes through `spd.families` instead."""
+The main job's figure and tables (tms.pdf, Table 1, robustness.pdf) are made of the experiments of
+families scored by MMCS and ML2R (`Family.feature_matched`); what a run of any family computes and
+writes goes through `spd.families`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from spd.config import SWEEP_SEPARATOR, ExperimentConfig, Params
+from spd.families.registry import family as family_of
 
 RUNS_ROOT = Path("results/runs")
 
@@ -36,15 +37,25 @@ def experiments_of(
     ]
 
 
+def feature_matched_experiments(params: Params, method: str) -> list[str]:
+    """params.yaml's own experiments of `method` whose family is scored by MMCS and ML2R."""
+    return [
+        name
+        for name in experiments_of(params, method=method)
+        if family_of(params.experiments[name].target).feature_matched
+    ]
+
+
 def main_experiments(params: Params) -> list[str]:
-    """The main job's experiments: tms.pdf, its Table 1 (and dvc.yaml's stages)."""
-    return list(params.main_experiments or experiments_of(params, family="tms", method="spd"))
+    """The main job's experiments: tms.pdf, its Table 1 (and dvc.yaml's stages); by default
+    every SPD experiment scored by MMCS and ML2R."""
+    return list(params.main_experiments or feature_matched_experiments(params, "spd"))
 
 
 def compared_experiments(params: Params) -> list[str]:
-    """SPD vs APD on TMS (scored by MMCS and ML2R): every TMS APD experiment, and every SPD
-    experiment of a target APD decomposes."""
-    apd = experiments_of(params, family="tms", method="apd")
+    """SPD vs APD (scored by MMCS and ML2R): every such APD experiment, and every SPD experiment
+    of a target APD decomposes."""
+    apd = feature_matched_experiments(params, "apd")
     apd_targets = {params.target_source(name) for name in apd}
     spd = [
         name
@@ -65,7 +76,7 @@ def sweep_points_of(params: Params, sweep: str, experiment: str) -> dict[str, fl
     return dict(zip(names, values, strict=True))
 
 
-def tms_sweep_points(params: Params) -> list[str]:
-    """Every sweep point on a TMS SPD experiment (robustness.pdf)."""
-    tms = set(experiments_of(params, family="tms", method="spd"))
-    return [name for name in params.sweep_points() if base_experiment(name) in tms]
+def feature_matched_sweep_points(params: Params) -> list[str]:
+    """Every sweep point on an SPD experiment scored by MMCS and ML2R (robustness.pdf)."""
+    scored = set(feature_matched_experiments(params, "spd"))
+    return [name for name in params.sweep_points() if base_experiment(name) in scored]

@@ -109,7 +109,7 @@ rule sweep_figures:
 rule robustness_figures:
     input:
         tables(run_dirs(MAIN, ROBUSTNESS_SEEDS), [layout.METRICS_FILE]),
-        tables(run_dirs(runsets.tms_sweep_points(PARAMS), SEEDS), [layout.METRICS_FILE]),
+        tables(run_dirs(runsets.feature_matched_sweep_points(PARAMS), SEEDS), [layout.METRICS_FILE]),
     output:
         report_if_built(
             "results/figures/robustness.pdf",

@@ -48,6 +48,10 @@ class Family(ABC):
     """Title of a results-report section listing the family's experiments; None: no section."""
     report_section_columns: ClassVar[tuple[str, ...]] = ()
     """Headers of `report_cells` in that section (the same cells, named for a per-layer list)."""
+    feature_matched: ClassVar[bool] = False
+    """True where its decompositions are scored by MMCS and ML2R of linear1 against the target's
+    features (the paper's Table 1): its SPD experiments are then the main job's default (tms.pdf,
+    Table 1, the seed tables) and its APD experiments are compared with SPD."""
 
     # The target model.
 

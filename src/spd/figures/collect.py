@@ -45,7 +45,7 @@ def robustness_summary(
         for seed in params.robustness_seeds
     ]
     for sweep in params.sweeps:
-        for experiment in runsets.experiments_of(params, family="tms", method="spd"):
+        for experiment in runsets.feature_matched_experiments(params, "spd"):
             for point, value in runsets.sweep_points_of(params, sweep, experiment).items():
                 default = params.run_source(point) == experiment
                 runs += [(point, sweep, value, seed, default) for seed in params.seeds]

@@ -21,9 +21,15 @@ def figures(runs: list[Path], out: Path, table1_path: Path | None) -> None:
     from spd.families.base import DEFAULT_FIGURE_TABLES
     from spd.families.registry import family
 
-    metrics = pd.concat(read_parquet(paths[0]) for paths in run_tables(runs, [METRICS_FILE]))
+    tables = {paths[0]: read_parquet(paths[0]) for paths in run_tables(runs, [METRICS_FILE])}
+    for path, table in tables.items():
+        if "family" not in table.columns:
+            raise ConfigError(
+                f"{path}: no 'family' column; run `spd evaluate` on its run folder again"
+            )
+    metrics = pd.concat(tables.values())
     check_single_config(metrics)
-    families = sorted(set(metrics.get("family", pd.Series(["tms"]))))
+    families = sorted(set(metrics["family"]))
     if len(families) != 1:
         raise ConfigError(
             f"figures: runs of different target families ({', '.join(families)}); draw them apart"

@@ -93,9 +93,34 @@ class ResidMLPFamily(Family):
         return True
 
     def report_cells(self, summary: Any) -> list[str]:
-        from spd.record import Report
+        """Per layer: live W_in / W_out subcomponents, W_in CI-pattern errors, W_in neuron
+        contributions (correlation / slope), W_out subcomponents per probe at CI >= 0.1 / 0.9."""
+        from spd.record import count_cell, number_cell
 
-        return Report.resid_cells(summary)
+        layers = sorted(
+            {layer.rsplit(".", 1)[0] for layer in summary.data if layer.startswith("layers.")}
+        )
+        w_in = {layer: f"{layer}.mlp_in" for layer in layers}
+        w_out = {layer: f"{layer}.mlp_out" for layer in layers}
+        alive = ", ".join(
+            f"{count_cell(summary.value(w_in[layer], 'alive_subcomponents'))} / "
+            f"{count_cell(summary.value(w_out[layer], 'alive_subcomponents'))}"
+            for layer in layers
+        )
+        errors = ", ".join(
+            count_cell(summary.value(w_in[layer], "ci_pattern_errors")) for layer in layers
+        )
+        neurons = ", ".join(
+            f"{number_cell(summary.value(w_in[layer], 'neuron_contribution_corr'))} / "
+            f"{number_cell(summary.value(w_in[layer], 'neuron_contribution_slope'), 3)}"
+            for layer in layers
+        )
+        per_probe = ", ".join(
+            f"{number_cell(summary.value(w_out[layer], 'ci_per_probe@0.1'), 1)} / "
+            f"{number_cell(summary.value(w_out[layer], 'ci_per_probe@0.9'), 1)}"
+            for layer in layers
+        )
+        return [alive or "-", errors or "-", neurons or "-", per_probe or "-"]
 
     def target_bytes(self, config):
         # weights with their gradients and AdamW moments, plus float copies of a batch row's activations

@@ -27,6 +27,7 @@ class TMSFamily(Family):
         LOSSES_FILE,
     )
     report_columns = ("MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)")
+    feature_matched = True
 
     def build_model(self, config):
         from spd.families.tms import model as tms
@@ -88,9 +89,23 @@ class TMSFamily(Family):
         return True
 
     def report_cells(self, summary: Any) -> list[str]:
-        from spd.record import Report
+        """MMCS and ML2R (± over features), live subcomponents and CI-pattern errors per layer."""
+        from spd.record import count_cell, with_feature_spread
 
-        return Report.tms_cells(summary)
+        layers = ["linear1", "linear2"] + (["hidden"] if "hidden" in summary.data else [])
+        alive = " / ".join(
+            count_cell(summary.value(layer, "alive_subcomponents")) for layer in layers
+        )
+        errors = " / ".join(
+            count_cell(summary.value(layer, "ci_pattern_errors"))
+            for layer in ("linear1", "linear2")
+        )
+        return [
+            with_feature_spread(summary, "mmcs"),
+            with_feature_spread(summary, "ml2r"),
+            alive,
+            errors,
+        ]
 
     def target_bytes(self, config):
         # weights with their gradients and AdamW moments, plus float copies of a batch row's activations
