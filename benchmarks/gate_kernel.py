@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from spd.decomp.causal_importance import fused_gate_mlp, plain_gate_mlp
-from spd.decomp.gate_kernel import compiled_gate_mlp, compiled_kernel_available
+from spd.kernels import compiled_gate_mlp, compiled_kernel_available
 
 GateFn = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 

@@ -15,9 +15,11 @@ import pytest
 import torch
 from torch import Tensor
 
-from spd.decomp import gate_kernel
+from spd import kernels
+from spd.decomp import masks
 from spd.decomp.causal_importance import CausalImportanceGates, plain_gate_mlp
-from spd.decomp.gate_kernel import (
+from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
+from spd.kernels import (
     build_directory,
     compiled_causal_importances,
     compiled_gate_mlp,
@@ -25,7 +27,6 @@ from spd.decomp.gate_kernel import (
     compiled_masked_inner,
     uniform,
 )
-from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
 
 pytestmark = pytest.mark.skipif(
     not compiled_kernel_available(), reason="C++ gate kernel could not be built (compiler/ninja?)"
@@ -190,16 +191,16 @@ def test_a_build_killed_part_way_does_not_block_later_loads() -> None:
     # of a finished build the load goes through torch's build step, which waits on that lock
     (build_directory() / "lock").touch()
     (build_directory() / "spd_built.json").unlink()
-    load = "from spd.decomp.gate_kernel import compiled_kernel_available as a; assert a()"
+    load = "from spd.kernels import compiled_kernel_available as a; assert a()"
     subprocess.run([sys.executable, "-c", load], check=True, timeout=300)
     assert (build_directory() / "spd_built.json").is_file()
 
 
 def _checkout_copy(root: Path) -> Path:
     """The kernel's source as another checkout of the project holds it."""
-    copy = root / "src" / "spd" / "decomp" / "csrc" / "gate_mlp.cpp"
+    copy = root / "src" / "spd" / "kernels" / "csrc" / "gate_mlp.cpp"
     copy.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(gate_kernel._SOURCE, copy)
+    shutil.copy(kernels._SOURCE, copy)
     return copy
 
 
@@ -214,7 +215,7 @@ def test_build_folder_depends_on_source_content_not_its_path(tmp_path: Path) -> 
 def test_loads_from_two_checkouts_share_one_build(tmp_path: Path) -> None:
     # each process loads the kernel from its own copy of the source, as two clones would
     load = (
-        "import sys; from pathlib import Path; from spd.decomp import gate_kernel as g; "
+        "import sys; from pathlib import Path; from spd import kernels as g; "
         "g._SOURCE = Path(sys.argv[1]); assert g.compiled_kernel_available(); "
         "print(g._extension().__file__)"
     )
@@ -245,7 +246,7 @@ def test_masked_inner_has_the_bits_of_the_eager_expression():
         out = masked_inner(h_, g_, u)
         out.backward(grad)
         results.append((out.detach(), h_.grad, g_.grad))
-    assert gate_kernel.masked_inner_available()
+    assert kernels.masked_inner_available(masks._eager_masked_inner)
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
 
@@ -256,5 +257,5 @@ def test_uniform_draws_what_torch_rand_draws(shapes: list[tuple[int, ...]]) -> N
     ours, torchs = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
     for shape in shapes:
         assert torch.equal(uniform(shape, ours, torch.float32), torch.rand(shape, generator=torchs))
-    assert gate_kernel.compiled_uniform_available()
+    assert kernels.compiled_uniform_available()
     assert torch.equal(ours.get_state(), torchs.get_state())

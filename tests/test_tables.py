@@ -1,9 +1,10 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from spd.config import ConfigError
-from spd.evaluate.exports import ci_histogram_table
+from spd.evaluate.exports import ci_histogram_table, long_table
 from spd.evaluate.table1 import table1, table1_markdown
 from spd.io import CheckpointError, read_parquet, write_parquet
 
@@ -73,6 +74,31 @@ def test_ci_histogram_counts_every_value_once_in_equal_bins():
     table = ci_histogram_table(ci, n_bins=4)
     assert list(table["count"]) == [2, 1, 1, 2]  # [0, .25) [.25, .5) [.5, .75) [.75, 1]
     assert list(table["bin_left"]) == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_long_table_has_constants_indices_then_values_one_row_per_entry_row_major():
+    values = {
+        "ci": torch.tensor([[0.5, 0.25, 1.0], [0.0, 0.75, 0.125]]),
+        "count": torch.tensor([[3, 1, 4], [1, 5, 9]]),
+    }
+    table = long_table(values, ("probe", "subcomponent"), {"layer": "linear1", "seed": 7})
+    expected = pd.DataFrame(
+        {
+            "layer": ["linear1"] * 6,
+            "seed": [7] * 6,
+            "probe": np.array([0, 0, 0, 1, 1, 1], dtype=np.int64),
+            "subcomponent": np.array([0, 1, 2, 0, 1, 2], dtype=np.int64),
+            "ci": np.array([0.5, 0.25, 1.0, 0.0, 0.75, 0.125], dtype=np.float32),
+            "count": np.array([3, 1, 4, 1, 5, 9], dtype=np.int64),
+        }
+    )
+    pd.testing.assert_frame_equal(table, expected, check_exact=True)
+    with pytest.raises(ValueError, match="shapes"):
+        long_table({"a": torch.zeros(2, 3), "b": torch.zeros(3, 2)}, ("row", "col"))
+    with pytest.raises(ValueError, match="shapes"):
+        long_table({"a": torch.zeros(2, 3)}, ("row",))
+    with pytest.raises(ValueError, match="repeat"):
+        long_table({"row": torch.zeros(2, 3)}, ("row", "col"))
 
 
 def test_ci_curves_are_the_ci_on_one_feature_scaled_from_0_to_1():

@@ -5,7 +5,7 @@
 The plain version materialises three B x C x d_gate tensors (and autograd keeps them), which makes
 it the memory-traffic hot spot of an SPD step. Two leaner versions compute the same function and
 keep only h for the backward pass, recomputing the hidden layer there: the C++ kernel of
-`gate_kernel` (CPU float32, built on first use) and, where it cannot be built, `fused_gate_mlp`,
+`spd.kernels` (CPU float32, built on first use) and, where it cannot be built, `fused_gate_mlp`,
 which works batch chunk by batch chunk so that every B x C x d_gate intermediate lives in cache.
 On CUDA the plain version is used. `causal_importances` also applies the two leaky hard sigmoids,
 inside the C++ kernel where it is used.
@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from einops import einsum
 from torch import Tensor, nn
 
-from spd.decomp.gate_kernel import (
+from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
+from spd.kernels import (
     compiled_causal_importances,
     compiled_gate_mlp,
     compiled_kernel_available,
 )
-from spd.decomp.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
 
 # Rows of the batch per chunk: a chunk's C x d_gate hidden layer stays in the L2/L3 cache.
 _TARGET_CHUNK_ELEMENTS = 1 << 18

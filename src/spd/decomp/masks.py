@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spd.decomp.gate_kernel import compiled_masked_inner, masked_inner_available, uniform
+from spd.kernels import compiled_masked_inner, masked_inner_available, uniform
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ def stochastic_mask(causal_importance: Tensor, generator: torch.Generator) -> St
     )
 
 
+def _eager_masked_inner(inner_acts: Tensor, g: Tensor, u: Tensor) -> Tensor:
+    """inner_acts * m in PyTorch ops, m the `StochasticMask` of g and u: the expression the C++
+    kernel must round as. inner_acts, g, u and the result: (batch, C)."""
+    return inner_acts * StochasticMask(g, u).dense()
+
+
 def apply_mask(inner_acts: Tensor, mask: Tensor | StochasticMask) -> Tensor:
     """inner_acts * m, (batch, C): the same bits whichever way it is computed. inner_acts:
     (batch, C); mask: m itself, (batch, C), or a StochasticMask of that shape."""
@@ -43,6 +49,6 @@ def apply_mask(inner_acts: Tensor, mask: Tensor | StochasticMask) -> Tensor:
         and inner_acts.is_contiguous()
         and g.is_contiguous()
     )
-    if fusable and masked_inner_available():
+    if fusable and masked_inner_available(_eager_masked_inner):
         return compiled_masked_inner(inner_acts, g, u)
-    return inner_acts * mask.dense()
+    return _eager_masked_inner(inner_acts, g, u)

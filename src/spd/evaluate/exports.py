@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pandas as pd
 import torch
 from torch import Tensor
@@ -10,24 +12,39 @@ from spd.decomp.component_model import ComponentModel
 from spd.decomp.components import subcomponent_weights
 
 
+def long_table(
+    values: Mapping[str, Tensor],
+    dims: Sequence[str],
+    constants: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """One row per entry of the tensors in `values`, all of one shape with one name in `dims` per
+    dimension (e.g. (n_probes, C) and ("probe", "subcomponent")), in row-major order. Columns: the
+    `constants` (one value each, e.g. the layer), the index along each dimension (int64), then
+    each tensor's entries (its dtype), each group in the order given."""
+    constants = {} if constants is None else constants
+    names = [*constants, *dims, *values]
+    if len(set(names)) != len(names):
+        raise ValueError(f"column names repeat: {names}")
+    shapes = {tuple(tensor.shape) for tensor in values.values()}
+    if len(shapes) != 1 or len(shape := next(iter(shapes))) != len(dims):
+        raise ValueError(f"values of shapes {sorted(shapes)} for dimensions {list(dims)}")
+    indices = torch.meshgrid(*(torch.arange(n) for n in shape), indexing="ij")
+    return pd.DataFrame(
+        {
+            **constants,
+            **{dim: index.flatten().numpy() for dim, index in zip(dims, indices, strict=True)},
+            **{name: tensor.flatten().cpu().numpy() for name, tensor in values.items()},
+        }
+    )
+
+
 def ci_probe_table(probe_ci: dict[str, Tensor]) -> pd.DataFrame:
     """One row per layer x probe (feature) x subcomponent: the CI on that feature's one-hot probe.
     probe_ci: per layer, (n_probes, C)."""
-    frames = []
-    for layer, ci in probe_ci.items():
-        probe, subcomponent = torch.meshgrid(
-            torch.arange(ci.shape[0]), torch.arange(ci.shape[1]), indexing="ij"
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "layer": layer,
-                    "probe": probe.flatten().numpy(),
-                    "subcomponent": subcomponent.flatten().numpy(),
-                    "ci": ci.flatten().cpu().numpy(),
-                }
-            )
-        )
+    frames = [
+        long_table({"ci": ci}, ("probe", "subcomponent"), {"layer": layer})
+        for layer, ci in probe_ci.items()
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -55,19 +72,8 @@ def ci_histogram_table(random_ci: dict[str, Tensor], n_bins: int = 50) -> pd.Dat
 
 def _matrix_rows(layer: str, kind: str, subcomponent: int, matrix: torch.Tensor) -> pd.DataFrame:
     """One row per entry (row, col) of a 2-D matrix, e.g. a (d_out, d_in) weight or piece."""
-    row, col = torch.meshgrid(
-        torch.arange(matrix.shape[0]), torch.arange(matrix.shape[1]), indexing="ij"
-    )
-    return pd.DataFrame(
-        {
-            "layer": layer,
-            "kind": kind,
-            "subcomponent": subcomponent,
-            "row": row.flatten().numpy(),
-            "col": col.flatten().numpy(),
-            "value": matrix.flatten().cpu().numpy(),
-        }
-    )
+    constants = {"layer": layer, "kind": kind, "subcomponent": subcomponent}
+    return long_table({"value": matrix}, ("row", "col"), constants)
 
 
 @torch.no_grad()
@@ -107,18 +113,10 @@ def ci_curve_table(
     for layer, ci in causal_importances_on(model, inputs, leaky_alpha).items():
         curves = ci.reshape(n_features, n_points, -1).cpu()  # feature, value, subcomponent
         kept = torch.nonzero(curves.amax(dim=(0, 1)) >= floor).flatten()
-        feature, point, sub = torch.meshgrid(
-            torch.arange(n_features), torch.arange(n_points), kept, indexing="ij"
+        frame = long_table(
+            {"ci": curves[:, :, kept]}, ("feature", "point", "kept"), {"layer": layer}
         )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "layer": layer,
-                    "subcomponent": sub.flatten().numpy(),
-                    "feature": feature.flatten().numpy(),
-                    "x": values.cpu()[point.flatten()].numpy(),
-                    "ci": curves[feature.flatten(), point.flatten(), sub.flatten()].numpy(),
-                }
-            )
-        )
+        frame["subcomponent"] = kept.numpy()[frame["kept"].to_numpy()]
+        frame["x"] = values.cpu().numpy()[frame["point"].to_numpy()]
+        frames.append(frame[["layer", "subcomponent", "feature", "x", "ci"]])
     return pd.concat(frames, ignore_index=True)

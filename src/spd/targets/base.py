@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from spd.config import ConfigError
-from spd.decomp.gate_kernel import uniform
+from spd.kernels import uniform
 
 # (batch_size, generator) -> a batch of the target's inputs, (batch_size, n_features) for the toy
 # models

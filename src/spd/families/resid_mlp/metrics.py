@@ -22,6 +22,7 @@ from spd.evaluate.causal_importance_metrics import (
     dense_pattern_errors,
     mean_active_per_probe,
 )
+from spd.evaluate.exports import long_table
 from spd.families.resid_mlp.model import ResidMLPModel, neuron_contributions
 
 
@@ -88,20 +89,8 @@ def neuron_contribution_table(model: ComponentModel) -> pd.DataFrame:
             continue
         target = neuron_contributions(_target_model(model), layer)
         spd = spd_neuron_contributions(model, layer)
-        feature, neuron = torch.meshgrid(
-            torch.arange(target.shape[0]), torch.arange(target.shape[1]), indexing="ij"
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "layer": layer,
-                    "feature": feature.flatten().numpy(),
-                    "neuron": neuron.flatten().numpy(),
-                    "target": target.flatten().cpu().numpy(),
-                    "spd": spd.flatten().cpu().numpy(),
-                }
-            )
-        )
+        values = {"target": target, "spd": spd}  # (n_features, d_mlp) each
+        frames.append(long_table(values, ("feature", "neuron"), {"layer": layer}))
     return pd.concat(frames, ignore_index=True)
 
 

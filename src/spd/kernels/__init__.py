@@ -1,8 +1,10 @@
-"""C++/OpenMP CPU kernels of an SPD step, built on first use: the causal-importance gate MLP,
-forward and backward (same function as `causal_importance.plain_gate_mlp`, CPU float32 only,
-either alone (z) or followed by both leaky hard sigmoids of `sigmoids` (lower, upper) in one
-pass), a stochastic mask applied to the inner activations, and torch.rand's uniform draws.
-Each has the bits of the PyTorch expression it replaces, or (checked at first use) is not used.
+"""The package's C++/OpenMP CPU library (`csrc/gate_mlp.cpp`), built on first use, and its
+kernels: the causal-importance gate MLP, forward and backward (same function as
+`causal_importance.plain_gate_mlp`, CPU float32 only, either alone (z) or followed by both leaky
+hard sigmoids of `sigmoids` (lower, upper) in one pass), a stochastic mask applied to the inner
+activations (`masks` holds the PyTorch expression and picks the path), and torch.rand's uniform
+draws. Each has the bits of the PyTorch expression it replaces, or (checked at first use) is not
+used.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import subprocess
 import sys
 import sysconfig
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import cast
@@ -241,7 +243,7 @@ class _CompiledMaskedInner(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: Tensor, g: Tensor, u: Tensor) -> Tensor:  # type: ignore[override]
         ext = _extension()
-        assert ext is not None, "call masked_inner_available() first"
+        assert ext is not None, "call masked_inner_available(eager) first"
         ctx.save_for_backward(h, g, u)
         return ext.masked_inner_forward(h, g, u)
 
@@ -252,23 +254,19 @@ class _CompiledMaskedInner(torch.autograd.Function):
         return grad_h, grad_g, None
 
 
-def _eager_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
-    """h * (g + (1 - g) u) in eager torch: h, g, u and the result (..., C), of one shape."""
-    return h * torch.addcmul(u, g, 1 - u)
-
-
 @functools.cache
-def masked_inner_available() -> bool:
-    """Whether `compiled_masked_inner` can run and rounds as torch's eager ops do on this
-    machine (checked once, values and gradients, on random inputs: torch's addcmul uses a fused
-    multiply-add where the CPU has one, and the kernel follows it only there)."""
+def masked_inner_available(eager: Callable[[Tensor, Tensor, Tensor], Tensor]) -> bool:
+    """Whether `compiled_masked_inner` can run and rounds as `eager`, the PyTorch expression it
+    replaces (h, g, u -> (..., C)), does on this machine (checked once per expression, values and
+    gradients, on random inputs: torch's addcmul uses a fused multiply-add where the CPU has one,
+    and the kernel follows it only there)."""
     if not compiled_kernel_available():
         return False
     generator = torch.Generator().manual_seed(0)
     h, g, u, grad = (torch.randn(4099, generator=generator) for _ in range(4))
     g, u = g.sigmoid(), u.sigmoid()
     results = []
-    for masked_inner in (_eager_masked_inner, _CompiledMaskedInner.apply):
+    for masked_inner in (eager, _CompiledMaskedInner.apply):
         h_, g_ = h.clone().requires_grad_(), g.clone().requires_grad_()
         out = masked_inner(h_, g_, u)
         out.backward(grad)
@@ -277,9 +275,10 @@ def masked_inner_available() -> bool:
 
 
 def compiled_masked_inner(h: Tensor, g: Tensor, u: Tensor) -> Tensor:
-    """h * (g + (1 - g) u) in one pass each way, the same bits as `h * torch.addcmul(u, g, 1 - u)`
-    and its gradients for h and g (u has none). h, g, u: (..., C), contiguous CPU float32 of one
-    shape; requires `masked_inner_available()`."""
+    """h * (g + (1 - g) u) in one pass each way, and its gradients for h and g (u has none), with
+    the bits of the PyTorch expression it stands in for (`masks`') where `masked_inner_available`
+    of that expression holds, which this requires. h, g, u: (..., C), contiguous CPU float32 of
+    one shape."""
     return _CompiledMaskedInner.apply(h, g, u)
 
 
