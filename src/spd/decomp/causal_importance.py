@@ -3,17 +3,20 @@
     z_c = sum_k W2[c,k] * GELU(W1[c,k] * h_c + b1[c,k]) + b2[c]
 
 The plain version materialises three B x C x d_gate tensors (and autograd keeps them), which makes
-it the memory-traffic hot spot of an SPD step. Two leaner versions compute the same function and
-keep only h for the backward pass, recomputing the hidden layer there: the C++ kernel of
-`spd.kernels` (CPU float32, built on first use) and, where it cannot be built, `fused_gate_mlp`,
-which works batch chunk by batch chunk so that every B x C x d_gate intermediate lives in cache.
-On CUDA the plain version is used. `causal_importances` also applies the two leaky hard sigmoids,
-inside the C++ kernel where it is used.
+it the memory-traffic hot spot of an SPD step. Leaner versions compute the same function and keep
+only h for the backward pass, recomputing the hidden layer there: on CPU, the C++ kernel of
+`spd.kernels` (float32, built on first use) and, where it cannot be built, `fused_gate_mlp`, which
+works batch chunk by batch chunk so that every B x C x d_gate intermediate lives in cache; on CUDA,
+`compiled_gate_importances`, the gate MLP and both sigmoids through torch.compile, whose generated
+kernels reduce the hidden layer where they compute it and recompute it in the backward pass.
+`causal_importances` also applies the two leaky hard sigmoids, inside the kernel where it can.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +97,46 @@ def fastest_gate_mlp(h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) 
     return fused_gate_mlp(h, w1, b1, w2, b2)
 
 
+def gate_importances(
+    h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float
+) -> tuple[Tensor, Tensor]:
+    """The gate MLP and both leaky hard sigmoids as one expression of pointwise operations and one
+    reduction over d_gate (what torch.compile fuses into a kernel that never stores the hidden
+    layer). h: (batch, C); w1, b1, w2: (C, d_gate); b2: (C,). Returns lower and upper, (batch, C)."""
+    hidden = F.gelu(h.unsqueeze(-1) * w1 + b1)
+    z = (hidden * w2).sum(dim=-1) + b2
+    return lower_leaky_hard_sigmoid(z, alpha), upper_leaky_hard_sigmoid(z, alpha)
+
+
+@functools.cache
+def _compiled_gate_importances():
+    return torch.compile(gate_importances, fullgraph=True, dynamic=False)
+
+
+class _Compilation:
+    failed = False  # set by the first failure to compile: plain eager gates from then on
+
+
+def compiled_gate_importances(
+    h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float
+) -> tuple[Tensor, Tensor]:
+    """`gate_importances` through torch.compile (compiled on the first call for each shape),
+    equal to the plain version up to float rounding; where torch.compile fails (e.g. no Triton
+    for the GPU), a warning and the eager `gate_importances` for the rest of the process.
+    h: (batch, C); w1, b1, w2: (C, d_gate); b2: (C,). Returns lower and upper, (batch, C)."""
+    if not _Compilation.failed:
+        try:
+            return _compiled_gate_importances()(h, w1, b1, w2, b2, alpha)
+        except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
+            _Compilation.failed = True
+            warnings.warn(
+                f"torch.compile of the CI gates failed ({type(error).__name__}); "
+                "running them eagerly",
+                stacklevel=2,
+            )
+    return gate_importances(h, w1, b1, w2, b2, alpha)
+
+
 def causal_importances(
     h: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, alpha: float, fused: bool
 ) -> tuple[Tensor, Tensor]:
@@ -101,8 +144,11 @@ def causal_importances(
 
     h: (batch, C); w1, b1, w2: (C, d_gate); b2: (C,). Returns lower and upper, each (batch, C).
     `fused` takes the C++ kernel (gate MLP and both sigmoids in one pass) for CPU float32 when it
-    builds, else `fastest_gate_mlp` then the eager sigmoids; `fused=False` takes `plain_gate_mlp`.
+    builds, `compiled_gate_importances` on CUDA, else `fastest_gate_mlp` then the eager sigmoids;
+    `fused=False` takes `plain_gate_mlp`.
     """
+    if fused and h.device.type == "cuda":
+        return compiled_gate_importances(h, w1, b1, w2, b2, alpha)
     if (
         fused
         and h.device.type == "cpu"
