@@ -60,6 +60,7 @@ def test_repository_params_file_is_valid():
         "tms_40-10-id",
         "tms_5-2_apd",
         "tms_40-10_apd",
+        "tms_40-10_apd_apd-target",
         "tms_5-2-id_apd",
         "tms_40-10-id_apd",
         "resid_mlp1",

@@ -2,7 +2,14 @@
 
 import pytest
 
-from spd.optim.schedules import constant, half_cosine, linear_warmup, named, quarter_cosine
+from spd.optim.schedules import (
+    constant,
+    half_cosine,
+    linear_decay,
+    linear_warmup,
+    named,
+    quarter_cosine,
+)
 
 
 def test_constant():
@@ -33,5 +40,11 @@ def test_linear_warmup_then_the_schedule_from_its_own_step_zero():
 def test_named_schedules():
     assert named("constant", 0.1, 10)(9) == 0.1
     assert named("cosine", 1.0, 3)(1) == pytest.approx(0.7071068, abs=1e-7)
+    assert named("linear", 1.0, 4)(2) == 0.5
     with pytest.raises(KeyError):
-        named("linear", 1.0, 3)
+        named("step", 1.0, 3)
+
+
+def test_linear_decay_runs_from_lr_down_by_lr_over_steps():
+    schedule = linear_decay(0.5, 4)
+    assert [schedule(t) for t in range(4)] == [0.5, 0.375, 0.25, 0.125]

@@ -66,3 +66,34 @@ def test_zero_bias_init_zeroes_linear2_bias_and_keeps_the_random_stream():
     assert default.linear2.bias.abs().sum() > 0
     assert torch.equal(zeroed.linear1.weight, default.linear1.weight)
     assert torch.equal(torch.rand(1), after_default)
+
+
+def test_xavier_normal_init_draws_w_at_the_apd_codes_scale_after_the_default_init():
+    config = TMSTargetConfig(n_features=400, d_hidden=50, weight_init="xavier_normal")
+    torch.manual_seed(5)
+    default = tms.build_model(TMSTargetConfig(n_features=400, d_hidden=50))
+    expected = torch.empty(50, 400).normal_(0.0, (2 / (50 * (400 + 1))) ** 0.5)
+    torch.manual_seed(5)
+    xavier = tms.build_model(config)
+    assert torch.equal(xavier.linear1.weight, expected)  # drawn after nn.Linear's init
+    assert torch.equal(xavier.linear2.bias, default.linear2.bias)
+    instances = tms.build_model(config.model_copy(update={"init_instances": 3}))
+    std = instances.linear1.weight.std().item()
+    assert abs(std - (2 / (50 * 403)) ** 0.5) < 0.02 * std
+
+
+def test_target_training_follows_its_lr_schedule(monkeypatch):
+    from spd.optim import schedules
+
+    rates: list[float] = []
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    config = _config("joint").model_copy(update={"steps": 4, "lr_schedule": "linear"})
+    tms.train_once(config, 0, "cpu", log=lambda line: None)
+    assert rates == [schedules.linear_decay(LR, 4)(t) for t in range(4)]
+    assert rates == [LR, 0.75 * LR, 0.5 * LR, 0.25 * LR]

@@ -55,8 +55,21 @@ class TMSTargetConfig(StrictModel):
     feature_probability: Probability = Field(0.05, description="P(feature active).")
     steps: PositiveInt = Field(10_000, description="Target training steps.")
     batch_size: PositiveInt = Field(1024, description="Target training batch size.")
-    lr: PositiveFloat = Field(5e-3, description="AdamW learning rate (constant).")
+    lr: PositiveFloat = Field(5e-3, description="AdamW learning rate.")
+    lr_schedule: Literal["constant", "linear"] = Field(
+        "constant",
+        description="'constant', or 'linear': lr (1 - t / steps), the APD code's target training.",
+    )
     weight_decay: NonNegativeFloat = Field(0.01, description="AdamW weight decay.")
+    weight_init: Literal["torch", "xavier_normal"] = Field(
+        "torch",
+        description="W's initialisation: nn.Linear's ('torch'), or 'xavier_normal' as the APD code "
+        "draws it for a model of `init_instances` instances, N(0, 2 / (d_hidden (n_features + "
+        "init_instances))), after nn.Linear's init from the same seed.",
+    )
+    init_instances: PositiveInt = Field(
+        1, description="Instances the APD code trained at once, for weight_init: xavier_normal."
+    )
     seed: Seed = Field(0, description="First training seed tried.")
     max_seed_tries: PositiveInt = Field(
         20, description="Seeds tried (seed, seed+1, ...) until every feature is represented."

@@ -24,6 +24,11 @@ def half_cosine(lr: float, steps: int) -> Schedule:
     return lambda step: lr * 0.5 * (1 + math.cos(math.pi * step / steps))
 
 
+def linear_decay(lr: float, steps: int) -> Schedule:
+    """lr (1 - t / T): lr at the first step, lr / T at the last."""
+    return lambda step: lr * (1 - step / steps)
+
+
 def linear_warmup(lr: float, warmup_steps: int, then: Schedule) -> Schedule:
     """lr (t + 1) / W over the first W steps, then `then`, whose step 0 is step W."""
 
@@ -38,6 +43,7 @@ def linear_warmup(lr: float, warmup_steps: int, then: Schedule) -> Schedule:
 NAMED: dict[str, Callable[[float, int], Schedule]] = {
     "constant": lambda lr, steps: constant(lr),
     "cosine": quarter_cosine,
+    "linear": linear_decay,
 }
 
 

@@ -5,6 +5,7 @@ x_hat = ReLU(W^T [I] W x + b), with linear2 tied to linear1 (linear2.weight == l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -61,8 +62,11 @@ class TMSModel(nn.Module):
 
 def build_model(config: TMSTargetConfig) -> TMSModel:
     model = TMSModel(config.n_features, config.d_hidden, config.identity_layer)
-    if config.zero_bias_init:
-        with torch.no_grad():
+    with torch.no_grad():
+        if config.weight_init == "xavier_normal":
+            fans = config.d_hidden * (config.n_features + config.init_instances)
+            model.linear1.weight.normal_(0.0, math.sqrt(2 / fans))
+        if config.zero_bias_init:
             model.linear2.bias.zero_()
     return model
 
@@ -127,7 +131,7 @@ def train_once(
         generator=torch.Generator(device=device).manual_seed(seed),
         steps=config.steps,
         log_every=max(config.steps // 5, 1),
-        learning_rate=schedules.constant(config.lr),
+        learning_rate=schedules.named(config.lr_schedule, config.lr, config.steps),
         losses=losses,
         extra={"seed": seed, "seeds_tried": list(seeds_tried)},
     )
