@@ -107,6 +107,20 @@ def test_an_output_folder_under_a_file_is_refused_before_training(tmp_path, caps
     ]
 
 
+def test_a_refused_run_creates_no_output_folder(tmp_path, capsys):
+    from spd.checks import check_output_folder
+
+    (tmp_path / "huge.yaml").write_text(
+        yaml.safe_dump(TINY_TMS | {"decomposition": TINY_TMS["decomposition"] | {"C": 10**9}})
+    )
+    out = tmp_path / "new" / "run"
+    code = main(["run", "--config", str(tmp_path / "huge.yaml"), "--out", str(out)])
+    assert code == 2 and "needs about" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    check_output_folder(out)  # a folder that can be made passes, and is not made by the check
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_run_evaluated_before_run_records_says_how_to_get_one(tmp_path, capsys):
     run = _run(tmp_path, "run")
     RunFolder(run).record.unlink()

@@ -67,15 +67,16 @@ def check_fingerprint(path: Path, made_from: str | None, target_fingerprint: str
 
 
 def check_output_folder(out: Path) -> None:
-    """`out` exists or can be made, and is writable."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigError(f"--out {out}: not a folder (it or a parent is a file)") from None
-    except PermissionError:
-        raise ConfigError(f"--out {out}: no permission to create it") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: not writable")
+    """`out` is a writable folder, or one its nearest existing ancestor lets us make; nothing is
+    created here (the first file written makes it), so a refused run leaves no trace."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--out {out}: not a folder (it or a parent is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        detail = "not writable" if existing == out else f"no permission to create it in {existing}"
+        raise ConfigError(f"--out {out}: {detail}")
 
 
 def decomposition_bytes(target: Target, config: SPDConfig | APDConfig) -> int:
