@@ -224,13 +224,14 @@ class APDModel(TargetHooks, nn.Module):
                 grads = torch.autograd.grad(
                     output, probes, grad_outputs=seeds, is_grads_batched=True
                 )
-                per_output = cast(
-                    Tensor,
-                    sum(
-                        einops.einsum(g, contribution, "o b k, b c k -> o b c")
-                        for g, contribution in zip(grads, contributions, strict=True)
-                    ),
+                # summed layer by layer into the first layer's (o, batch, C) tensor
+                terms = (
+                    einops.einsum(g, contribution, "o b k, b c k -> o b c")
+                    for g, contribution in zip(grads, contributions, strict=True)
                 )
+                per_output = next(terms)
+                for term in terms:
+                    per_output += term
                 scores = per_output.pow(2).sum(dim=0)
         finally:
             self._probes = None
