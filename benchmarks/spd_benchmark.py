@@ -8,7 +8,7 @@
 
 step-time times paper-mode steps on an untrained target of the right shape, each experiment in its
 own process so that peak RSS is per experiment. time-to-quality trains the target, then runs full
-decompositions of the given lengths and prints each one's wall time, key metrics and section 7
+decompositions of the given lengths and prints each one's wall time, key metrics and recovery
 verdict. With `--eval-every N` (constant learning rate only, where the first N steps of a long run
 are exactly a run of N steps) one run is evaluated every N steps instead. state-quality scores
 copies of a pipeline run's saved training state (`decomposition.state.pt`, rewritten every 1000
@@ -130,7 +130,7 @@ def step_time_all(args: argparse.Namespace) -> None:
 
 
 def verdict(model: ComponentModel, config: ExperimentConfig, spd: SPDConfig) -> dict[str, object]:
-    """Key metrics and the section 7 verdict of a decomposition as it stands."""
+    """Key metrics and the recovery verdict (docs/method.md) of a decomposition as it stands."""
     ci = evaluation_ci(model, config.target.n_features, spd, config.evaluation)
     rows = metric_rows(model, ci, config.target, config.evaluation)
     failures = recovery_failures(rows, config.target)

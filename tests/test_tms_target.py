@@ -1,4 +1,4 @@
-"""TMS target training (spec 5.1): the tied W, and the reference implementation's way of tying."""
+"""TMS target training (docs/method.md, "Toy models"): the tied W, and the reference implementation's way of tying."""
 
 import torch
 import torch.nn.functional as F

@@ -46,7 +46,7 @@ class StrictModel(BaseModel):
 
 
 class TMSTargetConfig(StrictModel):
-    """Toy Model of Superposition (spec 5.1) and its training recipe."""
+    """Toy Model of Superposition (docs/method.md, "Toy models") and its training recipe."""
 
     family: Literal["tms"] = "tms"
     n_features: PositiveInt = Field(description="Number of sparse input features.")
@@ -92,7 +92,7 @@ class TMSTargetConfig(StrictModel):
 
 
 class ResidMLPTargetConfig(StrictModel):
-    """Residual MLP (spec 5.2): frozen unit-norm embedding, n_layers ReLU MLPs, labels x + ReLU(x)."""
+    """Residual MLP (docs/method.md, "Toy models"): frozen unit-norm embedding, n_layers ReLU MLPs, labels x + ReLU(x)."""
 
     family: Literal["resid_mlp"]
     n_features: PositiveInt = Field(description="Number of sparse input features.")
@@ -168,7 +168,7 @@ METHODS = ("spd", "apd")
 
 
 class SPDConfig(StrictModel):
-    """Stochastic Parameter Decomposition settings, paper mode (spec 1-4, 6)."""
+    """Stochastic Parameter Decomposition settings, paper mode (docs/method.md)."""
 
     method: Literal["spd"] = Field("spd", description="Decomposition method (the default).")
     C: PositiveInt = Field(description="Subcomponents per decomposed matrix.")
@@ -223,7 +223,7 @@ class SPDConfig(StrictModel):
 
 
 class APDConfig(StrictModel):
-    """The APD baseline (APD_SPEC.md): rank-m parameter components, batch top-k on attributions."""
+    """The APD baseline (docs/method.md): rank-m parameter components, batch top-k on attributions."""
 
     method: Literal["apd"] = Field(description="Selects APD.")
     C: PositiveInt = Field(description="Parameter components.")
@@ -276,7 +276,7 @@ DecompositionConfig = Annotated[
 
 
 class EvalConfig(StrictModel):
-    """Ground-truth evaluation settings (spec 7)."""
+    """Ground-truth evaluation settings (docs/method.md, "Recovery criteria")."""
 
     probe_value: PositiveFloat = Field(0.75, description="Value of the one-hot probes.")
     n_random: PositiveInt = Field(10_000, description="Size of the random evaluation batch.")

@@ -1,4 +1,4 @@
-"""Residual MLP toy models (spec 5.2): model, data, labels, training, and ground truth.
+"""Residual MLP toy models (docs/method.md, "Toy models"): model, data, labels, training, and ground truth.
 
 r_0 = W_E x;  r_{k+1} = r_k + W_out^k ReLU(W_in^k r_k);  output = W_E^T r_L.
 W_E (d_embed x n_features; d_embed is the paper's d_resid) is random with unit-norm columns and
@@ -186,7 +186,7 @@ def as_target(model: ResidMLPModel, config: ResidMLPTargetConfig) -> Target:
 @torch.no_grad()
 def neuron_contributions(model: ResidMLPModel, layer: int, W_in: Tensor | None = None) -> Tensor:
     """(n_features, d_mlp): feature i's contribution through neuron n of one layer,
-    (W_in W_E[:, i])_n * (W_E[:, i]^T W_out)_n (spec 7); W_in defaults to the target's, or give
+    (W_in W_E[:, i])_n * (W_E[:, i]^T W_out)_n (docs/method.md); W_in defaults to the target's, or give
     one (n_features, d_mlp, d_embed) matrix per feature (e.g. its best-matching subcomponent)."""
     block = cast(ResidMLPBlock, model.layers[layer])
     write = einops.einsum(

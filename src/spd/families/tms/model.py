@@ -1,4 +1,4 @@
-"""Toy Model of Superposition (spec 5.1): model, data, training, and ground truth.
+"""Toy Model of Superposition (docs/method.md, "Toy models"): model, data, training, and ground truth.
 
 x_hat = ReLU(W^T [I] W x + b), with linear2 tied to linear1 (linear2.weight == linear1.weight^T).
 """
