@@ -90,3 +90,20 @@ def test_a_run_with_no_summary_is_listed_as_not_run(tmp_path):
     report = results_report(load_params(root / "params.yaml"), root / "metrics")
     assert "| tiny | SPD | - | not run |" in report
     assert "| tiny | 0, 1, 2 |" in report
+
+
+def test_a_comparison_experiment_outside_the_main_job_gets_its_seed_table(tmp_path):
+    body = {k: copy.deepcopy(v) for k, v in TINY_TMS.items() if k != "name"}
+    other = copy.deepcopy(body)
+    other["target"]["tied_adam"] = "per_layer"
+    experiments = {"tiny": body, "tiny_other": other}
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"seeds": [0], "main_experiments": ["tiny"], "experiments": experiments})
+    )
+    params = load_params(tmp_path / "params.yaml")
+    path = tmp_path / "metrics/tiny_other/seed0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_summary(0.75, settings_hash(params.experiment("tiny_other")))))
+    report = results_report(params, tmp_path / "metrics")
+    section = report.split("### tiny_other\n")[1].split("\n## ")[0]
+    assert "| 0 | current | 0.7500 | 1.0000 | 5 / 5 | 0 / 0 |" in section

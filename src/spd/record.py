@@ -15,7 +15,13 @@ from spd.config import ConfigError, ExperimentConfig, Params, settings_hash
 from spd.evaluate.recovery import recovery_failures
 from spd.evaluate.table1 import PAPER_VALUES
 from spd.families.registry import BUILT_IN, family
-from spd.runsets import all_configs, compared_experiments, main_experiments, sweep_points_of
+from spd.runsets import (
+    all_configs,
+    compared_experiments,
+    feature_matched_experiments,
+    main_experiments,
+    sweep_points_of,
+)
 
 METRICS_ROOT = Path("results/metrics")
 CURRENT, EARLIER, UNRECORDED = "current", "earlier settings", "settings not recorded"
@@ -210,7 +216,14 @@ class Report:
             "decomposition time",
             "summary",
         ]
-        names = dict.fromkeys([*main_experiments(self.params), *compared_experiments(self.params)])
+        names = dict.fromkeys(
+            [
+                *main_experiments(self.params),
+                *compared_experiments(self.params),
+                *feature_matched_experiments(self.params, "spd"),  # and comparisons of their own
+                *feature_matched_experiments(self.params, "apd"),
+            ]
+        )
         for name in names:
             lines += [f"### {name}", ""]
             runs = self.runs_of(name)
