@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from spd.allocator import retain_freed_memory
 from spd.checkpointing import checkpointing_for, load_state
 from spd.config import APDConfig, ExperimentConfig, SPDConfig, load_params
 from spd.decomp.component_model import ComponentModel
@@ -248,6 +249,7 @@ def main() -> None:
         sub.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    retain_freed_memory()  # as `spd` runs
     if args.command == "step-time":
         step_time_all(args)
     elif args.command == "_one-step-time":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from spd.allocator import retain_freed_memory
 from spd.checks import check_fits_in_memory, check_output_folder
 from spd.config import (
     APDConfig,
@@ -305,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         check_output_folder(args.out)
         check_fits_in_memory(config, device, args.command)
+        retain_freed_memory()
         if args.command == "train-target":
             from spd.pipeline.train_target import train_target
 
