@@ -4,8 +4,8 @@ Every step allocates and frees the same large tensors (a batch's (batch, C) mask
 activations and their gradients, a few MiB each). glibc's malloc hands allocations above its mmap
 threshold (128 KiB, raised as large blocks are freed) to fresh mmap'd pages and returns freed heap
 memory above its trim threshold to the OS, so the next step pays a page fault (and the kernel's
-zeroing) for every 4 KiB it touches again: thousands of faults a step, about a tenth of a CPU
-tms_40-10-id step. With both thresholds raised, freed blocks are reused in place.
+zeroing) for every 4 KiB it touches again, thousands a step. With both thresholds raised, freed
+blocks are reused in place.
 
 The allocator only decides where tensors live (torch aligns every CPU tensor to 64 bytes either
 way), so results keep their bits. The price is that the process keeps its peak memory until it
