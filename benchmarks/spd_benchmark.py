@@ -1,4 +1,5 @@
-"""SPD on any experiment of params.yaml: median step time and peak memory, and wall time to quality.
+"""SPD on any experiment of params.yaml: median step time (wall and CPU), peak memory, and wall
+time to quality.
 
     python benchmarks/spd_benchmark.py step-time                       # every SPD experiment
     python benchmarks/spd_benchmark.py step-time resid_mlp1 --threads 2
@@ -84,9 +85,9 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
     generator = torch.Generator(device=device).manual_seed(0)
     components = ComponentModel.from_config(target, spd, generator)
     optimizer = make_optimizer(components, spd)
-    times = []
+    times, cpu_times = [], []
     for i in range(warmup + steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         losses = spd_losses(
             components, target.sample_batch(spd.batch_size, generator), spd, generator
         )
@@ -97,6 +98,7 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
@@ -105,6 +107,8 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
         "C": spd.C,
         "batch": spd.batch_size,
         "median_step_ms": round(1e3 * statistics.median(times), 2),
+        # the process's CPU time (all threads): less sensitive than wall time to other processes
+        "median_step_cpu_ms": round(1e3 * statistics.median(cpu_times), 2),
         "peak_mem_mb": round(peak_mb, 1),
         "threads": torch.get_num_threads(),
     }
