@@ -259,3 +259,22 @@ def test_uniform_draws_what_torch_rand_draws(shapes: list[tuple[int, ...]]) -> N
         assert torch.equal(uniform(shape, ours, torch.float32), torch.rand(shape, generator=torchs))
     assert kernels.compiled_uniform_available()
     assert torch.equal(ours.get_state(), torchs.get_state())
+
+
+def test_a_failed_build_warns_once_and_leaves_the_pytorch_path() -> None:
+    # in a fresh interpreter: the cached extension of this one stays as it is
+    fail = (
+        "import warnings; from spd import kernels as k\n"
+        "def broken(source=None): raise RuntimeError('no compiler')\n"
+        "k.load_kernel = broken\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    assert not k.compiled_kernel_available() and not k.compiled_uniform_available()\n"
+        "print(*(w.message for w in caught), sep='\\n')"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", fail], check=True, capture_output=True, text=True, timeout=300
+    )
+    assert run.stdout.splitlines() == [
+        "C++ kernels (gate MLP, masks, uniform draws) unavailable, using PyTorch's: no compiler"
+    ]

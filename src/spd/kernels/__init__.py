@@ -160,7 +160,10 @@ def _extension() -> ModuleType | None:
         return load_kernel()
     except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as err:
         # no compiler, no ninja or a failed build: callers fall back to the eager path
-        warnings.warn(f"gate MLP C++ kernel unavailable, using the eager path: {err}", stacklevel=2)
+        warnings.warn(
+            f"C++ kernels (gate MLP, masks, uniform draws) unavailable, using PyTorch's: {err}",
+            stacklevel=2,
+        )
         return None
 
 
