@@ -1,6 +1,8 @@
-"""The C++ gate-MLP kernel against the eager reference: values, all five gradients, determinism.
+"""The C++ kernels (`spd.kernels`) against the PyTorch expressions they replace.
 
-Both entry points: z alone, and z squashed by both leaky hard sigmoids (lower, upper).
+The gate MLP, both entry points (z alone, and z squashed by both leaky hard sigmoids): values, all
+five gradients, determinism. The stochastic mask and the uniform draws: the same bits. The build:
+its cache, its lock, a failed build.
 """
 
 from __future__ import annotations
