@@ -1,46 +1,70 @@
-"""retain_freed_memory: a freed tensor's pages are reused by the next allocation, not faulted in
-afresh."""
+"""retain_freed_memory: large tensors live in malloc's heap, and a freed one stays there for the
+next allocation instead of going back to the OS."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import platform
 import subprocess
 import sys
 
 import pytest
 
-# In a fresh interpreter (mallopt settings are process-wide): allocate tensors of 40 and 48 MiB
-# together (above the largest threshold glibc adapts to by itself, 32 MiB), free them, and count
-# the page faults of ten such rounds once the heap has grown to hold them (eight rounds).
-_ROUNDS = """
-import resource, sys, torch
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+# In a fresh interpreter (malloc's settings are process-wide): allocate one tensor of 3/4 of the
+# mmap threshold set (48 MiB without the call, above any threshold glibc sets by itself), free it,
+# and read malloc's statistics after each.
+_ALLOCATE_AND_FREE = """
+import ctypes, sys, torch
 from spd.allocator import retain_freed_memory
-if sys.argv[1] == "retain":
-    assert retain_freed_memory()
 
-def allocate_and_free():
-    tensors = [torch.ones(mib << 18) for mib in (40, 48)]
-    del tensors
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
 
-for _ in range(8):
-    allocate_and_free()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    allocate_and_free()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+mallinfo2.restype = MallInfo2
+threshold = retain_freed_memory() if sys.argv[1] == "retain" else 0
+size = min(threshold, 64 << 20) * 3 // 4 or 48 << 20
+tensor = torch.ones(size // 4)
+mmapped = mallinfo2().hblkhd
+del tensor
+print(threshold, size, mmapped, mallinfo2().fordblks)
 """
 
 
-def page_faults(mode: str) -> int:
-    result = subprocess.run(
-        [sys.executable, "-c", _ROUNDS, mode], capture_output=True, text=True, check=True
+def allocate_and_free(mode: str, env: dict[str, str] | None = None) -> tuple[int, int, int, int]:
+    """(mmap threshold set, tensor bytes, bytes mmap'd while it lived, free heap bytes after)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _ALLOCATE_AND_FREE, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
-    return int(result.stdout)
+    threshold, size, mmapped, free = map(int, run.stdout.split())
+    return threshold, size, mmapped, free
 
 
-@pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+needs_mallinfo2 = pytest.mark.skipif(
+    not GLIBC or not hasattr(ctypes.CDLL("libc.so.6") if GLIBC else None, "mallinfo2"),
+    reason="glibc 2.33 or later",
 )
-def test_freed_tensors_are_reused_without_page_faults() -> None:
-    touched_pages = 10 * (40 + 48) * 256  # ten rounds of 88 MiB in 4 KiB pages
-    assert page_faults("retain") < touched_pages // 100
+
+
+@needs_mallinfo2
+def test_a_large_tensor_lives_in_the_heap_and_stays_there_when_freed() -> None:
+    threshold, size, mmapped, free = allocate_and_free("retain")
+    assert threshold >= 32 << 20  # no lower than glibc goes by itself
+    assert mmapped < size  # not fresh mmap'd pages
+    assert free >= size  # kept for the next allocation, not returned to the OS
+
+
+@needs_mallinfo2
+def test_the_users_own_malloc_settings_are_left_alone() -> None:
+    env = os.environ | {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1000000"}
+    threshold, size, mmapped, _ = allocate_and_free("retain", env)
+    assert threshold == 0 and mmapped >= size
