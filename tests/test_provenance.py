@@ -10,7 +10,9 @@ import yaml
 from conftest import TINY_TMS
 
 from spd.cli import main
+from spd.config import TMSTargetConfig
 from spd.pipeline.layout import RunFolder
+from spd.targets.registry import fingerprint
 
 
 def _run(tmp_path: Path, name: str, *extra: str) -> Path:
@@ -170,3 +172,16 @@ def test_seeds_of_one_experiment_share_their_settings_hash(tmp_path):
         for name, extra in (("seed0", ()), ("seed1", ("--seed", "1")))
     ]
     assert hashes[0] == hashes[1] and len(hashes[0]) == 1  # Table 1 averages over such seeds
+
+
+def test_a_new_setting_left_at_its_default_keeps_the_target_fingerprint():
+    config = TMSTargetConfig.model_validate(TINY_TMS["target"])
+
+    class WithANewSetting(TMSTargetConfig):
+        new_setting: int = 3
+
+    extended = WithANewSetting.model_validate(TINY_TMS["target"])
+    weights = {"linear1.weight": torch.ones(2, 5)}
+    assert fingerprint(extended, weights) == fingerprint(config, weights)
+    changed = WithANewSetting.model_validate(TINY_TMS["target"] | {"new_setting": 4})
+    assert fingerprint(changed, weights) != fingerprint(config, weights)

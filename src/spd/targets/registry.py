@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from torch import Tensor, nn
 
 from spd.checkpointing import load_model, save_model
-from spd.config import TargetConfig
+from spd.config import TargetConfig, config_hash
 from spd.families.registry import family
 from spd.targets.base import Target
 
@@ -44,9 +44,10 @@ def save_target(
 
 
 def fingerprint(config: TargetConfig, state_dict: dict[str, Tensor]) -> str:
-    """A short hash of a trained target: its settings and every weight's bytes. state_dict:
-    the model's tensors by name, each of any shape."""
-    digest = hashlib.sha256(config.model_dump_json().encode())
+    """A short hash of a trained target: its settings (as `config_hash` reads them: a setting
+    left at its default does not count, so a new optional setting changes no fingerprint) and
+    every weight's bytes. state_dict: the model's tensors by name, each of any shape."""
+    digest = hashlib.sha256(config_hash(config).encode())
     for name in sorted(state_dict):
         digest.update(name.encode())
         digest.update(state_dict[name].detach().cpu().contiguous().numpy().tobytes())
