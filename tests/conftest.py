@@ -84,3 +84,46 @@ def tms_component_model(
     return ComponentModel(
         tms.as_target(target_model, config), C, d_gate, True, generator, tied_adam
     )
+
+
+def tiny_tms_target(device: str = "cpu"):
+    """An untrained TMS 5-2 target (tied weights, frozen) on `device`; deterministic."""
+    import torch
+
+    from spd.config import TMSTargetConfig
+    from spd.families.tms import model as tms
+
+    config = TMSTargetConfig(n_features=5, d_hidden=2)
+    torch.manual_seed(0)
+    model = tms.build_model(config).to(device)
+    model.tie_weights()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return tms.as_target(model, config)
+
+
+class StepClock:
+    """Stands in for the `time` module of `spd.optim.loop`: a clock that advances by one second
+    per training step and not otherwise, so that a run's seconds count the steps it ran."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def step_clock(monkeypatch: pytest.MonkeyPatch) -> StepClock:
+    from spd.optim import loop
+
+    clock = StepClock()
+    training_step = loop.training_step
+
+    def timed_step(run, step):
+        clock.now += 1.0
+        return training_step(run, step)
+
+    monkeypatch.setattr(loop, "time", clock)
+    monkeypatch.setattr(loop, "training_step", timed_step)
+    return clock

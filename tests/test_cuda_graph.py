@@ -3,22 +3,12 @@ graph run resumes from its saved state. CUDA only: skipped, with its reason, els
 
 import pytest
 import torch
+from conftest import tiny_tms_target
 
-from spd.config import SPDConfig, TMSTargetConfig
+from spd.config import SPDConfig
 from spd.decomp.train import _train
-from spd.families.tms import model as tms
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def _tiny_target():
-    config = TMSTargetConfig(n_features=5, d_hidden=2)
-    torch.manual_seed(0)
-    model = tms.build_model(config).to("cuda")
-    model.tie_weights()
-    for param in model.parameters():
-        param.requires_grad_(False)
-    return tms.as_target(model, config)
 
 
 SPD = SPDConfig(
@@ -27,7 +17,7 @@ SPD = SPDConfig(
 
 
 def test_graph_steps_follow_eager_steps():
-    target = _tiny_target()
+    target = tiny_tms_target("cuda")
     eager = _train(target, SPD, lambda _: None, None, 1000)
     graphed = _train(target, SPD, lambda _: None, None, 1000, cuda_graph=True)
     # same data and masks (one generator, registered with the graph); Adam's capturable arithmetic
@@ -40,7 +30,7 @@ def test_graph_steps_follow_eager_steps():
 
 
 def test_graph_run_resumes_from_its_saved_state(tmp_path):
-    target = _tiny_target()
+    target = tiny_tms_target("cuda")
     whole = _train(target, SPD, lambda _: None, None, 1000, cuda_graph=True)
     state = tmp_path / "state.pt"
     _train(target, SPD, lambda _: None, state, 1000, stop_at=25, cuda_graph=True)

@@ -3,10 +3,10 @@ is trained to the end, bit-identically to a plain run with its seed, and resumes
 
 import pytest
 import torch
+from conftest import tiny_tms_target
 
-from spd.config import ConfigError, SPDConfig, TMSTargetConfig, parse_experiment_config
+from spd.config import ConfigError, SPDConfig, parse_experiment_config
 from spd.decomp.train import candidate_seed, decompose
-from spd.families.tms import model as tms
 
 SPD = SPDConfig(
     C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=40, batch_size=64, log_every=10
@@ -14,14 +14,6 @@ SPD = SPDConfig(
 RESTARTS = SPD.model_copy(
     update={"restarts": 3, "restart_steps": 20, "seed": 4}
 )  # candidate 2 wins
-
-
-def _target() -> tms.Target:
-    config = TMSTargetConfig(n_features=5, d_hidden=2)
-    torch.manual_seed(0)
-    model = tms.build_model(config)
-    model.tie_weights()
-    return tms.as_target(model, config)
 
 
 def _candidate_losses(lines: list[str]) -> list[float]:
@@ -38,7 +30,9 @@ def _assert_same_run(a, b) -> None:
 
 def test_the_candidate_with_the_lowest_loss_is_finished_like_a_plain_run_with_its_seed(tmp_path):
     lines: list[str] = []
-    result = decompose(_target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7)
+    result = decompose(
+        tiny_tms_target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7
+    )
     losses = _candidate_losses(lines)
     assert len(losses) == 3 and len(set(losses)) == 3
     chosen = min(range(3), key=losses.__getitem__)
@@ -48,7 +42,9 @@ def test_the_candidate_with_the_lowest_loss_is_finished_like_a_plain_run_with_it
         in lines
     )
     plain = decompose(
-        _target(), SPD.model_copy(update={"seed": candidate_seed(4, chosen)}), lambda _: None
+        tiny_tms_target(),
+        SPD.model_copy(update={"seed": candidate_seed(4, chosen)}),
+        lambda _: None,
     )
     _assert_same_run(plain, result)
     assert list(tmp_path.iterdir()) == []  # candidate states and the recorded choice are removed
@@ -64,14 +60,35 @@ def test_a_run_killed_after_the_choice_resumes_without_retraining_candidates(tmp
             raise _Killed
 
     with pytest.raises(_Killed):
-        decompose(_target(), RESTARTS, killing_log, tmp_path / "state.pt", checkpoint_every=7)
+        decompose(
+            tiny_tms_target(), RESTARTS, killing_log, tmp_path / "state.pt", checkpoint_every=7
+        )
     lines: list[str] = []
     resumed = decompose(
-        _target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7
+        tiny_tms_target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7
     )
     assert not any("restart candidate" in line for line in lines)
     assert any(line.startswith("resuming from") and "at step 28" in line for line in lines)
-    _assert_same_run(decompose(_target(), RESTARTS, lambda _: None), resumed)
+    _assert_same_run(decompose(tiny_tms_target(), RESTARTS, lambda _: None), resumed)
+
+
+def test_the_seconds_count_every_candidates_steps_and_survive_a_kill(step_clock, tmp_path):
+    # three candidates of 20 steps each, then 20 more for the chosen one; a second a step
+    assert decompose(tiny_tms_target(), RESTARTS, lambda _: None).seconds == 80.0
+
+    def killing_log(line: str) -> None:
+        if line.startswith("step 31/40"):
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        decompose(
+            tiny_tms_target(), RESTARTS, killing_log, tmp_path / "state.pt", checkpoint_every=7
+        )
+    # steps 28-31 ran before the kill and again after it: only the run that was kept counts
+    resumed = decompose(
+        tiny_tms_target(), RESTARTS, lambda _: None, tmp_path / "state.pt", checkpoint_every=7
+    )
+    assert resumed.seconds == 80.0
 
 
 def test_restart_steps_must_end_before_the_run():
@@ -84,8 +101,8 @@ def test_restart_steps_must_end_before_the_run():
         parse_experiment_config(raw)
 
 
-def test_only_the_live_decomposition_hooks_the_target():
-    target = _target()
+def test_only_the_live_decomposition_hooks_thetiny_tms_target():
+    target = tiny_tms_target()
     layers = [target.model.get_submodule(name) for name in target.decomposed_modules]
     first = decompose(target, RESTARTS, lambda _: None)
     assert [len(layer._forward_hooks) for layer in layers] == [1] * len(

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY_RESID_MLP, TINY_TMS
+from conftest import TINY_RESID_MLP, TINY_TMS, tiny_tms_target
 
 from spd.cli import main
-from spd.config import ResidMLPTargetConfig
+from spd.config import ResidMLPTargetConfig, SPDConfig
+from spd.decomp.train import decompose
 from spd.families.resid_mlp import model as resid_mlp
 from spd.io import save_checkpoint
 from spd.pipeline.layout import RunFolder
@@ -115,6 +116,34 @@ def test_state_from_another_config_is_ignored(setup, tmp_path):
         _command(config, target, out), check=True, capture_output=True, text=True
     )
     assert "made with another config or target; starting from step 0" in result.stderr
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_resumed_run_counts_the_seconds_of_the_steps_before_its_last_save(step_clock, tmp_path):
+    spd = SPDConfig(
+        C=8,
+        d_gate=4,
+        importance_minimality_coeff=3e-3,
+        pnorm=1,
+        steps=40,
+        batch_size=64,
+        log_every=3,
+    )
+
+    def killing_log(line: str) -> None:
+        if line.startswith("step 34/40"):
+            raise _Killed
+
+    state = tmp_path / "state.pt"
+    with pytest.raises(_Killed):
+        decompose(tiny_tms_target(), spd, killing_log, state, checkpoint_every=10)
+    assert torch.load(state, weights_only=True)["extra"]["elapsed_s"] == 30.0
+    # one second a step (step_clock): 30 steps before the save at step 30, then steps 30-39
+    resumed = decompose(tiny_tms_target(), spd, lambda _: None, state, checkpoint_every=10)
+    assert resumed.seconds == 40.0
 
 
 def test_sigkilled_target_training_resumes_bit_identically(tmp_path):

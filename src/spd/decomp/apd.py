@@ -319,8 +319,9 @@ def decompose_apd(
     log: Callable[[str], None] = print,
     state_file: Path | None = None,
     checkpoint_every: int = 1000,
-) -> tuple[APDModel, pd.DataFrame]:
-    """Run APD on `target`; returns the trained components and the loss history."""
+) -> tuple[APDModel, pd.DataFrame, float]:
+    """Run APD on `target`; returns the trained components, the loss history and the steps' wall
+    time in seconds (over every process that ran part of them)."""
     target = target.restricted_to(config.modules)
     device = next(target.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -335,4 +336,5 @@ def decompose_apd(
         learning_rate=apd_learning_rate(config),
         losses=lambda g: apd_losses(model, target.sample_batch(config.batch_size, g), config),
     )
-    return model, pd.DataFrame(optimise(run, log, checkpointing, load_state(checkpointing, log)))
+    trained = optimise(run, log, checkpointing, load_state(checkpointing, log))
+    return model, pd.DataFrame(trained.history), trained.seconds

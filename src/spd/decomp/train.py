@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +74,8 @@ class Decomposition:
     model: ComponentModel
     loss_history: pd.DataFrame
     seconds: float
+    """Wall time of every training step that made it (restart candidates' included), over every
+    process that ran part of them."""
 
 
 def make_optimizer(model: ComponentModel, config: SPDConfig) -> torch.optim.Optimizer:
@@ -121,7 +122,7 @@ def decompose(
             for k in range(config.restarts)
         ]
         record = base.with_name(base.name + ".restarts.json")
-        chosen = _choose_candidate(
+        chosen, candidate_seconds = _choose_candidate(
             target, config, candidates, record, log, checkpoint_every, cuda_graph
         )
         candidate, path = candidates[chosen]
@@ -132,7 +133,9 @@ def decompose(
         for _, candidate_path in candidates:
             candidate_path.unlink(missing_ok=True)
         record.unlink(missing_ok=True)
-        return result
+        # the chosen candidate's own first steps are in its state, hence in result.seconds
+        discarded = sum(s for k, s in enumerate(candidate_seconds) if k != chosen)
+        return Decomposition(result.model, result.loss_history, result.seconds + discarded)
 
 
 def _train(
@@ -163,10 +166,9 @@ def _train(
         losses=lambda g: spd_losses(model, target.sample_batch(config.batch_size, g), config, g),
         cuda_graph=cuda_graph,
     )
-    start = time.perf_counter()
     hook = None if after_step is None else (lambda step: after_step(step, model))
-    history = optimise(run, log, checkpointing, load_state(checkpointing, log), hook, stop_at)
-    return Decomposition(model, pd.DataFrame(history), time.perf_counter() - start)
+    trained = optimise(run, log, checkpointing, load_state(checkpointing, log), hook, stop_at)
+    return Decomposition(model, pd.DataFrame(trained.history), trained.seconds)
 
 
 SELECTION_BATCHES = 10  # fresh batches on which the restart candidates are compared
@@ -199,15 +201,16 @@ def _choose_candidate(
     log: Callable[[str], None],
     checkpoint_every: int,
     cuda_graph: bool = False,
-) -> int:
-    """The index of the candidate with the lowest loss after `restart_steps` (the recorded choice
-    when `record` holds one for this config and target)."""
+) -> tuple[int, list[float]]:
+    """The index of the candidate with the lowest loss after `restart_steps`, and each
+    candidate's training seconds (both as `record` holds them where it has them for this config
+    and target)."""
     identity = f"restarts of {config_hash(config)} on target {target.fingerprint()}"
-    chosen = _recorded_choice(record, identity)
-    if chosen is not None:
-        return chosen
+    recorded = _recorded_choice(record, identity)
+    if recorded is not None:
+        return recorded
     device = next(target.model.parameters()).device
-    losses = []
+    losses, seconds = [], []
     for k, (candidate, path) in enumerate(candidates):
         log(
             f"restart candidate {k + 1}/{config.restarts} (seed {candidate.seed}): {config.restart_steps} steps"
@@ -221,21 +224,27 @@ def _choose_candidate(
             stop_at=config.restart_steps,
             cuda_graph=cuda_graph,
         )
+        seconds.append(run.seconds)
         same_batches = torch.Generator(device=device).manual_seed(config.seed)
         losses.append(mean_spd_losses(run.model, config, SELECTION_BATCHES, same_batches)["total"])
         run.model.remove_hooks()  # this candidate is done with; the chosen one is trained anew
         log(f"restart candidate {k + 1}: loss {losses[-1]:.4e} after {config.restart_steps} steps")
     chosen = min(range(len(candidates)), key=losses.__getitem__)
-    payload = json.dumps({"identity": identity, "chosen": chosen, "losses": losses})
+    payload = json.dumps(
+        {"identity": identity, "chosen": chosen, "losses": losses, "seconds": seconds}
+    )
     atomic_write(record, lambda tmp: tmp.write_text(payload))
-    return chosen
+    return chosen, seconds
 
 
-def _recorded_choice(record: Path, identity: str) -> int | None:
+def _recorded_choice(record: Path, identity: str) -> tuple[int, list[float]] | None:
     if not record.is_file():
         return None
     saved = json.loads(record.read_text())
-    return saved["chosen"] if saved.get("identity") == identity else None
+    if saved.get("identity") != identity:
+        return None
+    # a record written before records kept the candidates' seconds counts them as 0
+    return saved["chosen"], saved.get("seconds", [0.0] * len(saved["losses"]))
 
 
 __all__ = ["Decomposition", "decompose", "mean_spd_losses", "spd_losses"]

@@ -47,6 +47,16 @@ class Optimisation:
     cuda_graph: bool = False  # replay each step as one recorded CUDA graph (CudaGraphStep)
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What `optimise` returns: the loss history (step, learning rate and every loss, every
+    `log_every` steps and the last) and the wall time of the steps, in seconds, over every
+    process that ran part of them (a resumed run adds the time its saved state had taken)."""
+
+    history: list[dict[str, float]]
+    seconds: float
+
+
 def format_losses(losses: dict[str, float]) -> str:
     return " ".join(f"{_SHORT_NAMES.get(k, k)} {v:.3e}" for k, v in losses.items())
 
@@ -147,9 +157,9 @@ def optimise(
     resume_from: TrainingState | None = None,
     after_step: Callable[[int], None] | None = None,
     stop_at: int | None = None,
-) -> list[dict[str, float]]:
+) -> Trained:
     """Run every step (from `resume_from`, a state saved by this run, when given); returns the
-    loss history: step, learning rate and every loss, every `run.log_every` steps and the last.
+    loss history and the steps' wall time (`Trained`).
 
     With `checkpointing`, the full state (parameters, optimiser, RNG states, loss history,
     `run.extra`) is saved atomically every `checkpointing.every` steps; a rerun resumes from it
@@ -159,11 +169,13 @@ def optimise(
     step (the schedule stays the full run's), saving the state there, so a later call resumes it.
     With `run.cuda_graph`, steps are replayed from a recorded CUDA graph (CudaGraphStep).
     """
-    first_step, history = 0, []
+    first_step, history, seconds_before = 0, [], 0.0
     if resume_from is not None:
         restore(resume_from, run.model, run.optimizer, run.generator)
-        # target-training states saved before target training kept a loss history have none
+        # target-training states saved before target training kept a loss history have none,
+        # and states saved before they kept the elapsed time have no elapsed time
         first_step, history = resume_from.next_step, resume_from.extra.get("history", [])
+        seconds_before = float(resume_from.extra.get("elapsed_s", 0.0))
     started = last_time = time.perf_counter()
     last_step = first_step
     end = run.steps if stop_at is None else min(stop_at, run.steps)
@@ -190,11 +202,12 @@ def optimise(
         pausing = step + 1 == end < run.steps
         if checkpointing is not None and (pausing or checkpointing.is_due(step, run.steps)):
             _check_parameters_finite(run.model, step)
-            extra = {**run.extra, "history": history}
+            elapsed = seconds_before + time.perf_counter() - started
+            extra = {**run.extra, "history": history, "elapsed_s": elapsed}
             save_state(
                 capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing
             )
         if after_step is not None:
             after_step(step)
     _check_parameters_finite(run.model, end - 1)
-    return history
+    return Trained(history, seconds_before + time.perf_counter() - started)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,16 +51,14 @@ def decompose(
         f"batch={spd.batch_size} seed={spd.seed}{restarts}"
     )
     state_path = folder.decomposition_state
-    start = time.perf_counter()
     model: ComponentModel | APDModel
     if isinstance(spd, APDConfig):
-        model, history = decompose_apd(target, spd, log, state_path, checkpoint_every)
+        model, history, elapsed = decompose_apd(target, spd, log, state_path, checkpoint_every)
     else:
         result = decompose_spd(
             target, spd, log, state_path, checkpoint_every, cuda_graph=cuda_graph
         )
-        model, history = result.model, result.loss_history
-    elapsed = time.perf_counter() - start
+        model, history, elapsed = result.model, result.loss_history, result.seconds
     record = {
         "target_fingerprint": info["fingerprint"],
         **run_record(device, torch.get_num_threads(), elapsed),

@@ -159,10 +159,10 @@ def train(
         learning_rate=schedules.half_cosine(config.lr, config.steps),
         losses=losses,
     )
-    history = optimise(
+    trained = optimise(
         run, lambda line: log(f"  target {line}"), checkpointing, load_state(checkpointing, log)
     )
-    final_loss = history[-1]["total"]
+    final_loss = trained.history[-1]["total"]
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

@@ -135,14 +135,14 @@ def train_once(
         losses=losses,
         extra={"seed": seed, "seeds_tried": list(seeds_tried)},
     )
-    history = optimise(
+    trained = optimise(
         run, lambda line: log(f"  target seed {seed} {line}"), checkpointing, resume_from
     )
     model.tie_weights()
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    return model, history[-1]["total"]
+    return model, trained.history[-1]["total"]
 
 
 def train(
