@@ -1,12 +1,15 @@
 """Restarts: candidate initialisations compared by their loss after restart_steps; the best one
 is trained to the end, bit-identically to a plain run with its seed, and resumes after a kill."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import tiny_tms_target
 
 from spd.config import ConfigError, SPDConfig, parse_experiment_config
-from spd.decomp.train import candidate_seed, decompose
+from spd.decomp.train import Decomposition, candidate_seed, decompose
 
 SPD = SPDConfig(
     C=8, d_gate=4, importance_minimality_coeff=3e-3, pnorm=1, steps=40, batch_size=64, log_every=10
@@ -54,19 +57,21 @@ class _Killed(Exception):
     pass
 
 
-def test_a_run_killed_after_the_choice_resumes_without_retraining_candidates(tmp_path):
+def _killed_after_the_choice_then_resumed(state: Path, log: Callable[[str], None]) -> Decomposition:
+    """The restarts run, killed at step 31 of 40 (saved at step 28), then rerun to the end."""
+
     def killing_log(line: str) -> None:
         if line.startswith("step 31/40"):
             raise _Killed
 
     with pytest.raises(_Killed):
-        decompose(
-            tiny_tms_target(), RESTARTS, killing_log, tmp_path / "state.pt", checkpoint_every=7
-        )
+        decompose(tiny_tms_target(), RESTARTS, killing_log, state, checkpoint_every=7)
+    return decompose(tiny_tms_target(), RESTARTS, log, state, checkpoint_every=7)
+
+
+def test_a_run_killed_after_the_choice_resumes_without_retraining_candidates(tmp_path):
     lines: list[str] = []
-    resumed = decompose(
-        tiny_tms_target(), RESTARTS, lines.append, tmp_path / "state.pt", checkpoint_every=7
-    )
+    resumed = _killed_after_the_choice_then_resumed(tmp_path / "state.pt", lines.append)
     assert not any("restart candidate" in line for line in lines)
     assert any(line.startswith("resuming from") and "at step 28" in line for line in lines)
     _assert_same_run(decompose(tiny_tms_target(), RESTARTS, lambda _: None), resumed)
@@ -75,19 +80,8 @@ def test_a_run_killed_after_the_choice_resumes_without_retraining_candidates(tmp
 def test_the_seconds_count_every_candidates_steps_and_survive_a_kill(step_clock, tmp_path):
     # three candidates of 20 steps each, then 20 more for the chosen one; a second a step
     assert decompose(tiny_tms_target(), RESTARTS, lambda _: None).seconds == 80.0
-
-    def killing_log(line: str) -> None:
-        if line.startswith("step 31/40"):
-            raise _Killed
-
-    with pytest.raises(_Killed):
-        decompose(
-            tiny_tms_target(), RESTARTS, killing_log, tmp_path / "state.pt", checkpoint_every=7
-        )
     # steps 28-31 ran before the kill and again after it: only the run that was kept counts
-    resumed = decompose(
-        tiny_tms_target(), RESTARTS, lambda _: None, tmp_path / "state.pt", checkpoint_every=7
-    )
+    resumed = _killed_after_the_choice_then_resumed(tmp_path / "state.pt", lambda _: None)
     assert resumed.seconds == 80.0
 
 
