@@ -1,9 +1,10 @@
-"""A CUDA run of tms_5-2 matches its CPU run: the same verdict and subcomponent counts, and the
-other metrics equal up to the float rounding by which the two devices' kernels differ. Both
-decompose one target, trained on the CPU, for STEPS steps of params.yaml's tms_5-2 settings (a
-full run, 40,000 steps, would keep the CPU busy for many minutes; at STEPS it has not recovered
-yet, and both runs must agree on each reason why not). The CUDA run replays its steps as a CUDA
-graph, as the GPU profile runs them. CUDA only: skipped, with its reason, elsewhere."""
+"""A CUDA run of tms_5-2 gets the verdict and metrics of its CPU runs. A CUDA run draws its batches
+and masks from the CUDA generator, another random stream than the CPU's, so it is one more seed
+rather than the CPU run's trajectory: it must recover, with the record's subcomponent counts, and
+each metric must lie within the spread of the committed CPU runs over seeds (results/metrics,
+widened by that spread or a floor). The target is trained on the CPU, as the record's was; the
+decomposition runs params.yaml's tms_5-2 settings in full, replaying a CUDA graph as the GPU
+profile does. CUDA only: skipped, with its reason, elsewhere."""
 
 import json
 from pathlib import Path
@@ -17,41 +18,36 @@ from spd.pipeline.layout import RunFolder
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-PARAMS = Path(__file__).parents[1] / "params.yaml"
-STEPS = 2000
-# Subcomponent counts and the verdict must agree exactly; the continuous metrics to within
-# tolerances far above what a rounding-level difference moves them on the CPU (the plain gates
-# against the C++ kernel, 2000 steps of tms_5-2: MMCS and ML2R in the 6th decimal, CI L0s in the
-# 4th).
-TOLERANCE = {"mmcs": 1e-3, "mmcs_std": 1e-3, "ml2r": 1e-2, "ml2r_std": 1e-2}
+ROOT = Path(__file__).parents[1]
+# The least margin around the CPU runs' range, per metric: over seeds 0-4 MMCS spans only about
+# 1e-6, less than a different random stream may move it.
+FLOOR = {"mmcs": 1e-4, "ml2r": 5e-3, "ci_l0@0.01": 5e-3, "ci_l0@0.1": 5e-3}
 
 
 def _cli(*args: str) -> None:
-    assert main([*args, "--experiment", "tms_5-2", "--params", str(PARAMS)]) == 0
+    assert main([*args, "--experiment", "tms_5-2", "--params", str(ROOT / "params.yaml")]) == 0
 
 
-def _run(target: Path, out: Path, device: str) -> tuple[pd.Series, dict[str, object]]:
-    """The run's metrics (by "layer/metric") and its verdict."""
-    graph = ["--cuda-graph"] if device == "cuda" else []
-    _cli("decompose", "--target", str(target), "--out", str(out), "--device", device,
-         "--steps", str(STEPS), *graph)  # fmt: skip
-    decomposition = str(RunFolder(out).decomposition)
-    _cli("evaluate", "--target", str(target), "--decomposition", decomposition, "--out",
-         str(out), "--device", device)  # fmt: skip
-    metrics = pd.read_parquet(RunFolder(out).metrics)
-    values = metrics.set_index(metrics["layer"] + "/" + metrics["metric"])["value"]
-    return values, json.loads(RunFolder(out).record.read_text())["verdict"]
+def check_against_cpu_runs(run: RunFolder) -> None:
+    """Asserts that `run` recovered, with each metric within the committed CPU runs' spread."""
+    records = [json.loads(p.read_text()) for p in (ROOT / "results/metrics/tms_5-2").glob("*.json")]
+    assert records and all(r["provenance"]["device"] == "cpu" for r in records)
+    assert json.loads(run.record.read_text())["verdict"]["recovered"]
+    metrics = pd.read_parquet(run.metrics)
+    for layer, metric, value in metrics[["layer", "metric", "value"]].itertuples(index=False):
+        cpu = [r[layer][metric] for r in records if metric in r.get(layer, {})]
+        if not cpu:  # a metric the summaries leave out
+            continue
+        low, high = min(cpu), max(cpu)
+        margin = max(high - low, FLOOR.get(metric, 0.0))
+        assert low - margin <= value <= high + margin, (layer, metric, value, cpu)
 
 
-def test_a_cuda_run_of_tms_5_2_matches_its_cpu_run(tmp_path):
+def test_a_cuda_run_of_tms_5_2_gets_its_cpu_runs_verdict_and_metrics(tmp_path):
     _cli("train-target", "--out", str(tmp_path / "target"))
-    target = RunFolder(tmp_path / "target").target
-    cpu, cpu_verdict = _run(target, tmp_path / "cpu", "cpu")
-    cuda, cuda_verdict = _run(target, tmp_path / "cuda", "cuda")
-    assert cuda_verdict["recovered"] == cpu_verdict["recovered"]
-    assert list(cuda.index) == list(cpu.index)
-    for key, value in cpu.items():
-        tolerance = TOLERANCE.get(str(key).split("/")[1])
-        if tolerance is None:  # subcomponent counts, and the CI L0s, which follow them
-            tolerance = 1e-2 if "ci_l0" in str(key) else 0.0
-        assert abs(cuda[key] - value) <= tolerance, (key, cuda[key], value)
+    target, run = RunFolder(tmp_path / "target").target, RunFolder(tmp_path / "cuda")
+    _cli("decompose", "--target", str(target), "--out", str(run.path), "--device", "cuda",
+         "--cuda-graph")  # fmt: skip
+    _cli("evaluate", "--target", str(target), "--decomposition", str(run.decomposition),
+         "--out", str(run.path), "--device", "cuda")  # fmt: skip
+    check_against_cpu_runs(run)
