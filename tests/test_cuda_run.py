@@ -20,8 +20,15 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 ROOT = Path(__file__).parents[1]
 # The least margin around the CPU runs' range, per metric: over seeds 0-4 MMCS spans only about
-# 1e-6, less than a different random stream may move it.
-FLOOR = {"mmcs": 1e-4, "ml2r": 5e-3, "ci_l0@0.01": 5e-3, "ci_l0@0.1": 5e-3}
+# 3e-6 (and its spread over features as little), less than a different random stream may move it.
+FLOOR = {
+    "mmcs": 1e-4,
+    "mmcs_std": 1e-4,
+    "ml2r": 5e-3,
+    "ml2r_std": 5e-3,
+    "ci_l0@0.01": 5e-3,
+    "ci_l0@0.1": 5e-3,
+}
 
 
 def _cli(*args: str) -> None:

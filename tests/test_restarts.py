@@ -80,7 +80,7 @@ def test_a_run_killed_after_the_choice_resumes_without_retraining_candidates(tmp
 def test_the_seconds_count_every_candidates_steps_and_survive_a_kill(step_clock, tmp_path):
     # three candidates of 20 steps each, then 20 more for the chosen one; a second a step
     assert decompose(tiny_tms_target(), RESTARTS, lambda _: None).seconds == 80.0
-    # steps 28-31 ran before the kill and again after it: only the run that was kept counts
+    # steps 28-30 ran before the kill and again after it: only the run that was kept counts
     resumed = _killed_after_the_choice_then_resumed(tmp_path / "state.pt", lambda _: None)
     assert resumed.seconds == 80.0
 
@@ -95,7 +95,7 @@ def test_restart_steps_must_end_before_the_run():
         parse_experiment_config(raw)
 
 
-def test_only_the_live_decomposition_hooks_thetiny_tms_target():
+def test_only_the_live_decomposition_hooks_the_target():
     target = tiny_tms_target()
     layers = [target.model.get_submodule(name) for name in target.decomposed_modules]
     first = decompose(target, RESTARTS, lambda _: None)

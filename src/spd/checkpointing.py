@@ -3,7 +3,7 @@ decomposition.pt: its config, how it was made, its weights) and the periodic tra
 
 A state holds everything a training loop needs to continue bit-identically: parameters, optimiser
 state, the data/mask generator's and the global RNG's states, the next step, and loop-specific
-extras (loss history, the seed being tried). It is tagged with an identity string (config hash,
+extras (loss history, the elapsed time, the seed being tried). It is tagged with an identity string (config hash,
 target fingerprint): a state made for anything else is ignored, never resumed.
 """
 

@@ -43,7 +43,8 @@ class Optimisation:
     learning_rate: Schedule
     losses: Callable[[torch.Generator], dict[str, Tensor]]
     extra: Mapping[str, object] = field(default_factory=dict)
-    """Saved with every training state besides the loss history (e.g. the seed being tried)."""
+    """Saved with every training state besides the loss history and the elapsed time ("history"
+    and "elapsed_s", which these keys must not use), e.g. the seed being tried."""
     cuda_graph: bool = False  # replay each step as one recorded CUDA graph (CudaGraphStep)
 
 
@@ -161,8 +162,8 @@ def optimise(
     """Run every step (from `resume_from`, a state saved by this run, when given); returns the
     loss history and the steps' wall time (`Trained`).
 
-    With `checkpointing`, the full state (parameters, optimiser, RNG states, loss history,
-    `run.extra`) is saved atomically every `checkpointing.every` steps; a rerun resumes from it
+    With `checkpointing`, the full state (parameters, optimiser, RNG states, loss history, the
+    steps' elapsed time, `run.extra`) is saved atomically every `checkpointing.every` steps; a rerun resumes from it
     and ends bit-identical (CPU) to an uninterrupted run. A non-finite loss stops the run at that
     step, a non-finite parameter at the next save; the last good state is kept. `after_step(step)`, if given, runs
     after every step (benchmarks use it to evaluate mid-run). `stop_at` pauses the run before that
