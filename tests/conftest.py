@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,20 @@ def tiny_tms_target(device: str = "cpu"):
     for param in model.parameters():
         param.requires_grad_(False)
     return tms.as_target(model, config)
+
+
+class Killed(Exception):
+    """What `killed_at`'s log raises: the stand-in for a kill in the middle of a run."""
+
+
+def killed_at(prefix: str) -> Callable[[str], None]:
+    """A run's log that kills the run (raises Killed) at the first line starting with `prefix`."""
+
+    def log(line: str) -> None:
+        if line.startswith(prefix):
+            raise Killed
+
+    return log
 
 
 class StepClock:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_tms_target
+from conftest import Killed, killed_at, tiny_tms_target
 
 from spd.config import ConfigError, SPDConfig, parse_experiment_config
 from spd.decomp.train import Decomposition, candidate_seed, decompose
@@ -53,19 +53,10 @@ def test_the_candidate_with_the_lowest_loss_is_finished_like_a_plain_run_with_it
     assert list(tmp_path.iterdir()) == []  # candidate states and the recorded choice are removed
 
 
-class _Killed(Exception):
-    pass
-
-
 def _killed_after_the_choice_then_resumed(state: Path, log: Callable[[str], None]) -> Decomposition:
     """The restarts run, killed at step 31 of 40 (saved at step 28), then rerun to the end."""
-
-    def killing_log(line: str) -> None:
-        if line.startswith("step 31/40"):
-            raise _Killed
-
-    with pytest.raises(_Killed):
-        decompose(tiny_tms_target(), RESTARTS, killing_log, state, checkpoint_every=7)
+    with pytest.raises(Killed):
+        decompose(tiny_tms_target(), RESTARTS, killed_at("step 31/40"), state, checkpoint_every=7)
     return decompose(tiny_tms_target(), RESTARTS, log, state, checkpoint_every=7)
 
 

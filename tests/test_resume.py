@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY_RESID_MLP, TINY_TMS, tiny_tms_target
+from conftest import TINY_RESID_MLP, TINY_TMS, Killed, killed_at, tiny_tms_target
 
 from spd.cli import main
 from spd.config import ResidMLPTargetConfig, SPDConfig
@@ -118,10 +118,6 @@ def test_state_from_another_config_is_ignored(setup, tmp_path):
     assert "made with another config or target; starting from step 0" in result.stderr
 
 
-class _Killed(Exception):
-    pass
-
-
 def test_a_resumed_run_counts_the_seconds_of_the_steps_before_its_last_save(step_clock, tmp_path):
     spd = SPDConfig(
         C=8,
@@ -132,14 +128,9 @@ def test_a_resumed_run_counts_the_seconds_of_the_steps_before_its_last_save(step
         batch_size=64,
         log_every=3,
     )
-
-    def killing_log(line: str) -> None:
-        if line.startswith("step 34/40"):
-            raise _Killed
-
     state = tmp_path / "state.pt"
-    with pytest.raises(_Killed):
-        decompose(tiny_tms_target(), spd, killing_log, state, checkpoint_every=10)
+    with pytest.raises(Killed):
+        decompose(tiny_tms_target(), spd, killed_at("step 34/40"), state, checkpoint_every=10)
     assert torch.load(state, weights_only=True)["extra"]["elapsed_s"] == 30.0
     # one second a step (step_clock): 30 steps before the save at step 30, then steps 30-39
     resumed = decompose(tiny_tms_target(), spd, lambda _: None, state, checkpoint_every=10)

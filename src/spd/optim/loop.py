@@ -178,6 +178,10 @@ def optimise(
         first_step, history = resume_from.next_step, resume_from.extra.get("history", [])
         seconds_before = float(resume_from.extra.get("elapsed_s", 0.0))
     started = last_time = time.perf_counter()
+
+    def elapsed_s() -> float:  # this run's steps, including those before a resume
+        return seconds_before + time.perf_counter() - started
+
     last_step = first_step
     end = run.steps if stop_at is None else min(stop_at, run.steps)
     step_once = CudaGraphStep(run) if run.cuda_graph else (lambda step: training_step(run, step))
@@ -203,12 +207,11 @@ def optimise(
         pausing = step + 1 == end < run.steps
         if checkpointing is not None and (pausing or checkpointing.is_due(step, run.steps)):
             _check_parameters_finite(run.model, step)
-            elapsed = seconds_before + time.perf_counter() - started
-            extra = {**run.extra, "history": history, "elapsed_s": elapsed}
+            extra = {**run.extra, "history": history, "elapsed_s": elapsed_s()}
             save_state(
                 capture(step + 1, run.model, run.optimizer, run.generator, extra), checkpointing
             )
         if after_step is not None:
             after_step(step)
     _check_parameters_finite(run.model, end - 1)
-    return Trained(history, seconds_before + time.perf_counter() - started)
+    return Trained(history, elapsed_s())
