@@ -5,10 +5,12 @@ import copy
 import json
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from conftest import TINY_TMS
 
 from spd.config import load_params, settings_hash
+from spd.evaluate.summary import metric_summary
 from spd.record import CURRENT, EARLIER, UNRECORDED, read_summaries, results_report
 
 REPO = Path(__file__).parents[1]
@@ -106,4 +108,39 @@ def test_a_comparison_experiment_outside_the_main_job_gets_its_seed_table(tmp_pa
     path.write_text(json.dumps(_summary(0.75, settings_hash(params.experiment("tiny_other")))))
     report = results_report(params, tmp_path / "metrics")
     section = report.split("### tiny_other\n")[1].split("\n## ")[0]
-    assert "| 0 | current | 0.7500 | 1.0000 | 5 / 5 | 0 / 0 |" in section
+    assert "| 0 | current | 0.7500 | 1.0000 | 5 / 5 | - | 0 / 0 |" in section
+
+
+def test_the_seed_table_counts_live_subcomponents_on_the_probes_alone_where_recorded(tmp_path):
+    params_path = _record(tmp_path, {})
+    current = settings_hash(load_params(params_path / "params.yaml").experiment("tiny"))
+    recorded = _summary(1.0, current)
+    recorded["linear1"]["alive_on_probes"] = 5.0
+    recorded["linear2"]["alive_on_probes"] = 4.0
+    root = _record(tmp_path, {0: recorded, 1: _summary(1.0, current)})
+    report = results_report(load_params(root / "params.yaml"), root / "metrics")
+    assert "| 0 | current | 1.0000 | 1.0000 | 5 / 5 | 5 / 4 | 0 / 0 |" in report
+    assert "| 1 | current | 1.0000 | 1.0000 | 5 / 5 | - | 0 / 0 |" in report
+
+
+def test_a_summary_keeps_the_live_counts_both_ways_and_leaves_other_metrics_out():
+    metrics = pd.DataFrame(
+        {
+            "layer": ["linear1", "linear1", "linear1", "linear2"],
+            "metric": ["alive_subcomponents", "alive_on_probes", "ci_histogram_bins", "mmcs"],
+            "value": [41.0, 40.0, 20.0, 0.5],
+        }
+    )
+    losses = pd.DataFrame({"step": [0, 9], "lr": [1e-3, 1e-3], "total": [2.0, 1.0]})
+    record = {
+        **{key: key for key in ("experiment", "family", "method", "config_hash")},
+        "seed": 0,
+        "steps": 10,
+        "decomposition": {"wall_s": 1.0},
+        "verdict": {"recovered": False, "failures": ["x"], "reason": None, "text": "misses: x"},
+    }
+    summary = metric_summary(metrics, losses, record)
+    assert summary["linear1"] == {"alive_subcomponents": 41.0, "alive_on_probes": 40.0}
+    assert summary["linear2"] == {"mmcs": 0.5}
+    assert summary["final_loss"] == {"total": 1.0}
+    assert summary["verdict"] == {"recovered": False, "failures": ["x"], "reason": None}

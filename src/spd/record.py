@@ -205,17 +205,6 @@ class Report:
             "summary records it: the form of the papers' values, which are one run's.",
             "",
         ]
-        header = [
-            "seed",
-            "settings",
-            "MMCS",
-            "ML2R",
-            "live (l1 / l2 / id)",
-            "CI errors (l1 / l2)",
-            "verdict",
-            "decomposition time",
-            "summary",
-        ]
         names = dict.fromkeys(
             [
                 *main_experiments(self.params),
@@ -230,6 +219,8 @@ class Report:
             if not runs:
                 lines += ["No summary in the record.", ""]
                 continue
+            columns = family(self.configs[name].target).report_columns
+            header = ["seed", "settings", *columns, "verdict", "decomposition time", "summary"]
             rows = [
                 [
                     str(s.seed),

@@ -14,6 +14,7 @@ HEADLINE_METRICS = (
     "ml2r",
     "ml2r_std",
     "alive_subcomponents",
+    "alive_on_probes",
     "ci_l0@0.01",
     "ci_l0@0.1",
     "ci_pattern_errors",

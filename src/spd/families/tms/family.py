@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ class TMSFamily(Family):
         WEIGHTS_FILE,
         LOSSES_FILE,
     )
-    report_columns = ("MMCS", "ML2R", "live (l1 / l2 / id)", "CI errors (l1 / l2)")
+    report_columns = (
+        "MMCS",
+        "ML2R",
+        "live (l1 / l2 / id)",
+        "live on probes (l1 / l2 / id)",
+        "CI errors (l1 / l2)",
+    )
     feature_matched = True
 
     def build_model(self, config):
@@ -89,13 +96,19 @@ class TMSFamily(Family):
         return True
 
     def report_cells(self, summary: Any) -> list[str]:
-        """MMCS and ML2R (± over features), live subcomponents and CI-pattern errors per layer."""
+        """MMCS and ML2R (± over features), live subcomponents (on probes and random inputs, and on
+        the probes alone, which summaries made before it was recorded lack) and CI-pattern errors
+        per layer."""
         from spd.record import count_cell, with_feature_spread
 
         layers = ["linear1", "linear2"] + (["hidden"] if "hidden" in summary.data else [])
-        alive = " / ".join(
-            count_cell(summary.value(layer, "alive_subcomponents")) for layer in layers
-        )
+
+        def per_layer(metric: str) -> str:
+            counts = [summary.value(layer, metric) for layer in layers]
+            return (
+                "-" if all(math.isnan(c) for c in counts) else " / ".join(map(count_cell, counts))
+            )
+
         errors = " / ".join(
             count_cell(summary.value(layer, "ci_pattern_errors"))
             for layer in ("linear1", "linear2")
@@ -103,7 +116,8 @@ class TMSFamily(Family):
         return [
             with_feature_spread(summary, "mmcs"),
             with_feature_spread(summary, "ml2r"),
-            alive,
+            per_layer("alive_subcomponents"),
+            per_layer("alive_on_probes"),
             errors,
         ]
 
