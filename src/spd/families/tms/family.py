@@ -96,29 +96,25 @@ class TMSFamily(Family):
         return True
 
     def report_cells(self, summary: Any) -> list[str]:
-        """MMCS and ML2R (± over features), live subcomponents (on probes and random inputs, and on
-        the probes alone, which summaries made before it was recorded lack) and CI-pattern errors
-        per layer."""
+        """MMCS and ML2R (± over features), live subcomponents per layer (on probes and random
+        inputs; on the probes alone, which older summaries lack) and CI-pattern errors per
+        layer; '-' where the summary has none of a column's counts (APD has no CI)."""
         from spd.record import count_cell, with_feature_spread
 
         layers = ["linear1", "linear2"] + (["hidden"] if "hidden" in summary.data else [])
 
-        def per_layer(metric: str) -> str:
+        def per_layer(metric: str, layers: list[str] = layers) -> str:
             counts = [summary.value(layer, metric) for layer in layers]
             return (
                 "-" if all(math.isnan(c) for c in counts) else " / ".join(map(count_cell, counts))
             )
 
-        errors = " / ".join(
-            count_cell(summary.value(layer, "ci_pattern_errors"))
-            for layer in ("linear1", "linear2")
-        )
         return [
             with_feature_spread(summary, "mmcs"),
             with_feature_spread(summary, "ml2r"),
             per_layer("alive_subcomponents"),
             per_layer("alive_on_probes"),
-            errors,
+            per_layer("ci_pattern_errors", ["linear1", "linear2"]),
         ]
 
     def target_bytes(self, config):
