@@ -12,6 +12,7 @@ from conftest import TINY_TMS
 from spd.cli import main
 from spd.config import TMSTargetConfig
 from spd.pipeline.layout import RunFolder
+from spd.provenance import run_record
 from spd.targets.registry import fingerprint
 
 
@@ -185,3 +186,7 @@ def test_a_new_setting_left_at_its_default_keeps_the_target_fingerprint():
     assert fingerprint(extended, weights) == fingerprint(config, weights)
     changed = WithANewSetting.model_validate(TINY_TMS["target"] | {"new_setting": 4})
     assert fingerprint(changed, weights) != fingerprint(config, weights)
+
+
+def test_a_run_shorter_than_a_tenth_of_a_second_records_its_time():
+    assert run_record("cpu", 1, 0.0437)["wall_s"] == 0.044
