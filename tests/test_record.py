@@ -144,3 +144,35 @@ def test_a_summary_keeps_the_live_counts_both_ways_and_leaves_other_metrics_out(
     assert summary["linear2"] == {"mmcs": 0.5}
     assert summary["final_loss"] == {"total": 1.0}
     assert summary["verdict"] == {"recovered": False, "failures": ["x"], "reason": None}
+
+
+def test_every_verdict_is_rescored_by_todays_criteria_and_a_changed_one_says_so(tmp_path):
+    params_path = _record(tmp_path, {})
+    current = settings_hash(load_params(params_path / "params.yaml").experiment("tiny"))
+    recorded_recovering = _summary(0.5, current, recovered=True)  # MMCS 0.5 misses today
+    recorded_missing = _summary(1.0, current, recovered=False)  # its metrics now pass
+    root = _record(
+        tmp_path, {0: recorded_recovering, 1: recorded_missing, 2: _summary(1.0, current)}
+    )
+    report = results_report(load_params(root / "params.yaml"), root / "metrics")
+    assert "| misses: MMCS 0.5000 < 0.999 (re-scored: summarised as recovers) |" in report
+    assert "| recovers (re-scored: summarised as misses: MMCS low) |" in report
+    assert "| 2 | current | 1.0000 | 1.0000 | 5 / 5 | - | 0 / 0 | recovers |" in report
+    assert (
+        "| tiny | SPD | 0,1,2 | current | 0.8333 ± 0.2887 | 1.0000 ± 0.0000 | - | - | 2 of 3 |"
+        in report
+    )
+    assert "; 2 differ from the verdict recorded" in report
+
+
+def test_a_sweep_row_links_its_summary(tmp_path):
+    params_path = _record(tmp_path, {})
+    current = settings_hash(load_params(params_path / "params.yaml").experiment("tiny"))
+    root = _record(tmp_path, {0: _summary(1.0, current)})
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["sweeps"] = {"C": {"setting": "C", "experiments": {"tiny": [8, 16]}}}
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    report = results_report(load_params(root / "params.yaml"), root / "metrics")
+    sweep = report.split("### tiny, C (C)\n")[1].split("\n## ")[0]
+    link = (root / "metrics/tiny/seed0.json").as_posix()
+    assert f"| 8 | 0 | current | 1.0000 | 1.0000 | 5 / 5 | - | 0 / 0 | recovers | {link} |" in sweep

@@ -66,28 +66,47 @@ def _status(data: dict, config: ExperimentConfig) -> str:
     return CURRENT if recorded == settings_hash(config) else EARLIER
 
 
-def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
-    """The summary's recorded verdict; for a summary from before verdicts were recorded, the
-    verdict its own metrics give (marked so)."""
-    verdict = summary.data.get("verdict")
-    if verdict is not None:
-        if verdict["recovered"] is None:
-            return f"no verdict: {verdict['reason']}"
-        return "recovers" if verdict["recovered"] else "misses: " + "; ".join(verdict["failures"])
+def _criteria_failures(summary: Summary, config: ExperimentConfig | None) -> list[str] | None:
+    """Every recovery criterion that the summary's metrics miss under today's criteria; None where
+    the criteria give no verdict (no longer in params.yaml, not SPD, or no ground truth)."""
     if config is None or config.decomposition.method != "spd":
-        return "-"
+        return None
     rows = [
         {"layer": layer, "metric": metric, "value": value}
         for layer, metrics in summary.data.items()
         if layer not in ("final_loss", "run", "provenance", "verdict")
         for metric, value in metrics.items()
     ]
-    failures = recovery_failures(rows, config.target)
+    return recovery_failures(rows, config.target)
+
+
+def _verdict_words(recovered: bool, failures: Iterable[str]) -> str:
+    return "recovers" if recovered else "misses: " + "; ".join(failures)
+
+
+def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
+    """The verdict today's recovery criteria give the summary's metrics, so that a change of the
+    criteria re-scores the whole record: marked "(from its metrics)" for a summary from before
+    verdicts were recorded, and "(re-scored: ...)" where it differs from the verdict recorded when
+    the run was summarised. A recorded "no verdict" (APD; a target that leaves features out, which
+    the metrics do not show) stands."""
+    recorded = summary.data.get("verdict")
+    if recorded is not None and recorded["recovered"] is None:
+        return f"no verdict: {recorded['reason']}"
+    failures = _criteria_failures(summary, config)
     if failures is None:
+        if recorded is not None:
+            return _verdict_words(recorded["recovered"], recorded["failures"])
+        if config is None or config.decomposition.method != "spd":
+            return "-"
         return "no verdict: the target family has no ground truth (from its metrics)"
-    return (
-        "recovers" if not failures else "misses: " + "; ".join(failures)
-    ) + " (from its metrics)"
+    text = _verdict_words(not failures, failures)
+    if recorded is None:
+        return f"{text} (from its metrics)"
+    if recorded["recovered"] != (not failures):
+        was = _verdict_words(recorded["recovered"], recorded["failures"])
+        return f"{text} (re-scored: summarised as {was})"
+    return text
 
 
 def number_cell(value: float, digits: int = 4) -> str:
@@ -256,7 +275,7 @@ class Report:
                                 *cells,
                                 verdict_text(s, self.configs[point]),
                                 self.source(s),
-                            ][:9]
+                            ]
                         )
                 header = ["value", "seed", "settings"]
                 header += columns
@@ -342,6 +361,9 @@ class Report:
             status: sum(s.status == status for s in self.summaries)
             for status in (CURRENT, EARLIER, UNRECORDED)
         }
+        rescored = sum(
+            "(re-scored: " in verdict_text(s, self.configs.get(s.run)) for s in self.summaries
+        )
         lines = [
             "# Results",
             "",
@@ -352,7 +374,9 @@ class Report:
             f"The record holds {len(self.summaries)} summaries: {counts[CURRENT]} made with the settings that",
             f"params.yaml gives today (**{CURRENT}**), {counts[EARLIER]} made with other settings",
             f"(**{EARLIER}**), and {counts[UNRECORDED]} from before summaries recorded their settings",
-            f"(**{UNRECORDED}**; their verdicts are worked out from the metrics they hold).",
+            f"(**{UNRECORDED}**; their verdicts are worked out from the metrics they hold). Every",
+            f"verdict is today's criteria applied to the summary's metrics; {rescored} differ from the verdict recorded",
+            "when the run was summarised (marked **re-scored**, with the recorded one).",
             "",
         ]
         lines += (
