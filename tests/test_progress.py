@@ -13,6 +13,8 @@ def test_clock_and_eta():
         _timing(9, 0, 100, 20.0) == " | elapsed 0:00:20, ETA 0:03:00"
     )  # 10 steps in 20 s, 90 to go
     assert _timing(1009, 1000, 2000, 5.0) == " | elapsed 0:00:05, ETA 0:08:15"  # resumed at 1000
+    # resumed after 10 min of earlier steps: elapsed counts them, the ETA is this process's rate
+    assert _timing(1009, 1000, 2000, 5.0, 600.0) == " | elapsed 0:10:05, ETA 0:08:15"
     assert _timing(0, 0, 100, 1.0) == ""  # one step: no rate yet
 
 

@@ -133,8 +133,11 @@ def test_a_resumed_run_counts_the_seconds_of_the_steps_before_its_last_save(step
         decompose(tiny_tms_target(), spd, killed_at("step 34/40"), state, checkpoint_every=10)
     assert torch.load(state, weights_only=True)["extra"]["elapsed_s"] == 30.0
     # one second a step (step_clock): 30 steps before the save at step 30, then steps 30-39
-    resumed = decompose(tiny_tms_target(), spd, lambda _: None, state, checkpoint_every=10)
+    lines: list[str] = []
+    resumed = decompose(tiny_tms_target(), spd, lines.append, state, checkpoint_every=10)
     assert resumed.seconds == 40.0
+    # the progress line's elapsed time counts the 30 s before the resume too
+    assert lines[-1].endswith("| 1.0 steps/s | elapsed 0:00:40, ETA 0:00:00")
 
 
 def test_sigkilled_target_training_resumes_bit_identically(tmp_path):

@@ -143,12 +143,15 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-def _timing(step: int, first_step: int, end: int, elapsed: float) -> str:
-    """' | elapsed h:mm:ss, ETA h:mm:ss' at the mean rate of this process's steps so far."""
+def _timing(step: int, first_step: int, end: int, elapsed: float, before: float = 0.0) -> str:
+    """' | elapsed h:mm:ss, ETA h:mm:ss': the run's time, `before` (its steps before a resume)
+    plus `elapsed` (this process's steps, from `first_step`), and the ETA at this process's mean
+    rate so far."""
     done = step + 1 - first_step
     if done < 2 or elapsed <= 0:
         return ""
-    return f" | elapsed {_clock(elapsed)}, ETA {_clock((end - step - 1) * elapsed / done)}"
+    eta = (end - step - 1) * elapsed / done
+    return f" | elapsed {_clock(before + elapsed)}, ETA {_clock(eta)}"
 
 
 def optimise(
@@ -201,7 +204,7 @@ def optimise(
                 else ""
             )
             log(
-                f"step {step + 1}/{run.steps} {format_losses(values)}{rate}{_timing(step, first_step, end, now - started)}"
+                f"step {step + 1}/{run.steps} {format_losses(values)}{rate}{_timing(step, first_step, end, now - started, seconds_before)}"
             )
             last_time, last_step = now, step
         pausing = step + 1 == end < run.steps
