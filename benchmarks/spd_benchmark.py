@@ -50,16 +50,16 @@ from spd.targets.registry import build_target, load_target, train_target
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 
 
-def emit(line: dict[str, object], device: str) -> None:
+def emit(line: dict[str, object], device: str, source_dir: Path | None = None) -> None:
     """One JSONL result line, naming the machine (CPU or GPU model, the CPU's vector instruction
     set), how busy it was (1-minute load average, where the OS has one), torch version and
-    commit."""
+    commit (of the checkout at `source_dir`, default the package's)."""
     where = {
         "machine": machine(device),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "torch": str(torch.__version__),
-        "commit": code_version(),
+        "commit": code_version(source_dir),
     }
     print(json.dumps(line | where), flush=True)
 

@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+from conftest import TINY_TMS
+
 REPO = Path(__file__).parents[1]
 
 
@@ -28,3 +31,29 @@ def test_a_step_time_line_names_machine_torch_and_commit():
     assert line["machine"] and line["torch"] and line["commit"]
     assert isinstance(line["cpu_capability"], str) and line["cpu_capability"]
     assert line["load_avg_1min"] >= 0
+
+
+def test_the_main_job_benchmark_times_a_fresh_clone_and_scores_its_runs(tmp_path):
+    body = {k: v for k, v in TINY_TMS.items() if k != "name"}
+    (tmp_path / "tiny.yaml").write_text(
+        yaml.safe_dump({"seeds": [0], "experiments": {"tiny": body}})
+    )
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks/main_job.py"),
+        "--cores",
+        "1",
+        "--reuse-kernels",
+        "--params",
+        str(tmp_path / "tiny.yaml"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=tmp_path)
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["benchmark"] == "main_job" and line["cores"] == 1 and line["wall_s"] > 0
+    assert line["kernels_built"] is False
+    assert set(line["jobs_s"]) == {"train_target/tiny", "decompose/tiny/seed0"}
+    run = line["runs"]["tiny/seed0"]
+    assert run["verdict"] in ("recovers", "misses") and run["device"] == "cpu"
+    assert run["record_same_settings"] is False and run["record_same_values"] is False  # no record
+    assert line["machine"] and line["torch"] and line["commit"]
+    assert "steps (100%) done | elapsed " in result.stderr
