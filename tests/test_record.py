@@ -82,6 +82,8 @@ def test_summaries_stand_as_current_earlier_or_unrecorded_and_are_never_averaged
         in report
     )
     assert f"| tiny | SPD | 1 | {EARLIER} | 0.9000 | 1.0000 | - | - | 0 of 1 |" in report
+    # earlier settings: the recorded verdict stands (today's target may not be its ground truth)
+    assert "| misses: MMCS low |" in report
     # no recorded verdict: the summary's own metrics give it (MMCS 0.5 misses)
     assert "misses: MMCS 0.5000 < 0.999 (from its metrics)" in report
     assert "| tiny | 1, 2 |" in report  # wanted seeds without a current summary
@@ -162,7 +164,17 @@ def test_every_verdict_is_rescored_by_todays_criteria_and_a_changed_one_says_so(
         "| tiny | SPD | 0,1,2 | current | 0.8333 ± 0.2887 | 1.0000 ± 0.0000 | - | - | 2 of 3 |"
         in report
     )
-    assert "; 2 differ from the verdict recorded" in report
+    assert "; for 2 of them recovers / misses" in report
+
+
+def test_a_recorded_verdict_stands_where_the_criteria_cannot_read_the_summary(tmp_path):
+    params_path = _record(tmp_path, {})
+    current = settings_hash(load_params(params_path / "params.yaml").experiment("tiny"))
+    old = _summary(0.5, current, recovered=False)
+    del old["linear1"]["ml2r"]  # a metric today's criteria read
+    root = _record(tmp_path, {0: old})
+    report = results_report(load_params(root / "params.yaml"), root / "metrics")
+    assert "| misses: MMCS low |" in report and "; for 0 of them" in report
 
 
 def test_a_sweep_row_links_its_summary(tmp_path):

@@ -68,7 +68,8 @@ def _status(data: dict, config: ExperimentConfig) -> str:
 
 def _criteria_failures(summary: Summary, config: ExperimentConfig | None) -> list[str] | None:
     """Every recovery criterion that the summary's metrics miss under today's criteria; None where
-    the criteria give no verdict (no longer in params.yaml, not SPD, or no ground truth)."""
+    the criteria give no verdict (no longer in params.yaml, not SPD, or no ground truth) or cannot
+    (the summary lacks a metric they read)."""
     if config is None or config.decomposition.method != "spd":
         return None
     rows = [
@@ -77,36 +78,49 @@ def _criteria_failures(summary: Summary, config: ExperimentConfig | None) -> lis
         if layer not in ("final_loss", "run", "provenance", "verdict")
         for metric, value in metrics.items()
     ]
-    return recovery_failures(rows, config.target)
+    try:
+        return recovery_failures(rows, config.target)
+    except KeyError:  # a summary from before the criteria read one of their metrics
+        return None
 
 
-def _verdict_words(recovered: bool, failures: Iterable[str]) -> str:
-    return "recovers" if recovered else "misses: " + "; ".join(failures)
-
-
-def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
-    """The verdict today's recovery criteria give the summary's metrics, so that a change of the
-    criteria re-scores the whole record: marked "(from its metrics)" for a summary from before
-    verdicts were recorded, and "(re-scored: ...)" where it differs from the verdict recorded when
-    the run was summarised. A recorded "no verdict" (APD; a target that leaves features out, which
-    the metrics do not show) stands."""
-    recorded = summary.data.get("verdict")
-    if recorded is not None and recorded["recovered"] is None:
+def _verdict_words(recorded: dict) -> str:
+    """A verdict as the report words it, from a summary's "verdict" record."""
+    if recorded["recovered"] is None:
         return f"no verdict: {recorded['reason']}"
+    return "recovers" if recorded["recovered"] else "misses: " + "; ".join(recorded["failures"])
+
+
+def verdict_and_rescored(summary: Summary, config: ExperimentConfig | None) -> tuple[str, bool]:
+    """The report's verdict for a summary, and whether it was re-scored: for a summary of today's
+    settings, what today's recovery criteria give its metrics (as summaries round them), marked
+    "(re-scored: ...)" where recovers / misses differs from the verdict recorded when the run was
+    summarised, so that a change of the criteria re-scores the record. A recorded verdict stands
+    where it says "no verdict" (APD; a target that leaves features out, which metrics do not
+    show), where the summary is of earlier settings (today's target may not be its ground truth)
+    and where the criteria cannot read its metrics. A summary from before verdicts were recorded
+    gets the criteria's verdict, marked "(from its metrics)"."""
+    recorded = summary.data.get("verdict")
+    if recorded is not None and (recorded["recovered"] is None or summary.status != CURRENT):
+        return _verdict_words(recorded), False
     failures = _criteria_failures(summary, config)
     if failures is None:
         if recorded is not None:
-            return _verdict_words(recorded["recovered"], recorded["failures"])
+            return _verdict_words(recorded), False
         if config is None or config.decomposition.method != "spd":
-            return "-"
-        return "no verdict: the target family has no ground truth (from its metrics)"
-    text = _verdict_words(not failures, failures)
+            return "-", False
+        return "no verdict: the target family has no ground truth (from its metrics)", False
+    today = _verdict_words({"recovered": not failures, "failures": failures})
     if recorded is None:
-        return f"{text} (from its metrics)"
+        return f"{today} (from its metrics)", False
     if recorded["recovered"] != (not failures):
-        was = _verdict_words(recorded["recovered"], recorded["failures"])
-        return f"{text} (re-scored: summarised as {was})"
-    return text
+        return f"{today} (re-scored: summarised as {_verdict_words(recorded)})", True
+    return today, False
+
+
+def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
+    """The report's verdict for a summary (see `verdict_and_rescored`)."""
+    return verdict_and_rescored(summary, config)[0]
 
 
 def number_cell(value: float, digits: int = 4) -> str:
@@ -361,9 +375,7 @@ class Report:
             status: sum(s.status == status for s in self.summaries)
             for status in (CURRENT, EARLIER, UNRECORDED)
         }
-        rescored = sum(
-            "(re-scored: " in verdict_text(s, self.configs.get(s.run)) for s in self.summaries
-        )
+        rescored = sum(verdict_and_rescored(s, self.configs.get(s.run))[1] for s in self.summaries)
         lines = [
             "# Results",
             "",
@@ -374,9 +386,9 @@ class Report:
             f"The record holds {len(self.summaries)} summaries: {counts[CURRENT]} made with the settings that",
             f"params.yaml gives today (**{CURRENT}**), {counts[EARLIER]} made with other settings",
             f"(**{EARLIER}**), and {counts[UNRECORDED]} from before summaries recorded their settings",
-            f"(**{UNRECORDED}**; their verdicts are worked out from the metrics they hold). Every",
-            f"verdict is today's criteria applied to the summary's metrics; {rescored} differ from the verdict recorded",
-            "when the run was summarised (marked **re-scored**, with the recorded one).",
+            f"(**{UNRECORDED}**; their verdicts are worked out from the metrics they hold). A current",
+            f"summary's verdict is today's criteria applied to its metrics; for {rescored} of them recovers / misses",
+            "differs from the verdict recorded when the run was summarised (marked **re-scored**).",
             "",
         ]
         lines += (
