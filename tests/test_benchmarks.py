@@ -38,15 +38,9 @@ def test_the_main_job_benchmark_times_a_fresh_clone_and_scores_its_runs(tmp_path
     (tmp_path / "tiny.yaml").write_text(
         yaml.safe_dump({"seeds": [0], "experiments": {"tiny": body}})
     )
-    command = [
-        sys.executable,
-        str(REPO / "benchmarks/main_job.py"),
-        "--cores",
-        "1",
-        "--reuse-kernels",
-        "--params",
-        str(tmp_path / "tiny.yaml"),
-    ]
+    script = str(REPO / "benchmarks/main_job.py")
+    options = ["--cores", "1", "--reuse-kernels", "--params", str(tmp_path / "tiny.yaml")]
+    command = [sys.executable, script, *options]
     result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=tmp_path)
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["benchmark"] == "main_job" and line["cores"] == 1 and line["wall_s"] > 0
