@@ -118,11 +118,6 @@ def verdict_and_rescored(summary: Summary, config: ExperimentConfig | None) -> t
     return today, False
 
 
-def verdict_text(summary: Summary, config: ExperimentConfig | None) -> str:
-    """The report's verdict for a summary (see `verdict_and_rescored`)."""
-    return verdict_and_rescored(summary, config)[0]
-
-
 def number_cell(value: float, digits: int = 4) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -178,6 +173,13 @@ class Report:
         self.by_run: dict[str, list[Summary]] = {}
         for summary in summaries:
             self.by_run.setdefault(summary.run, []).append(summary)
+        # each summary's (verdict, re-scored), worked out once for every table that shows it
+        self.verdicts = {
+            s.path: verdict_and_rescored(s, self.configs.get(s.run)) for s in summaries
+        }
+
+    def verdict(self, summary: Summary) -> str:
+        return self.verdicts[summary.path][0]
 
     def runs_of(self, name: str) -> list[Summary]:
         return self.by_run.get(self.params.run_source(name), [])
@@ -212,9 +214,7 @@ class Report:
                 seeds = ",".join(str(s.seed) for s in group)
                 mmcs = _mean_std([s.value("linear1", "mmcs") for s in group])
                 ml2r = _mean_std([s.value("linear1", "ml2r") for s in group])
-                recovered = sum(
-                    verdict_text(s, self.configs[name]).startswith("recovers") for s in group
-                )
+                recovered = sum(self.verdict(s).startswith("recovers") for s in group)
                 verdicts = f"{recovered} of {len(group)}" if method == "SPD" else "-"
                 rows.append([name, method, seeds, status, mmcs, ml2r, *paper_cells, verdicts])
         header = [
@@ -259,7 +259,7 @@ class Report:
                     str(s.seed),
                     s.status,
                     *family(self.configs[name].target).report_cells(s),
-                    verdict_text(s, self.configs[name]),
+                    self.verdict(s),
                     _wall_time(s),
                     self.source(s),
                 ]
@@ -287,7 +287,7 @@ class Report:
                                 str(s.seed),
                                 s.status,
                                 *cells,
-                                verdict_text(s, self.configs[point]),
+                                self.verdict(s),
                                 self.source(s),
                             ]
                         )
@@ -327,7 +327,7 @@ class Report:
                         str(s.seed),
                         s.status,
                         *this.report_cells(s),
-                        verdict_text(s, self.configs[name]),
+                        self.verdict(s),
                         self.source(s),
                     ]
                 )
@@ -375,7 +375,7 @@ class Report:
             status: sum(s.status == status for s in self.summaries)
             for status in (CURRENT, EARLIER, UNRECORDED)
         }
-        rescored = sum(verdict_and_rescored(s, self.configs.get(s.run))[1] for s in self.summaries)
+        rescored = sum(rescored for _, rescored in self.verdicts.values())
         lines = [
             "# Results",
             "",
