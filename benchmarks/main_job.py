@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 from spd_benchmark import emit
 
-from spd.optim.loop import _clock
+from spd.optim.loop import clock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def run_main_job(clone: Path, cores: int, target: str, extra: list[str], env: di
             complete = [line for line in lines[seen:] if line.endswith("\n") or done]
             for line in complete:
                 if "steps (" in line and "done" in line:  # snakemake's 'N of M steps (x%) done'
-                    elapsed = _clock(time.perf_counter() - started)
+                    elapsed = clock(time.perf_counter() - started)
                     print(f"main job: {line.strip()} | elapsed {elapsed}", file=sys.stderr)
             seen = -1 if done else seen + len(complete)
     seconds = time.perf_counter() - started

@@ -4,11 +4,11 @@ import re
 
 from spd.config import TMSTargetConfig
 from spd.families.tms import model as tms
-from spd.optim.loop import _clock, _timing
+from spd.optim.loop import _timing, clock
 
 
 def test_clock_and_eta():
-    assert _clock(3725) == "1:02:05"
+    assert clock(3725) == "1:02:05"
     assert (
         _timing(9, 0, 100, 20.0) == " | elapsed 0:00:20, ETA 0:03:00"
     )  # 10 steps in 20 s, 90 to go

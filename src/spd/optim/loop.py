@@ -138,7 +138,8 @@ def _check_parameters_finite(model: nn.Module, step: int) -> None:
             raise DivergenceError(f"non-finite parameter {name} after step {step}")
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """seconds as h:mm:ss, rounded to the second."""
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
@@ -151,7 +152,7 @@ def _timing(step: int, first_step: int, end: int, elapsed: float, before: float 
     if done < 2 or elapsed <= 0:
         return ""
     eta = (end - step - 1) * elapsed / done
-    return f" | elapsed {_clock(before + elapsed)}, ETA {_clock(eta)}"
+    return f" | elapsed {clock(before + elapsed)}, ETA {clock(eta)}"
 
 
 def optimise(
