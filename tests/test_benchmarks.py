@@ -34,9 +34,10 @@ def test_a_step_time_line_names_machine_torch_and_commit():
 
 
 def test_the_main_job_benchmark_times_a_fresh_clone_and_scores_its_runs(tmp_path):
+    # tiny settings under a new name (no record) and under a recorded run's name
     body = {k: v for k, v in TINY_TMS.items() if k != "name"}
     (tmp_path / "tiny.yaml").write_text(
-        yaml.safe_dump({"seeds": [0], "experiments": {"tiny": body}})
+        yaml.safe_dump({"seeds": [0], "experiments": {"tiny": body, "tms_5-2": body}})
     )
     script = str(REPO / "benchmarks/main_job.py")
     options = ["--cores", "1", "--reuse-kernels", "--params", str(tmp_path / "tiny.yaml")]
@@ -45,10 +46,17 @@ def test_the_main_job_benchmark_times_a_fresh_clone_and_scores_its_runs(tmp_path
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["benchmark"] == "main_job" and line["cores"] == 1 and line["wall_s"] > 0
     assert line["fresh_kernel_builds"] is False and line["params"].endswith("tiny.yaml")
-    assert set(line["jobs_s"]) == {"train_target/tiny", "decompose/tiny/seed0"}
-    run = line["runs"]["tiny/seed0"]
-    assert run["verdict"] in ("recovers", "misses") and run["device"] == "cpu"
-    assert run["record_verdict"] is None and run["record_machine"] is None  # no record of tiny
-    assert run["record_same_settings"] is False and run["record_same_values"] is False
+    assert {"decompose/tiny/seed0", "decompose/tms_5-2/seed0"} <= set(line["jobs_s"])
+    for run in line["runs"].values():
+        assert run["verdict"] in ("recovers", "misses") and run["device"] == "cpu"
+        assert run["record_same_settings"] is False and run["record_same_values"] is False
+    new = line["runs"]["tiny/seed0"]
+    assert new["record_verdict"] is None and new["record_machine"] is None  # no record of tiny
+    recorded = json.loads((REPO / "results/metrics/tms_5-2/seed0.json").read_text())
+    word = "recovers" if recorded["verdict"]["recovered"] else "misses"
+    provenance = recorded["provenance"]
+    where = f"{provenance['machine']}, {provenance['device']}, {provenance['threads']} thread(s)"
+    assert line["runs"]["tms_5-2/seed0"]["record_verdict"] == word
+    assert line["runs"]["tms_5-2/seed0"]["record_machine"] == where
     assert line["machine"] and line["torch"] and line["commit"]
     assert "steps (100%) done | elapsed " in result.stderr
