@@ -158,3 +158,48 @@ def test_a_typo_is_named_with_every_place_it_occurs_and_the_key_it_resembles(tmp
         in message
     )
     assert "Field required" not in message
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        (
+            "target",
+            "C",
+            5,
+            "unknown config key 'experiments.tiny.target.C' ('C' is a decomposition key)",
+        ),
+        (
+            "decomposition",
+            "n_feature",
+            5,
+            "'experiments.tiny.decomposition.n_feature' ('n_features' is a target key)",
+        ),
+        (
+            "decomposition",
+            "method",
+            "apdd",
+            "'experiments.tiny.decomposition.method': 'apdd' is not one of 'spd', 'apd'",
+        ),
+        (
+            "target",
+            "family",
+            "tmss",
+            "'experiments.tiny.target.family': 'tmss' is not one of 'tms', 'resid_mlp'",
+        ),
+    ],
+)
+def test_a_key_in_the_wrong_section_or_a_bad_tag_says_where_it_belongs(
+    tmp_path, section, key, value, message
+):
+    body = {k: copy.deepcopy(v) for k, v in TINY_TMS.items() if k != "name"}
+    body[section][key] = value
+    with pytest.raises(ConfigError) as raised:
+        load_params(_params(tmp_path, {"tiny": body}))
+    assert message in str(raised.value)
+
+
+def test_a_params_file_given_as_one_experiment_says_so(tmp_path):
+    body = {k: v for k, v in TINY_TMS.items() if k != "name"}
+    with pytest.raises(ConfigError, match=r"a params file \(it has 'experiments'\).*--params"):
+        load_experiment_config(_params(tmp_path, {"tiny": body}))

@@ -398,40 +398,77 @@ class Params(StrictModel):
         )
 
 
-_SCHEMAS = (TMSTargetConfig, ResidMLPTargetConfig, SPDConfig, APDConfig, EvalConfig, Sweep, Params)
+_SECTIONS: dict[str, tuple[type[BaseModel], ...]] = {
+    "target": (TMSTargetConfig, ResidMLPTargetConfig),
+    "decomposition": (SPDConfig, APDConfig),
+    "evaluation": (EvalConfig,),
+}
 
 
 def _key(loc: tuple[int | str, ...]) -> str:
     # A target's family and a decomposition's method select its schema; pydantic puts that tag
     # into the location, where the user wrote no key.
+    return ".".join(str(part) for part in _written(loc)) or "<root>"
+
+
+def _written(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The location as the user wrote it: without the schema tags pydantic inserts."""
     tags = (*TARGET_FAMILIES, CUSTOM_FAMILY_TAG, *METHODS)
-    return ".".join(str(part) for part in loc if part not in tags) or "<root>"
+    return tuple(part for part in loc if part not in tags)
 
 
-def _known_keys() -> set[str]:
-    return {field for model in _SCHEMAS for field in model.model_fields}
+def _fields(*models: type[BaseModel]) -> set[str]:
+    return {field for model in models for field in model.model_fields}
 
 
-def _unknown_key(loc: tuple[int | str, ...]) -> str:
-    match = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
-    hint = f" (did you mean '{match[0]}'?)" if match else ""
-    return f"unknown config key '{_key(loc)}'{hint}"
+def _keys_beside(loc: tuple[int | str, ...], schema: type[BaseModel]) -> set[str]:
+    """The keys allowed where the key at `loc` (as written) stands, in a file of `schema`."""
+    parent = loc[:-1]
+    if parent and parent[-1] in _SECTIONS:
+        return _fields(*_SECTIONS[str(parent[-1])])
+    if not parent:
+        return _fields(schema)
+    if parent[0] == "sweeps" and len(parent) == 2:
+        return _fields(Sweep)
+    if parent[0] == "experiments" and len(parent) == 2:
+        return _fields(ExperimentSettings)
+    return _fields(*(model for models in _SECTIONS.values() for model in models))
 
 
-def _format_validation_error(error: ValidationError, source: str) -> str:
+def _unknown_key(loc: tuple[int | str, ...], schema: type[BaseModel]) -> str:
+    """'unknown config key ...' with the allowed key it resembles, or else the other section's
+    key it is or resembles."""
+    written = _written(loc)
+    key = str(written[-1])
+    match = difflib.get_close_matches(key, _keys_beside(written, schema), n=1)
+    if match:
+        return f"unknown config key '{_key(loc)}' (did you mean '{match[0]}'?)"
+    for section, models in _SECTIONS.items():
+        elsewhere = difflib.get_close_matches(key, _fields(*models), n=1)
+        if elsewhere:
+            return f"unknown config key '{_key(loc)}' ('{elsewhere[0]}' is a {section} key)"
+    return f"unknown config key '{_key(loc)}'"
+
+
+def _format_validation_error(error: ValidationError, schema: type[BaseModel], source: str) -> str:
     """One line: every unknown key the user wrote (a typo also makes its intended key missing,
     so those come first), else the first problem; the count of the others."""
     errors = error.errors()
     unknown = [e for e in errors if e["type"] == "extra_forbidden"]
     if unknown:
-        shown = [_unknown_key(e["loc"]) for e in unknown]
+        shown = [_unknown_key(e["loc"], schema) for e in unknown]
     else:
         first = errors[0]
         key = _key(first["loc"])
         if first["type"] in ("union_tag_invalid", "union_tag_not_found", "family_import"):
-            key = f"{key}.family" if key != "<root>" else "family"
+            tag = "method" if key.split(".")[-1] == "decomposition" else "family"
+            key = f"{key}.{tag}" if key != "<root>" else tag
         if first["type"] == "family_import":
             shown = [f"{key} {first['msg']}"]
+        elif first["type"] == "union_tag_invalid":
+            ctx = first.get("ctx", {})
+            expected = ctx.get("expected_tags", ctx.get("expected"))
+            shown = [f"bad config key '{key}': '{ctx.get('tag')}' is not one of {expected}"]
         else:
             shown = [f"bad config key '{key}': {first['msg']}"]
     extra = len(errors) - len(shown)
@@ -447,7 +484,7 @@ def _validate(schema: type[ModelT], raw: object, source: str) -> ModelT:
     try:
         return schema.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(error, source)) from None
+        raise ConfigError(_format_validation_error(error, schema, source)) from None
 
 
 def _read_yaml(path: str | Path) -> object:
@@ -466,7 +503,13 @@ def parse_experiment_config(raw: object, source: str = "config") -> ExperimentCo
 
 def load_experiment_config(path: str | Path) -> ExperimentConfig:
     """A single-experiment YAML file (name, target, decomposition, evaluation)."""
-    return parse_experiment_config(_read_yaml(path), source=str(path))
+    raw = _read_yaml(path)
+    if isinstance(raw, dict) and "experiments" in raw:
+        raise ConfigError(
+            f"{path}: a params file (it has 'experiments'), not one experiment's config: "
+            "give it as --params with --experiment NAME"
+        )
+    return parse_experiment_config(raw, source=str(path))
 
 
 def parse_params(raw: object, source: str = "params") -> Params:
