@@ -203,3 +203,21 @@ def test_a_params_file_given_as_one_experiment_says_so(tmp_path):
     body = {k: v for k, v in TINY_TMS.items() if k != "name"}
     with pytest.raises(ConfigError, match=r"a params file \(it has 'experiments'\).*--params"):
         load_experiment_config(_params(tmp_path, {"tiny": body}))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("tiny@beta3=1.0e-3", "did you mean 'tiny@beta3=0.001'?"),
+        ("tiny@beta3=1e-3", "did you mean 'tiny@beta3=0.001'?"),
+        ("tiny@beta3=2e-3", "sweep beta3 of tiny has: tiny@beta3=0.0001, tiny@beta3=0.001"),
+    ],
+)
+def test_an_unknown_sweep_point_names_the_points_of_its_sweep(tmp_path, name, message):
+    sweeps = {
+        "beta3": {"setting": "importance_minimality_coeff", "experiments": {"tiny": [1e-4, 1e-3]}}
+    }
+    params = load_params(_sweep_params(tmp_path, sweeps))
+    with pytest.raises(ConfigError) as raised:
+        params.experiment(name)
+    assert str(raised.value) == f"unknown experiment '{name}' ({message})"

@@ -346,10 +346,27 @@ class Params(StrictModel):
         points = self.sweep_points()
         if name in points:
             return points[name]
-        known = ", ".join(sorted(self.experiments))
+        raise ConfigError(f"unknown experiment '{name}' ({self._names_like(name)})")
+
+    def _names_like(self, name: str) -> str:
+        """For an unknown name: the point it spells otherwise, or its sweep's point names, or
+        every experiment's name."""
+        base, _, point = name.partition(SWEEP_SEPARATOR)
+        sweep, _, value = point.partition("=")
+        grid = self.sweeps[sweep].experiments.get(base) if sweep in self.sweeps else None
+        if grid is not None:
+            names = [sweep_point_name(base, sweep, v) for v in grid]
+            try:
+                spelled = sweep_point_name(base, sweep, float(value))
+            except ValueError:
+                spelled = None
+            if spelled in names:
+                return f"did you mean '{spelled}'?"
+            return f"sweep {sweep} of {base} has: {', '.join(names)}"
+        known = "params has: " + ", ".join(sorted(self.experiments))
         if self.sweeps:
             known += f"; and the points of sweeps {', '.join(self.sweeps)}"
-        raise ConfigError(f"unknown experiment '{name}' (params has: {known})")
+        return known
 
     def sweep_points(self, sweep: str | None = None) -> dict[str, ExperimentConfig]:
         """Every sweep point (or one sweep's) by name, in params order, each validated."""
