@@ -34,7 +34,7 @@ import torch
 
 from spd.allocator import retain_freed_memory
 from spd.checkpointing import checkpointing_for, load_state
-from spd.config import APDConfig, ExperimentConfig, SPDConfig, load_params
+from spd.config import APDConfig, ConfigError, ExperimentConfig, SPDConfig, load_params
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.storage import untrained_decomposition
 from spd.decomp.train import decompose, make_optimizer, spd_losses
@@ -115,6 +115,9 @@ def time_steps(config: ExperimentConfig, steps: int, warmup: int, device: str) -
 
 
 def step_time_all(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    for experiment in args.experiments:
+        params.experiment(experiment)  # an unknown name is an error before any timing
     for experiment in args.experiments or spd_experiments(args.params):
         command = [
             sys.executable,
@@ -130,7 +133,10 @@ def step_time_all(args: argparse.Namespace) -> None:
             "--threads",
             str(args.threads),
         ]
-        result = subprocess.run(command, check=True, capture_output=True, text=True)
+        result = subprocess.run(command, check=False, capture_output=True, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            sys.exit(f"spd_benchmark: {experiment}: {last}")
         print(result.stdout.strip(), flush=True)
 
 
@@ -221,7 +227,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{step-time,time-to-quality,state-quality}"
+    )
     step = commands.add_parser("step-time")
     step.add_argument("experiments", nargs="*")
     step.add_argument("--steps", type=int, default=60)
@@ -254,6 +262,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     retain_freed_memory()  # as `spd` runs
+    try:
+        run(args)
+    except ConfigError as error:
+        sys.exit(f"spd_benchmark: error: {error}")
+
+
+def run(args: argparse.Namespace) -> None:
     if args.command == "step-time":
         step_time_all(args)
     elif args.command == "_one-step-time":

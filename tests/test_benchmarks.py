@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import TINY_TMS
 
@@ -31,6 +32,16 @@ def test_a_step_time_line_names_machine_torch_and_commit():
     assert line["machine"] and line["torch"] and line["commit"]
     assert isinstance(line["cpu_capability"], str) and line["cpu_capability"]
     assert line["load_avg_1min"] >= 0
+
+
+@pytest.mark.parametrize("command", ["step-time", "time-to-quality"])
+def test_an_unknown_experiment_is_a_one_line_error(command):
+    script = str(REPO / "benchmarks/spd_benchmark.py")
+    argv = [sys.executable, script, command, "tms_5_2", "--steps", "1"]
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("spd_benchmark: error: unknown experiment 'tms_5_2'")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_the_main_job_benchmark_times_a_fresh_clone_and_scores_its_runs(tmp_path):
