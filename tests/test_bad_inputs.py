@@ -2,6 +2,7 @@
 non-zero exit code, and leaves the outputs already in --out untouched."""
 
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -559,3 +560,45 @@ def test_bad_input_fails_in_one_line_and_touches_nothing(
     assert err and err[-1].startswith("spd: error:") and message in err[-1], err
     assert sorted(p.name for p in out.iterdir()) == sorted(existing)
     assert all((out / name).read_bytes() == data for name, data in existing.items())
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda tmp, fin: ["figures", str(fin), "--out", str(tmp)], ": a folder, not a file"),
+        (
+            lambda tmp, fin: ["figures", str(fin), "--out", str(tmp / "file" / "f.pdf")],
+            f"its folder {{tmp}}{os.sep}file: not a folder (it or a parent is a file)",
+        ),
+        (lambda tmp, fin: ["table1", str(fin), "--out", str(tmp / "file" / "t1")], "t1.md: its"),
+        (
+            lambda tmp, fin: (
+                ["summary", str(fin), "--metrics", str(tmp)] + ["--losses", str(tmp / "l.csv")]
+            ),
+            "--metrics {tmp}: a folder, not a file",
+        ),
+        (
+            lambda tmp, fin: (
+                ["summary", str(fin), "--metrics", str(tmp / "m.json")]
+                + ["--losses", str(tmp / "file" / "l.csv")]
+            ),
+            "--losses {tmp}",
+        ),
+        (
+            lambda tmp, fin: (
+                ["report", "--metrics-root", str(tmp / "nope")] + ["--out", str(tmp / "r.md")]
+            ),
+            "--metrics-root {tmp}" + os.sep + "nope: no such folder",
+        ),
+    ],
+)
+def test_an_unwritable_output_file_fails_before_any_work(
+    make_args, message, finished, tmp_path, capsys
+):
+    (tmp_path / "file").write_text("a file where a folder should be")
+    capsys.readouterr()
+    code = main(make_args(tmp_path, finished))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("spd: error:"), err
+    assert message.format(tmp=tmp_path) in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

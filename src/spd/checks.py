@@ -69,14 +69,31 @@ def check_fingerprint(path: Path, made_from: str | None, target_fingerprint: str
 def check_output_folder(out: Path) -> None:
     """`out` is a writable folder, or one its nearest existing ancestor lets us make; nothing is
     created here (the first file written makes it), so a refused run leaves no trace."""
+    problem = _unwritable_folder(out)
+    if problem is not None:
+        raise ConfigError(f"--out {out}: {problem}")
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """The file `path`, given as `option`, can be written: it is no folder, and its folder is
+    writable or can be made (nothing is created here)."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: a folder, not a file")
+    problem = _unwritable_folder(path.parent)
+    if problem is not None:
+        raise ConfigError(f"{option} {path}: its folder {path.parent}: {problem}")
+
+
+def _unwritable_folder(out: Path) -> str | None:
+    """Why `out` cannot be a folder to write in, or None where it can."""
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError(f"--out {out}: not a folder (it or a parent is a file)")
+        return "not a folder (it or a parent is a file)"
     if not os.access(existing, os.W_OK | os.X_OK):
-        detail = "not writable" if existing == out else f"no permission to create it in {existing}"
-        raise ConfigError(f"--out {out}: {detail}")
+        return "not writable" if existing == out else f"no permission to create it in {existing}"
+    return None
 
 
 def decomposition_bytes(target: Target, config: SPDConfig | APDConfig) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from spd.allocator import retain_freed_memory
-from spd.checks import check_fits_in_memory, check_output_folder
+from spd.checks import check_fits_in_memory, check_output_file, check_output_folder
 from spd.config import (
     APDConfig,
     ConfigError,
@@ -245,6 +245,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_files(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """The files (not folders) a command writes, by the option naming each; a Table 1 stem by
+    its Markdown file. For `report`, also refuses a --metrics-root that is no folder."""
+    if args.command == "summary":
+        return [("--metrics", args.metrics), ("--losses", args.losses)]
+    if args.command == "report":
+        if not args.metrics_root.is_dir():
+            raise ConfigError(f"--metrics-root {args.metrics_root}: no such folder")
+        return [("--out", args.out)]
+    if args.command == "table1":
+        return [("--out", args.out.with_suffix(".md"))]
+    if args.command == "figures" or args.command in OVER_PARAMS:
+        return [("--out", args.out)]
+    return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -253,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value == [] and name != "runs":
             parser.error(f"argument --{name.replace('_', '-')}: expected one argument")
     try:
+        for option, path in _output_files(args):
+            check_output_file(path, option)
         if args.command == "summary":
             from spd.pipeline.summary import summary
 
