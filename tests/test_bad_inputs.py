@@ -586,13 +586,20 @@ def test_bad_input_fails_in_one_line_and_touches_nothing(
         ),
         (
             lambda tmp, fin: (
+                ["figures", str(fin), "--table1", str(fin / METRICS_FILE)]
+                + ["--out", str(tmp / "f.pdf")]
+            ),
+            "metrics.parquet: not a Table 1 (no column 'mean', 'std', 'n_seeds', 'seeds',",
+        ),
+        (
+            lambda tmp, fin: (
                 ["report", "--metrics-root", str(tmp / "nope")] + ["--out", str(tmp / "r.md")]
             ),
             "--metrics-root {tmp}" + os.sep + "nope: no such folder",
         ),
     ],
 )
-def test_an_unwritable_output_file_fails_before_any_work(
+def test_a_bad_file_option_of_a_table_or_figure_command_fails_before_any_work(
     make_args, message, finished, tmp_path, capsys
 ):
     (tmp_path / "file").write_text("a file where a folder should be")

@@ -3,9 +3,12 @@ seeds, beside the paper's published values."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from spd.config import ConfigError
+from spd.io import read_parquet
 
 # The paper's reported values (docs/method.md), keyed by params.yaml's experiment
 # names: (MMCS, ML2R).
@@ -54,6 +57,21 @@ def table1(metrics: pd.DataFrame) -> pd.DataFrame:
         PAPER_VALUES.get(name, (float("nan"),) * 2)[TABLE_METRICS.index(metric)]
         for name, metric in zip(table.experiment, table.metric, strict=True)
     ]
+    return table
+
+
+TABLE1_COLUMNS = ("experiment", "method", "metric", "mean", "std", "n_seeds", "seeds", "paper")
+
+
+def read_table1(path: Path) -> pd.DataFrame:
+    """A Table 1 that `spd table1` wrote (its parquet), checked to have Table 1's columns."""
+    table = read_parquet(path)
+    missing = [column for column in TABLE1_COLUMNS if column not in table.columns]
+    if missing:
+        raise ConfigError(
+            f"{path}: not a Table 1 (no column {', '.join(map(repr, missing))}); "
+            "`spd table1` writes one"
+        )
     return table
 
 

@@ -17,13 +17,14 @@ def figures(runs: list[Path], out: Path, table1_path: Path | None) -> None:
     """One page per run folder of `runs` into the PDF `out`, every run of one toy family, whose
     page it gets (the default CI pages for a family without one); with `table1_path`, that
     Table 1 on the first page."""
-    from spd.evaluate.table1 import check_single_config
+    from spd.evaluate.table1 import check_single_config, read_table1
     from spd.families.base import DEFAULT_FIGURE_TABLES
     from spd.families.registry import family
 
+    table = None if table1_path is None else read_table1(table1_path)
     tables = {paths[0]: read_parquet(paths[0]) for paths in run_tables(runs, [METRICS_FILE])}
-    for path, table in tables.items():
-        if "family" not in table.columns:
+    for path, metrics_table in tables.items():
+        if "family" not in metrics_table.columns:
             raise ConfigError(
                 f"{path}: no 'family' column; run `spd evaluate` on its run folder again"
             )
@@ -35,7 +36,6 @@ def figures(runs: list[Path], out: Path, table1_path: Path | None) -> None:
             f"figures: runs of different target families ({', '.join(families)}); draw them apart"
         )
     runs_family = family(families[0])
-    table = None if table1_path is None else read_parquet(table1_path)
     if not runs_family.write_figures(run_tables(runs, runs_family.figure_tables), out, table):
         from spd.figures.ci_pages import read_ci_run, write_ci_figures
 
