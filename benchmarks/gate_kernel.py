@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ def median_ms(fn: GateFn, B: int, C: int, K: int, reps: int = 30) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()  # no options; answers --help
     start = time.perf_counter()
     available = compiled_kernel_available()
     print(f"kernel available: {available} (load/build {time.perf_counter() - start:.1f} s)")
