@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest import TINY_RESID_MLP, TINY_TMS
 
-from spd.cli import main
+from spd.cli import OVER_PARAMS, main
 from spd.pipeline.layout import (
     DECOMPOSITION_FILE,
     LOSSES_FILE,
@@ -554,7 +554,10 @@ def test_bad_input_fails_in_one_line_and_touches_nothing(
         (out / name).write_bytes((finished / name).read_bytes())
         existing[name] = (out / name).read_bytes()
     capsys.readouterr()
-    code = main([*make_args(tmp_path, finished), "--out", str(out)])
+    args = make_args(tmp_path, finished)
+    # a run's --out is a folder; the figures' is the PDF, here one in that folder
+    out_arg = out / "figures.pdf" if args[0] in OVER_PARAMS else out
+    code = main([*args, "--out", str(out_arg)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0
     assert err and err[-1].startswith("spd: error:") and message in err[-1], err
