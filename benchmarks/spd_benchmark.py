@@ -34,7 +34,14 @@ import torch
 
 from spd.allocator import retain_freed_memory
 from spd.checkpointing import checkpointing_for, load_state
-from spd.config import APDConfig, ConfigError, ExperimentConfig, SPDConfig, load_params
+from spd.config import (
+    APDConfig,
+    ConfigError,
+    ExperimentConfig,
+    Params,
+    SPDConfig,
+    load_params,
+)
 from spd.decomp.component_model import ComponentModel
 from spd.decomp.storage import untrained_decomposition
 from spd.decomp.train import decompose, make_optimizer, spd_losses
@@ -64,8 +71,8 @@ def emit(line: dict[str, object], device: str, source_dir: Path | None = None) -
     print(json.dumps(line | where), flush=True)
 
 
-def spd_experiments(params: Path) -> list[str]:
-    experiments = load_params(params).experiments
+def spd_experiments(params: Params) -> list[str]:
+    experiments = params.experiments
     return [name for name, e in experiments.items() if not isinstance(e.decomposition, APDConfig)]
 
 
@@ -118,7 +125,7 @@ def step_time_all(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     for experiment in args.experiments:
         params.experiment(experiment)  # an unknown name is an error before any timing
-    for experiment in args.experiments or spd_experiments(args.params):
+    for experiment in args.experiments or spd_experiments(params):
         command = [
             sys.executable,
             __file__,

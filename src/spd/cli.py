@@ -247,12 +247,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _output_files(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """The files (not folders) a command writes, by the option naming each; a Table 1 stem by
-    its Markdown file. For `report`, also refuses a --metrics-root that is no folder."""
+    its Markdown file."""
     if args.command == "summary":
         return [("--metrics", args.metrics), ("--losses", args.losses)]
     if args.command == "report":
-        if not args.metrics_root.is_dir():
-            raise ConfigError(f"--metrics-root {args.metrics_root}: no such folder")
         return [("--out", args.out)]
     if args.command == "table1":
         return [("--out", args.out.with_suffix(".md"))]
